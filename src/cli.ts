@@ -1,0 +1,68 @@
+/**
+ * The subcommands of the binary when it is not run as a plugin. Each verb parses its own
+ * flags with node:util's parseArgs (imported lazily, like everything daemon-side) and
+ * answers errors with one line on stderr and a non-zero exit.
+ */
+import { toIpamError } from "./errors.ts";
+import { DEFAULT_SOCKET } from "./protocol.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
+
+Usage:
+  ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
+                      run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db)
+  ipamd status [--socket PATH]
+                      exit 0 when the daemon answers (for probes and scripts)
+  ipamd version       print the version
+  ipamd --help        this text
+
+As a CNI IPAM plugin (CNI_COMMAND set) it reads the netconf on stdin:
+  "ipam": {"type": "ipamd", "ranges": [[{"subnet": "10.22.0.0/16"}]], "socket": "${DEFAULT_SOCKET}"}
+`;
+
+async function parse(args: string[], options: Record<string, { type: "string" | "boolean" }>) {
+  const { parseArgs } = await import("node:util");
+  return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: false, strict: true });
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE);
+        return verb === undefined ? 2 : 0;
+      case "version":
+      case "--version":
+        process.stdout.write(`ipamd ${VERSION}\n`);
+        return 0;
+      case "serve": {
+        const { values } = await parse(rest, { socket: { type: "string" }, db: { type: "string" }, config: { type: "string" }, node: { type: "string" } });
+        if (values.help) {
+          process.stdout.write(USAGE);
+          return 0;
+        }
+        const { serveCommand } = await import("./daemon/serve.ts");
+        return await serveCommand({ socket: values.socket, db: values.db, config: values.config, node: values.node });
+      }
+      case "status": {
+        const { values } = await parse(rest, { socket: { type: "string" } });
+        const { callDaemon } = await import("./cni/client.ts");
+        const { Paths, StatusResponseSchema } = await import("./protocol.ts");
+        const status = await callDaemon(values.socket ?? DEFAULT_SOCKET, Paths.status, undefined, StatusResponseSchema);
+        process.stdout.write(`ipamd ${status.version} serving, ${status.allocations} allocations\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`ipamd: unknown command "${verb}"; see ipamd --help\n`);
+        return 2;
+    }
+  } catch (err) {
+    process.stderr.write(`ipamd ${verb}: ${toIpamError(err).message}\n`);
+    return 1;
+  }
+}

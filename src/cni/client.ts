@@ -1,0 +1,42 @@
+/**
+ * The plugin's (and the admin CLI's) side of the socket. A daemon that cannot be reached or
+ * does not answer within CALL_TIMEOUT_MS becomes code 11 (try again later), well inside the
+ * 3 s a runtime is promised; an answer with an error body becomes that error, code and all.
+ */
+import { type BaseIssue, type BaseSchema, type InferOutput, safeParse } from "valibot";
+import { ErrorCode, IpamError } from "../errors.ts";
+import { ErrorBodySchema } from "../protocol.ts";
+
+export const CALL_TIMEOUT_MS = 2500;
+
+export async function callDaemon<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(
+  socket: string,
+  path: string,
+  body: unknown,
+  schema: S,
+  timeoutMs = CALL_TIMEOUT_MS,
+): Promise<InferOutput<S>> {
+  let res: Response;
+  let json: unknown;
+  try {
+    res = await fetch(`http://ipamd${path}`, {
+      unix: socket,
+      method: body === undefined ? "GET" : "POST",
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    json = await res.json();
+  } catch (err) {
+    const name = (err as Error)?.name;
+    const why = name === "TimeoutError" || name === "AbortError" ? `did not answer within ${timeoutMs} ms` : `is not reachable (${(err as Error)?.message ?? err})`;
+    throw new IpamError(ErrorCode.TryAgainLater, `ipamd daemon at ${socket} ${why}`);
+  }
+  if (!res.ok) {
+    const error = safeParse(ErrorBodySchema, json);
+    if (error.success) throw new IpamError(error.output.code, error.output.msg, error.output.details);
+    throw new IpamError(ErrorCode.Internal, `ipamd daemon answered HTTP ${res.status} without an error body`);
+  }
+  const parsed = safeParse(schema, json);
+  if (!parsed.success) throw new IpamError(ErrorCode.Internal, `ipamd daemon answered ${path} with an unexpected body`);
+  return parsed.output;
+}

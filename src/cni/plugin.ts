@@ -1,0 +1,211 @@
+/**
+ * Plugin mode: one CNI command per process. Read the netconf from stdin, validate env and
+ * netconf, make one call to the daemon, print the result (or a CNI error object) on stdout.
+ * This is the hot path of every pod start: it imports only valibot functions, the protocol
+ * schemas and the pure range parser, and touches no Node built-in module.
+ */
+import { safeParse } from "valibot";
+import { ErrorCode, IpamError, toIpamError } from "../errors.ts";
+import { canonicalIp } from "../ipam/address.ts";
+import { parseRangeSets, type RangeSetsInput } from "../ipam/pool.ts";
+import { type AddRequest, DEFAULT_SOCKET, EmptyResponseSchema, GcResponseSchema, IpsResponseSchema, Paths, type Pod, StatusResponseSchema } from "../protocol.ts";
+import { VERSION } from "../version.ts";
+import { callDaemon } from "./client.ts";
+import { type Dns, parseResolvConf, renderResult } from "./result.ts";
+import {
+  type Command,
+  COMMANDS,
+  compareVersions,
+  containerIdProblem,
+  interfaceNameProblem,
+  LATEST_VERSION,
+  MINIMUM_VERSION,
+  type NetConf,
+  NetConfSchema,
+  parseCniArgs,
+  REQUIRED_ENV,
+  SUPPORTED_VERSIONS,
+} from "./spec.ts";
+
+export const MAX_STDIN_BYTES = 1 << 20;
+
+type Env = Record<string, string | undefined>;
+
+/** What one command produced: the JSON for stdout (if any) and the exit code. */
+export interface PluginOutcome {
+  stdout?: unknown;
+  exitCode: number;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of Bun.stdin.stream()) {
+    size += chunk.byteLength;
+    if (size > MAX_STDIN_BYTES) throw new IpamError(ErrorCode.DecodingFailure, `network configuration on stdin is over ${MAX_STDIN_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+}
+
+function parseNetConf(stdin: string): NetConf {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdin);
+  } catch (err) {
+    throw new IpamError(ErrorCode.DecodingFailure, "network configuration on stdin is not valid JSON", (err as Error).message);
+  }
+  if (json && typeof json === "object" && typeof (json as { cniVersion?: unknown }).cniVersion === "string") {
+    checkVersion((json as { cniVersion: string }).cniVersion);
+  }
+  const parsed = safeParse(NetConfSchema, json);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join(".") || "(top level)";
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid network configuration: ${path}: ${issue.message}`);
+  }
+  return parsed.output;
+}
+
+function checkVersion(version: string): void {
+  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+    throw new IpamError(ErrorCode.IncompatibleVersion, "incompatible CNI versions", `config is "${version}", plugin supports [${SUPPORTED_VERSIONS.join(" ")}]`);
+  }
+}
+
+function checkEnv(command: Command, env: Env): void {
+  const missing = REQUIRED_ENV[command].filter((name) => !env[name]);
+  if (missing.length > 0) throw new IpamError(ErrorCode.InvalidEnvironment, `required env variables [${missing.join(",")}] missing`);
+  if (command === "ADD" || command === "DEL" || command === "CHECK") {
+    const idProblem = containerIdProblem(env.CNI_CONTAINERID!);
+    if (idProblem) throw new IpamError(ErrorCode.InvalidEnvironment, `CNI_CONTAINERID ${idProblem}`);
+    const ifProblem = interfaceNameProblem(env.CNI_IFNAME!);
+    if (ifProblem) throw new IpamError(ErrorCode.InvalidEnvironment, `CNI_IFNAME ${ifProblem}`);
+  }
+}
+
+/** host-local's two spellings of the ranges: `ranges`, plus the single range directly in `ipam`. */
+function rangesOf(conf: NetConf): RangeSetsInput {
+  const { ipam } = conf;
+  const sets: RangeSetsInput = [];
+  if (ipam.subnet) sets.push([{ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]);
+  sets.push(...(ipam.ranges ?? []));
+  if (sets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges (or ipam.subnet)");
+  parseRangeSets(sets); // full validation here, so a bad netconf is code 7 even with the daemon down
+  return sets;
+}
+
+/** Static addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (with or without prefix). */
+function requestedIpsOf(conf: NetConf, cniArgs: Map<string, string>): string[] {
+  const texts = [
+    ...(cniArgs.get("IP")?.split(",") ?? []),
+    ...(conf.args?.cni?.ips ?? []),
+    ...(conf.runtimeConfig?.ips ?? []),
+  ];
+  const ips: string[] = [];
+  for (const raw of texts) {
+    const text = raw.trim();
+    const ip = canonicalIp(text.split("/")[0]!);
+    if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid requested IP "${text}"`);
+    if (!ips.includes(ip)) ips.push(ip);
+  }
+  return ips;
+}
+
+function podOf(cniArgs: Map<string, string>): Pod | undefined {
+  const pod: Pod = {};
+  const namespace = cniArgs.get("K8S_POD_NAMESPACE");
+  const name = cniArgs.get("K8S_POD_NAME");
+  const uid = cniArgs.get("K8S_POD_UID");
+  if (namespace) pod.namespace = namespace;
+  if (name) pod.name = name;
+  if (uid) pod.uid = uid;
+  return Object.keys(pod).length > 0 ? pod : undefined;
+}
+
+async function dnsOf(conf: NetConf): Promise<Dns> {
+  if (!conf.ipam.resolvConf) return {};
+  try {
+    return parseResolvConf(await Bun.file(conf.ipam.resolvConf).text());
+  } catch (err) {
+    throw new IpamError(ErrorCode.IoFailure, `cannot read resolvConf ${conf.ipam.resolvConf}: ${(err as Error).message}`);
+  }
+}
+
+async function execute(command: Exclude<Command, "VERSION">, env: Env, conf: NetConf): Promise<PluginOutcome> {
+  const socket = conf.ipam.socket ?? DEFAULT_SOCKET;
+  const network = conf.name;
+  switch (command) {
+    case "ADD": {
+      const cniArgs = parseCniArgs(env.CNI_ARGS);
+      const pod = podOf(cniArgs);
+      const request: AddRequest = {
+        network,
+        containerID: env.CNI_CONTAINERID!,
+        ifname: env.CNI_IFNAME!,
+        netns: env.CNI_NETNS,
+        ranges: rangesOf(conf),
+        requestedIps: requestedIpsOf(conf, cniArgs),
+        ...(pod ? { pod } : {}),
+      };
+      const [answer, dns] = await Promise.all([callDaemon(socket, Paths.add, request, IpsResponseSchema), dnsOf(conf)]);
+      return { stdout: renderResult(conf.cniVersion, answer.ips, conf.ipam.routes, dns), exitCode: 0 };
+    }
+    case "DEL":
+      // Never a false success: an unreachable daemon fails the DEL, and the runtime retries.
+      await callDaemon(socket, Paths.del, { network, containerID: env.CNI_CONTAINERID!, ifname: env.CNI_IFNAME! }, EmptyResponseSchema);
+      return { exitCode: 0 };
+    case "CHECK": {
+      if (!conf.prevResult) throw new IpamError(ErrorCode.InvalidNetworkConfig, "CHECK needs prevResult in the network configuration");
+      const answer = await callDaemon(socket, Paths.check, { network, containerID: env.CNI_CONTAINERID!, ifname: env.CNI_IFNAME! }, IpsResponseSchema);
+      const previous = new Set((conf.prevResult.ips ?? []).map((ip) => canonicalIp(ip.address.split("/")[0]!)));
+      const missing = answer.ips.filter((ip) => !previous.has(ip.address));
+      if (missing.length > 0) {
+        throw new IpamError(ErrorCode.InvalidNetworkConfig, `prevResult lacks ${missing.map((ip) => ip.address).join(", ")}, allocated to this container`);
+      }
+      return { exitCode: 0 };
+    }
+    case "GC": {
+      const valid = conf["cni.dev/valid-attachments"] ?? conf["cni.dev/attachments"];
+      if (valid === undefined) return { exitCode: 0 }; // no list: nothing is known to be stale
+      await callDaemon(socket, Paths.gc, { network, validAttachments: valid }, GcResponseSchema);
+      return { exitCode: 0 };
+    }
+    case "STATUS":
+      try {
+        await callDaemon(socket, Paths.status, undefined, StatusResponseSchema);
+      } catch (err) {
+        const e = toIpamError(err);
+        throw new IpamError(ErrorCode.NotAvailable, `ipamd is not available: ${e.message}`);
+      }
+      return { exitCode: 0 };
+  }
+}
+
+/** Runs one command; never throws: every failure becomes a CNI error object. */
+export async function runCommand(env: Env, readInput: () => Promise<string>): Promise<PluginOutcome> {
+  let cniVersion: string = LATEST_VERSION;
+  try {
+    const command = env.CNI_COMMAND as Command;
+    if (!(COMMANDS as readonly string[]).includes(command)) {
+      throw new IpamError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND: ${env.CNI_COMMAND}`, `ipamd ${VERSION} handles ${COMMANDS.join(", ")}`);
+    }
+    if (command === "VERSION") return { stdout: { cniVersion: LATEST_VERSION, supportedVersions: SUPPORTED_VERSIONS }, exitCode: 0 };
+    checkEnv(command, env);
+    const conf = parseNetConf(await readInput());
+    cniVersion = conf.cniVersion;
+    const minimum = MINIMUM_VERSION[command];
+    if (minimum && compareVersions(conf.cniVersion, minimum) < 0) {
+      throw new IpamError(ErrorCode.IncompatibleVersion, `config version does not allow ${command}`, `${command} needs cniVersion ${minimum} or later`);
+    }
+    return await execute(command, env, conf);
+  } catch (err) {
+    return { stdout: { cniVersion, ...toIpamError(err).toJSON() }, exitCode: 1 };
+  }
+}
+
+export async function runPlugin(): Promise<number> {
+  const outcome = await runCommand(process.env, readStdin);
+  if (outcome.stdout !== undefined) await Bun.write(Bun.stdout, `${JSON.stringify(outcome.stdout)}\n`);
+  return outcome.exitCode;
+}

@@ -1,0 +1,122 @@
+/**
+ * The CNI side of the boundary: which versions we speak, the CNI_* environment, the netconf
+ * (host-local's `ipam` section plus `socket`), and CNI_ARGS. Everything here is a valibot
+ * schema or a small pure parser; plugin.ts turns their failures into CNI error codes.
+ */
+import {
+  array,
+  type InferOutput,
+  integer,
+  looseObject,
+  maxLength,
+  minLength,
+  number,
+  object,
+  optional,
+  pipe,
+  string,
+} from "valibot";
+import { ErrorCode, IpamError } from "../errors.ts";
+import { RangeInputSchema, RangeSetsInputSchema } from "../ipam/pool.ts";
+import { AttachmentKeySchema } from "../protocol.ts";
+
+export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
+export const LATEST_VERSION: CniVersion = "1.1.0";
+
+export const COMMANDS = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"] as const;
+export type Command = (typeof COMMANDS)[number];
+
+/** The oldest netconf version in which the spec defines each command. */
+export const MINIMUM_VERSION: Partial<Record<Command, CniVersion>> = { CHECK: "0.4.0", GC: "1.1.0", STATUS: "1.1.0" };
+
+/** Which CNI_* variables each command needs, as libcni's skel requires them. */
+export const REQUIRED_ENV: Record<Command, string[]> = {
+  ADD: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  DEL: ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"],
+  CHECK: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"],
+  GC: ["CNI_PATH"],
+  STATUS: ["CNI_PATH"],
+  VERSION: [],
+};
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+const RouteSchema = looseObject({
+  dst: string(),
+  gw: optional(string()),
+  mtu: optional(pipe(number(), integer())),
+  advmss: optional(pipe(number(), integer())),
+  priority: optional(pipe(number(), integer())),
+  table: optional(pipe(number(), integer())),
+  scope: optional(pipe(number(), integer())),
+});
+export type Route = InferOutput<typeof RouteSchema>;
+
+const IpListSchema = pipe(array(string()), maxLength(64));
+
+export const IpamConfigSchema = looseObject({
+  type: string(),
+  /** The daemon's socket; /run/ipamd/ipamd.sock when absent. */
+  socket: optional(pipe(string(), minLength(1), maxLength(4096))),
+  ranges: optional(RangeSetsInputSchema),
+  // host-local's older single-range form, directly in `ipam`.
+  ...object({ ...RangeInputSchema.entries, subnet: optional(string()) }).entries,
+  routes: optional(pipe(array(RouteSchema), maxLength(1024))),
+  resolvConf: optional(string()),
+  /** host-local's data directory: accepted so configs work unchanged, and ignored. */
+  dataDir: optional(string()),
+});
+export type IpamConfig = InferOutput<typeof IpamConfigSchema>;
+
+const AttachmentListSchema = pipe(array(AttachmentKeySchema), maxLength(1_000_000));
+
+export const NetConfSchema = looseObject({
+  cniVersion: string(),
+  name: pipe(string(), minLength(1), maxLength(253)),
+  type: optional(string()),
+  ipam: IpamConfigSchema,
+  runtimeConfig: optional(looseObject({ ips: optional(IpListSchema) })),
+  args: optional(looseObject({ cni: optional(looseObject({ ips: optional(IpListSchema) })) })),
+  prevResult: optional(looseObject({ ips: optional(array(looseObject({ address: string() }))) })),
+  "cni.dev/valid-attachments": optional(AttachmentListSchema),
+  "cni.dev/attachments": optional(AttachmentListSchema),
+});
+export type NetConf = InferOutput<typeof NetConfSchema>;
+
+/** CNI_ARGS: "K=V;K=V". Unknown keys are tolerated: kubelet always adds IgnoreUnknown=1. */
+export function parseCniArgs(text: string | undefined): Map<string, string> {
+  const args = new Map<string, string>();
+  if (!text) return args;
+  for (const pair of text.split(";")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new IpamError(ErrorCode.InvalidEnvironment, `CNI_ARGS: invalid pair "${pair}", expected KEY=VALUE`);
+    args.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  return args;
+}
+
+/** As libcni's ValidateInterfaceName: the kernel's limit is 15 bytes, no '/', ':' or space. */
+export function interfaceNameProblem(name: string): string | null {
+  if (name === "") return "is empty";
+  if (Buffer.byteLength(name) > 15) return `"${name}" is longer than 15 bytes`;
+  if (name === "." || name === "..") return `"${name}" is not a valid name`;
+  if (/[/:\s]/.test(name)) return `"${name}" contains '/', ':' or white space`;
+  return null;
+}
+
+/** As libcni's ValidateContainerID. */
+export function containerIdProblem(id: string): string | null {
+  if (id === "") return "is empty";
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(id)) return `"${id}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`;
+  return null;
+}

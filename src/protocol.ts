@@ -1,0 +1,89 @@
+/**
+ * The socket protocol between the plugin (and the admin CLI) and the daemon: JSON over
+ * HTTP/1.1 on a unix socket, versioned paths under /v1. Both sides import these schemas, so
+ * a request the plugin can build is exactly a request the daemon accepts.
+ */
+import { array, integer, type InferOutput, maxLength, minLength, minValue, maxValue, number, object, optional, picklist, pipe, string } from "valibot";
+import { RangeSetsInputSchema } from "./ipam/pool.ts";
+
+export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
+/** Request bodies above this are refused before parsing: a netconf is a few KiB at most. */
+export const MAX_BODY_BYTES = 1 << 20;
+
+export const Paths = {
+  add: "/v1/cni/add",
+  del: "/v1/cni/del",
+  check: "/v1/cni/check",
+  gc: "/v1/cni/gc",
+  status: "/v1/status",
+} as const;
+
+const text = (max: number) => pipe(string(), minLength(1), maxLength(max));
+
+export const AttachmentKeySchema = object({
+  containerID: text(256),
+  ifname: text(15),
+});
+export type AttachmentKey = InferOutput<typeof AttachmentKeySchema>;
+
+const attachment = {
+  network: text(253),
+  ...AttachmentKeySchema.entries,
+};
+
+export const PodSchema = object({
+  namespace: optional(pipe(string(), maxLength(253))),
+  name: optional(pipe(string(), maxLength(253))),
+  uid: optional(pipe(string(), maxLength(64))),
+});
+export type Pod = InferOutput<typeof PodSchema>;
+
+export const AddRequestSchema = object({
+  ...attachment,
+  netns: optional(pipe(string(), maxLength(4096))),
+  ranges: RangeSetsInputSchema,
+  /** Static addresses (CNI_ARGS IP=, runtimeConfig.ips, args.cni.ips), without prefix. */
+  requestedIps: optional(pipe(array(text(64)), maxLength(64))),
+  pod: optional(PodSchema),
+});
+export type AddRequest = InferOutput<typeof AddRequestSchema>;
+
+export const AllocatedIpSchema = object({
+  family: picklist([4, 6]),
+  address: string(),
+  prefix: pipe(number(), integer(), minValue(0), maxValue(128)),
+  gateway: optional(string()),
+});
+export type AllocatedIp = InferOutput<typeof AllocatedIpSchema>;
+
+export const IpsResponseSchema = object({ ips: array(AllocatedIpSchema) });
+export type IpsResponse = InferOutput<typeof IpsResponseSchema>;
+
+/** The answer to calls that only succeed or fail (DEL). */
+export const EmptyResponseSchema = object({});
+
+export const DelRequestSchema = object(attachment);
+export type DelRequest = InferOutput<typeof DelRequestSchema>;
+
+export const CheckRequestSchema = object(attachment);
+export type CheckRequest = InferOutput<typeof CheckRequestSchema>;
+
+export const GcRequestSchema = object({
+  network: attachment.network,
+  validAttachments: pipe(array(AttachmentKeySchema), maxLength(1_000_000)),
+});
+export type GcRequest = InferOutput<typeof GcRequestSchema>;
+
+export const GcResponseSchema = object({ released: array(string()) });
+export type GcResponse = InferOutput<typeof GcResponseSchema>;
+
+export const StatusResponseSchema = object({ version: string(), allocations: number() });
+export type StatusResponse = InferOutput<typeof StatusResponseSchema>;
+
+/** Every failure on the socket: the CNI error object without cniVersion. */
+export const ErrorBodySchema = object({
+  code: number(),
+  msg: string(),
+  details: optional(string()),
+});
+export type ErrorBody = InferOutput<typeof ErrorBodySchema>;

@@ -1,0 +1,206 @@
+/**
+ * The embedded store: bun:sqlite in WAL mode with synchronous=FULL, so a commit is on disk
+ * before it is acknowledged. Concurrent commits share one transaction (group commit): each
+ * caller's changes run in their own savepoint, so one failing caller does not fail the
+ * others, and one fsync covers them all. Nothing waits on a timer: the batch is flushed on
+ * the next turn of the event loop, collecting whatever requests arrived meanwhile.
+ */
+import type { Database, Statement } from "bun:sqlite";
+import type { Family } from "../ipam/address.ts";
+import type { AttachmentKey } from "../protocol.ts";
+import type { AllocationRecord, Change, Store } from "./store.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS allocations (
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  family INTEGER NOT NULL,
+  prefix INTEGER NOT NULL,
+  gateway TEXT,
+  pool TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  ifname TEXT NOT NULL,
+  netns TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  node TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  static INTEGER NOT NULL,
+  PRIMARY KEY (network, ip)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
+CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  container_id TEXT,
+  ifname TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  cause TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
+`;
+
+interface Pending {
+  changes: Change[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+type Row = Record<string, string | number | null>;
+
+function toRecord(row: Row): AllocationRecord {
+  return {
+    network: row.network as string,
+    ip: row.ip as string,
+    family: row.family as Family,
+    prefix: row.prefix as number,
+    gateway: row.gateway as string | null,
+    pool: row.pool as string,
+    containerID: row.container_id as string,
+    ifname: row.ifname as string,
+    netns: row.netns as string | null,
+    podNamespace: row.pod_namespace as string | null,
+    podName: row.pod_name as string | null,
+    podUid: row.pod_uid as string | null,
+    node: row.node as string,
+    createdAt: row.created_at as number,
+    static: row.static === 1,
+  };
+}
+
+export class SqliteStore implements Store {
+  private queue: Pending[] = [];
+  private flushScheduled = false;
+  private readonly insertAllocation: Statement;
+  private readonly recordRelease: Statement;
+  private readonly deleteAllocation: Statement;
+  private readonly upsertCursor: Statement;
+  private readonly selectAttachment: Statement;
+  private readonly selectAttachments: Statement;
+
+  private constructor(private readonly db: Database) {
+    this.insertAllocation = db.prepare(
+      `INSERT INTO allocations VALUES ($network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
+        $podNamespace, $podName, $podUid, $node, $createdAt, $static)`,
+    );
+    this.recordRelease = db.prepare(
+      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+       SELECT ?1, 'released', network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
+       FROM allocations WHERE network = ?2 AND ip = ?3`,
+    );
+    this.deleteAllocation = db.prepare("DELETE FROM allocations WHERE network = ? AND ip = ?");
+    this.upsertCursor = db.prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
+    this.selectAttachment = db.prepare(
+      "SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ? ORDER BY family, ip",
+    );
+    this.selectAttachments = db.prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
+  }
+
+  /** bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. */
+  static async open(path: string): Promise<SqliteStore> {
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(path, { create: true, strict: true });
+    // One daemon per database: the exclusive lock makes a second one fail at once instead
+    // of handing out addresses from a stale in-memory index.
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
+    db.exec(SCHEMA);
+    return new SqliteStore(db);
+  }
+
+  async forEachTaken(visit: (network: string, family: Family, ip: string) => void): Promise<void> {
+    for (const [network, family, ip] of this.db.query("SELECT network, family, ip FROM allocations").values() as [string, Family, string][]) {
+      visit(network, family, ip);
+    }
+  }
+
+  async cursors(): Promise<Map<string, string>> {
+    const rows = this.db.query("SELECT pool, ip FROM cursors").values() as [string, string][];
+    return new Map(rows);
+  }
+
+  async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
+    return (this.selectAttachment.all(network, key.containerID, key.ifname) as Row[]).map(toRecord);
+  }
+
+  async attachments(network: string): Promise<AttachmentKey[]> {
+    return (this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
+  }
+
+  commit(changes: Change[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ changes, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private apply(change: Change, now: number): void {
+    switch (change.op) {
+      case "allocate": {
+        const r = change.record;
+        this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
+        this.db
+          .query(
+            `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(now, r.static ? "static" : "allocated", r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, "cni add");
+        break;
+      }
+      case "release":
+        this.recordRelease.run(now, change.network, change.ip, change.cause);
+        this.deleteAllocation.run(change.network, change.ip);
+        break;
+      case "cursor":
+        this.upsertCursor.run(change.pool, change.ip);
+        break;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const failed = new Map<Pending, unknown>();
+    const now = Date.now();
+    try {
+      this.db.exec("BEGIN IMMEDIATE");
+      for (const pending of batch) {
+        this.db.exec("SAVEPOINT caller");
+        try {
+          for (const change of pending.changes) this.apply(change, now);
+          this.db.exec("RELEASE caller");
+        } catch (err) {
+          this.db.exec("ROLLBACK TO caller; RELEASE caller");
+          failed.set(pending, err);
+        }
+      }
+      this.db.exec("COMMIT");
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      for (const pending of batch) pending.reject(err);
+      return;
+    }
+    for (const pending of batch) {
+      if (failed.has(pending)) pending.reject(failed.get(pending));
+      else pending.resolve();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.queue.length > 0) this.flush();
+    this.db.close();
+  }
+}
