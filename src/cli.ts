@@ -21,9 +21,11 @@ As a CNI IPAM plugin (CNI_COMMAND set) it reads the netconf on stdin:
   "ipam": {"type": "ipamd", "ranges": [[{"subnet": "10.22.0.0/16"}]], "socket": "${DEFAULT_SOCKET}"}
 `;
 
-async function parse(args: string[], options: Record<string, { type: "string" | "boolean" }>) {
+type Options = Record<string, { type: "string" | "boolean" }>;
+
+async function parse<O extends Options>(args: string[], options: O) {
   const { parseArgs } = await import("node:util");
-  return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: false, strict: true });
+  return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } } as O & { help: { type: "boolean"; short: "h" } }, allowPositionals: false, strict: true });
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -41,7 +43,7 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(`ipamd ${VERSION}\n`);
         return 0;
       case "serve": {
-        const { values } = await parse(rest, { socket: { type: "string" }, db: { type: "string" }, config: { type: "string" }, node: { type: "string" } });
+        const { values } = await parse(rest, { socket: { type: "string" }, db: { type: "string" }, config: { type: "string" }, node: { type: "string" } } as const);
         if (values.help) {
           process.stdout.write(USAGE);
           return 0;
@@ -50,7 +52,7 @@ export async function runCli(argv: string[]): Promise<number> {
         return await serveCommand({ socket: values.socket, db: values.db, config: values.config, node: values.node });
       }
       case "status": {
-        const { values } = await parse(rest, { socket: { type: "string" } });
+        const { values } = await parse(rest, { socket: { type: "string" } } as const);
         const { callDaemon } = await import("./cni/client.ts");
         const { Paths, StatusResponseSchema } = await import("./protocol.ts");
         const status = await callDaemon(values.socket ?? DEFAULT_SOCKET, Paths.status, undefined, StatusResponseSchema);

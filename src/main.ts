@@ -13,3 +13,5 @@ if (process.env.CNI_COMMAND !== undefined) {
 }
 // Exit now rather than when idle keep-alive sockets time out.
 process.exit(exitCode);
+
+export {};

@@ -26,10 +26,13 @@ function firstFreeIn(taken: ExtentSet, range: Range, from: bigint, to: bigint): 
  */
 export function allocateNext(set: RangeSet, taken: ExtentSet, cursor: bigint | null): Allocation | null {
   const ranges = set.ranges;
-  let first = cursor === null ? -1 : ranges.findIndex((r) => cursor >= r.start && cursor <= r.end);
+  const at = cursor;
+  let first = at === null ? -1 : ranges.findIndex((r) => at >= r.start && at <= r.end);
   // A cursor outside every range (the pool was redefined) restarts at the first range.
-  if (first < 0) cursor = null;
-  if (first < 0) first = 0;
+  if (first < 0) {
+    cursor = null;
+    first = 0;
+  }
   for (let step = 0; step <= ranges.length; step++) {
     const range = ranges[(first + step) % ranges.length]!;
     let from = range.start;
