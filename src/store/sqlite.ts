@@ -79,6 +79,7 @@ export class SqliteStore implements Store {
   private queue: Pending[] = [];
   private flushScheduled = false;
   private readonly insertAllocation: Statement;
+  private readonly recordEvent: Statement;
   private readonly recordRelease: Statement;
   private readonly deleteAllocation: Statement;
   private readonly upsertCursor: Statement;
@@ -89,6 +90,10 @@ export class SqliteStore implements Store {
     this.insertAllocation = db.prepare(
       `INSERT INTO allocations VALUES ($network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
         $podNamespace, $podName, $podUid, $node, $createdAt, $static)`,
+    );
+    this.recordEvent = db.prepare(
+      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.recordRelease = db.prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
@@ -118,14 +123,21 @@ export class SqliteStore implements Store {
   }
 
   async forEachTaken(visit: (network: string, family: Family, ip: string) => void): Promise<void> {
-    for (const [network, family, ip] of this.db.query("SELECT network, family, ip FROM allocations").values() as [string, Family, string][]) {
-      visit(network, family, ip);
+    const select = this.db.prepare("SELECT network, family, ip FROM allocations");
+    try {
+      for (const [network, family, ip] of select.values() as [string, Family, string][]) visit(network, family, ip);
+    } finally {
+      select.finalize();
     }
   }
 
   async cursors(): Promise<Map<string, string>> {
-    const rows = this.db.query("SELECT pool, ip FROM cursors").values() as [string, string][];
-    return new Map(rows);
+    const select = this.db.prepare("SELECT pool, ip FROM cursors");
+    try {
+      return new Map(select.values() as [string, string][]);
+    } finally {
+      select.finalize();
+    }
   }
 
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
@@ -151,12 +163,7 @@ export class SqliteStore implements Store {
       case "allocate": {
         const r = change.record;
         this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
-        this.db
-          .query(
-            `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(now, r.static ? "static" : "allocated", r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, "cni add");
+        this.recordEvent.run(now, r.static ? "static" : "allocated", r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, "cni add");
         break;
       }
       case "release":
@@ -199,8 +206,12 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Flushes what is queued, then closes for real: statements left open would keep the file locked. */
   async close(): Promise<void> {
     if (this.queue.length > 0) this.flush();
-    this.db.close();
+    for (const statement of [this.insertAllocation, this.recordEvent, this.recordRelease, this.deleteAllocation, this.upsertCursor, this.selectAttachment, this.selectAttachments]) {
+      statement.finalize();
+    }
+    this.db.close(true);
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * The Store contract (DESIGN rule 3): one suite every backend must pass. A backend's test
+ * file calls storeContract() with a factory that opens a fresh store and one that reopens
+ * the same data, as a restarted daemon would.
+ */
+import { describe, expect, test } from "bun:test";
+import type { AllocationRecord, Store } from "../../src/store/store.ts";
+
+export interface ContractTarget {
+  /** A new, empty store. */
+  open(): Promise<Store>;
+  /** The same data as `store`, opened again after it was closed. */
+  reopen(store: Store): Promise<Store>;
+}
+
+export function record(ip: string, containerID: string, more: Partial<AllocationRecord> = {}): AllocationRecord {
+  return {
+    network: "net1",
+    ip,
+    family: ip.includes(":") ? 6 : 4,
+    prefix: ip.includes(":") ? 64 : 24,
+    gateway: ip.includes(":") ? "fd00::1" : "10.0.0.1",
+    pool: "10.0.0.0/24[10.0.0.1-10.0.0.254 gw 10.0.0.1]",
+    containerID,
+    ifname: "eth0",
+    netns: `/var/run/netns/${containerID}`,
+    podNamespace: "default",
+    podName: `pod-${containerID}`,
+    podUid: null,
+    node: "node-a",
+    createdAt: 1_700_000_000_000,
+    static: false,
+    ...more,
+  };
+}
+
+async function taken(store: Store): Promise<string[]> {
+  const out: string[] = [];
+  await store.forEachTaken((network, family, ip) => out.push(`${network}/${family}/${ip}`));
+  return out.sort();
+}
+
+export function storeContract(name: string, target: ContractTarget): void {
+  describe(`Store contract: ${name}`, () => {
+    test("an allocation is found by attachment, listed, and replayed as taken", async () => {
+      const store = await target.open();
+      await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "allocate", record: record("fd00::2", "c1") }]);
+      expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([record("10.0.0.2", "c1"), record("fd00::2", "c1")]);
+      expect(await store.attachment("net1", { containerID: "c1", ifname: "eth1" })).toEqual([]);
+      expect(await store.attachment("net2", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+      expect(await store.attachments("net1")).toEqual([{ containerID: "c1", ifname: "eth0" }]);
+      expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/6/fd00::2"]);
+      await store.close();
+    });
+
+    test("release removes the address; cursors round-trip and are overwritten", async () => {
+      const store = await target.open();
+      await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", pool: "net1|p", ip: "10.0.0.2" }]);
+      await store.commit([{ op: "release", network: "net1", ip: "10.0.0.2", cause: "test" }, { op: "cursor", pool: "net1|p", ip: "10.0.0.3" }]);
+      expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+      expect(await taken(store)).toEqual([]);
+      expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.0.3"]]));
+      await store.close();
+    });
+
+    test("an address is held once per network: a duplicate commit fails whole, others in the same batch succeed", async () => {
+      const store = await target.open();
+      await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }]);
+      const results = await Promise.allSettled([
+        store.commit([{ op: "allocate", record: record("10.0.0.3", "c2") }, { op: "allocate", record: record("10.0.0.2", "c2") }]),
+        store.commit([{ op: "allocate", record: record("10.0.0.4", "c3") }]),
+        store.commit([{ op: "allocate", record: record("10.0.0.2", "c4", { network: "net2" }) }]),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
+      // Nothing of the failed commit is left half-written.
+      expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([]);
+      expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/4/10.0.0.4", "net2/4/10.0.0.2"]);
+      await store.close();
+    });
+
+    test("what was committed survives closing and reopening", async () => {
+      const store = await target.open();
+      await Promise.all(Array.from({ length: 50 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.0.${i + 2}`, `c${i}`) }])));
+      await store.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.51" }]);
+      const again = await target.reopen(store);
+      expect((await taken(again)).length).toBe(50);
+      expect(await again.attachment("net1", { containerID: "c7", ifname: "eth0" })).toEqual([record("10.0.0.9", "c7")]);
+      expect(await again.cursors()).toEqual(new Map([["net1|p", "10.0.0.51"]]));
+      await again.close();
+    });
+  });
+}
