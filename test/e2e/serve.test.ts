@@ -1,0 +1,115 @@
+/** The daemon's lifecycle as systemd or a DaemonSet sees it: socket, single instance, SIGTERM, config. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BINARY, cleanup, startDaemon, tempDir } from "./harness.ts";
+
+afterEach(cleanup);
+
+async function run(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([BINARY, ...args], { stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH ?? "" } });
+  const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { exitCode, stdout, stderr };
+}
+
+const addBody = (containerID: string) =>
+  JSON.stringify({ network: "lifecycle", containerID, ifname: "eth0", ranges: [[{ subnet: "10.50.0.0/16" }]] });
+
+describe("ipamd serve", () => {
+  test("creates its socket directory 0700 and the socket 0600", async () => {
+    const dir = tempDir();
+    const socket = join(dir, "run", "ipamd", "ipamd.sock");
+    const proc = Bun.spawn([BINARY, "serve", "--socket", socket, "--db", join(dir, "db", "ipamd.db")], { stderr: "pipe" });
+    try {
+      const deadline = Date.now() + 5000;
+      while (!existsSync(socket) && Date.now() < deadline) await Bun.sleep(20);
+      expect(statSync(join(dir, "run", "ipamd")).mode & 0o777).toBe(0o700);
+      expect(statSync(socket).mode & 0o777).toBe(0o600);
+      expect(statSync(socket).isSocket()).toBe(true);
+    } finally {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    }
+  });
+
+  test("refuses to start when another daemon serves the same socket; the first keeps serving", async () => {
+    const first = await startDaemon();
+    const second = await run(["serve", "--socket", first.socket, "--db", join(tempDir(), "other.db")]);
+    expect(second.exitCode).not.toBe(0);
+    expect(second.stderr).toContain(`another ipamd is already serving ${first.socket}`);
+    expect((await fetch("http://ipamd/v1/status", { unix: first.socket })).status).toBe(200);
+  });
+
+  test("refuses a second daemon on the same database", async () => {
+    const first = await startDaemon();
+    const second = await run(["serve", "--socket", join(tempDir(), "s.sock"), "--db", first.db]);
+    expect(second.exitCode).not.toBe(0);
+    expect(second.stderr).toContain(`cannot open store ${first.db}`);
+  });
+
+  test("removes a stale socket left by a crash and starts", async () => {
+    const first = await startDaemon();
+    await first.kill9();
+    expect(existsSync(first.socket)).toBe(true);
+    const again = await startDaemon({ dir: first.dir });
+    expect((await fetch("http://ipamd/v1/status", { unix: again.socket })).status).toBe(200);
+  });
+
+  test("SIGTERM: requests in flight are answered and durable, then the socket is removed", async () => {
+    const daemon = await startDaemon();
+    const requests = Array.from({ length: 60 }, (_, i) =>
+      fetch("http://ipamd/v1/cni/add", { unix: daemon.socket, method: "POST", body: addBody(`c${i}`) })
+        .then(async (res) => ({ i, status: res.status, body: (await res.json()) as any }))
+        .catch(() => ({ i, status: 0, body: null })),
+    );
+    await Bun.sleep(5);
+    const exitCode = await daemon.stop();
+    const answers = await Promise.all(requests);
+    expect(exitCode).toBe(0);
+    expect(existsSync(daemon.socket)).toBe(false);
+    // Every request got a whole answer or never reached the daemon: no 5xx, no torn reply.
+    for (const a of answers) expect([0, 200]).toContain(a.status);
+    const acknowledged = answers.filter((a) => a.status === 200);
+    const restarted = await startDaemon({ dir: daemon.dir });
+    for (const a of acknowledged) {
+      const res = await fetch("http://ipamd/v1/cni/add", { unix: restarted.socket, method: "POST", body: addBody(`c${a.i}`) });
+      expect(((await res.json()) as any).ips).toEqual(a.body.ips);
+    }
+  });
+
+  test("a config file sets the node name; an invalid one stops the daemon naming the field", async () => {
+    const dir = tempDir();
+    const good = join(dir, "good.json");
+    writeFileSync(good, JSON.stringify({ node: "node-7" }));
+    const daemon = await startDaemon({ args: ["--config", good] });
+    expect(daemon.stderr()).toContain('"node":"node-7"');
+
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ node: "", sokcet: "/x" }));
+    const refused = await run(["serve", "--config", bad, "--socket", join(dir, "s.sock"), "--db", join(dir, "d.db")]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toMatch(/config file .*bad\.json: (node|sokcet): /);
+    const missing = await run(["serve", "--config", join(dir, "absent.json"), "--socket", join(dir, "s.sock")]);
+    expect(missing.stderr).toContain("does not exist");
+  });
+});
+
+describe("CLI", () => {
+  test("version, --help, status, unknown command", async () => {
+    const pkg = await Bun.file(join(import.meta.dir, "../../package.json")).json();
+    expect((await run(["version"])).stdout.trim()).toBe(`ipamd ${pkg.version}`);
+    const help = await run(["--help"]);
+    expect(help.exitCode).toBe(0);
+    for (const verb of ["serve", "status", "version"]) expect(help.stdout).toContain(`ipamd ${verb}`);
+    const daemon = await startDaemon();
+    const status = await run(["status", "--socket", daemon.socket]);
+    expect(status).toMatchObject({ exitCode: 0, stdout: expect.stringContaining("serving, 0 allocations") });
+    const down = await run(["status", "--socket", join(tempDir(), "none.sock")]);
+    expect(down.exitCode).toBe(1);
+    expect(down.stderr).toContain("not reachable");
+    const unknown = await run(["frobnicate"]);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    expect((await run(["serve", "--bogus"])).exitCode).not.toBe(0);
+  });
+});
