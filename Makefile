@@ -4,7 +4,7 @@ SOCKET ?= /run/ipamd/ipamd.sock
 DB ?= /var/lib/ipamd/ipamd.db
 SOURCES := $(shell find src -name '*.ts' -o -name '*.tsx') package.json
 
-.PHONY: all build run test bench typecheck clean deps
+.PHONY: all build run test bench typecheck clean deps system-deps
 
 all: build
 
@@ -12,7 +12,14 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-deps: node_modules/.installed
+# Debian packages the tests and `make run` use: the bridge and host-local plugins (the
+# end-to-end chain and the benchmark's peer), iproute2 and ping for network namespaces.
+system-deps:
+	@if ! { command -v ip && command -v ping && command -v hyperfine && test -x /usr/lib/cni/bridge; } >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq containernetworking-plugins iproute2 iputils-ping hyperfine; \
+	fi
+
+deps: system-deps node_modules/.installed
 
 # --bytecode saves ~2 ms of parse time on every plugin exec; see DESIGN.md.
 dist/ipamd: node_modules/.installed $(SOURCES)
@@ -21,15 +28,14 @@ dist/ipamd: node_modules/.installed $(SOURCES)
 build: dist/ipamd
 
 # Installs what is missing, builds, and starts the daemon in the foreground on the embedded store.
-run: build
-	@command -v ip >/dev/null && test -x /usr/lib/cni/bridge || (apt-get update -qq && apt-get install -y -qq containernetworking-plugins iproute2)
+run: deps build
 	dist/ipamd serve --socket $(SOCKET) --db $(DB)
 
-test: build
+test: deps build typecheck
 	$(BUN) test
 
 typecheck: node_modules/.installed
-	$(BUN) x tsc --noEmit -p .
+	node_modules/.bin/tsc --noEmit -p .
 
 clean:
 	rm -rf dist
