@@ -3,7 +3,7 @@
  * HTTP/1.1 on a unix socket, versioned paths under /v1. Both sides import these schemas, so
  * a request the plugin can build is exactly a request the daemon accepts.
  */
-import { array, integer, type InferOutput, maxLength, minLength, minValue, maxValue, number, object, optional, picklist, pipe, string } from "valibot";
+import { array, integer, type InferOutput, maxLength, maxValue, minLength, minValue, number, object, optional, picklist, pipe, string, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 
 export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
@@ -38,10 +38,15 @@ export const PodSchema = object({
 });
 export type Pod = InferOutput<typeof PodSchema>;
 
+export const PoolNamesSchema = pipe(array(text(253)), minLength(1), maxLength(16));
+
 export const AddRequestSchema = object({
   ...attachment,
   netns: optional(pipe(string(), maxLength(4096))),
-  ranges: RangeSetsInputSchema,
+  /** host-local style inline range sets; one address from each. */
+  ranges: optional(RangeSetsInputSchema),
+  /** Named pools of the daemon's config; one address from each. */
+  pools: optional(PoolNamesSchema),
   /** Static addresses (CNI_ARGS IP=, runtimeConfig.ips, args.cni.ips), without prefix. */
   requestedIps: optional(pipe(array(text(64)), maxLength(64))),
   pod: optional(PodSchema),
@@ -87,3 +92,32 @@ export const ErrorBodySchema = object({
   details: optional(string()),
 });
 export type ErrorBody = InferOutput<typeof ErrorBodySchema>;
+
+export const Admin = {
+  pools: "/v1/pools",
+  reload: "/v1/reload",
+} as const;
+
+export const PoolReportSchema = object({
+  name: string(),
+  /** `named` (daemon config), `node-subnet` (this node's part of a supernet pool) or `inline` (netconf ranges). */
+  kind: picklist(["named", "node-subnet", "inline"]),
+  family: picklist([4, 6]),
+  /** The pool as configured (named) or its canonical ranges (inline). */
+  definition: unknown(),
+  /** Counts as decimal strings: an IPv6 pool's size does not fit a JSON number. */
+  size: string(),
+  used: number(),
+  free: string(),
+  utilization: number(),
+  /** This node's subnet of a supernet pool. */
+  nodeSubnet: optional(string()),
+  nodeSubnets: optional(array(object({ node: string(), subnet: string() }))),
+  cooling: number(),
+  stickyParked: number(),
+  orphans: object({ count: number(), sample: array(string()) }),
+});
+export type PoolReport = InferOutput<typeof PoolReportSchema>;
+
+export const PoolsResponseSchema = object({ pools: array(PoolReportSchema) });
+export const ReloadResponseSchema = object({ pools: array(string()) });

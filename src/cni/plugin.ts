@@ -90,9 +90,14 @@ function rangesOf(conf: NetConf): RangeSetsInput {
   const sets: RangeSetsInput = [];
   if (ipam.subnet) sets.push([{ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]);
   sets.push(...(ipam.ranges ?? []));
-  if (sets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges (or ipam.subnet)");
   parseRangeSets(sets); // full validation here, so a bad netconf is code 7 even with the daemon down
   return sets;
+}
+
+/** Named pools: `pool` and/or `pools`, defined in the daemon's config. */
+function poolsOf(conf: NetConf): string[] {
+  const names = [...(conf.ipam.pool ? [conf.ipam.pool] : []), ...(conf.ipam.pools ?? [])];
+  return [...new Set(names)];
 }
 
 /** Static addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (with or without prefix). */
@@ -139,12 +144,18 @@ async function execute(command: Exclude<Command, "VERSION">, env: Env, conf: Net
     case "ADD": {
       const cniArgs = parseCniArgs(env.CNI_ARGS);
       const pod = podOf(cniArgs);
+      const ranges = rangesOf(conf);
+      const pools = poolsOf(conf);
+      if (ranges.length === 0 && pools.length === 0) {
+        throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges (or ipam.subnet), or ipam.pool");
+      }
       const request: AddRequest = {
         network,
         containerID: env.CNI_CONTAINERID!,
         ifname: env.CNI_IFNAME!,
         netns: env.CNI_NETNS,
-        ranges: rangesOf(conf),
+        ...(ranges.length > 0 ? { ranges } : {}),
+        ...(pools.length > 0 ? { pools } : {}),
         requestedIps: requestedIpsOf(conf, cniArgs),
         ...(pod ? { pod } : {}),
       };

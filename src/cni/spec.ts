@@ -18,7 +18,7 @@ import {
 } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { RangeInputSchema, RangeSetsInputSchema } from "../ipam/pool.ts";
-import { AttachmentKeySchema } from "../protocol.ts";
+import { AttachmentKeySchema, PoolNamesSchema } from "../protocol.ts";
 
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -68,6 +68,9 @@ export const IpamConfigSchema = looseObject({
   /** The daemon's socket; /run/ipamd/ipamd.sock when absent. */
   socket: optional(pipe(string(), minLength(1), maxLength(4096))),
   ranges: optional(RangeSetsInputSchema),
+  /** A named pool of the daemon's config, or several (`pools`, e.g. one IPv4 and one IPv6). */
+  pool: optional(pipe(string(), minLength(1), maxLength(253))),
+  pools: optional(PoolNamesSchema),
   // host-local's older single-range form, directly in `ipam`.
   ...object({ ...RangeInputSchema.entries, subnet: optional(string()) }).entries,
   routes: optional(pipe(array(RouteSchema), maxLength(1024))),

@@ -3,7 +3,9 @@
  * the command line win over the file; the file wins over built-in defaults. Unknown keys are
  * refused so a typo is an error at start-up, not a silently ignored setting.
  */
-import { type InferOutput, maxLength, minLength, optional, pipe, safeParse, strictObject, string } from "valibot";
+import { type InferOutput, maxLength, minLength, optional, pipe, record, safeParse, strictObject, string } from "valibot";
+import { IpamError } from "../errors.ts";
+import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
 import { DEFAULT_SOCKET } from "../protocol.ts";
 
 export const DEFAULT_CONFIG = "/etc/ipamd/config.json";
@@ -16,6 +18,8 @@ export const DaemonConfigSchema = strictObject({
   db: optional(path),
   /** The node name recorded with every allocation; the hostname by default. */
   node: optional(pipe(string(), minLength(1), maxLength(253))),
+  /** Named pools (Cluster API in-cluster rules, or a supernet split per node), by name. */
+  pools: optional(record(pipe(string(), minLength(1), maxLength(253)), NamedPoolSchema)),
 });
 export type DaemonConfig = InferOutput<typeof DaemonConfigSchema>;
 
@@ -27,27 +31,42 @@ export interface ServeSettings {
 
 export class ConfigError extends Error {}
 
-/** Reads the config file; a missing default file is fine, a missing named one is not. */
-export async function loadConfig(file: string | undefined): Promise<DaemonConfig> {
+export interface LoadedConfig {
+  config: DaemonConfig;
+  pools: Map<string, NamedPool>;
+}
+
+/**
+ * Reads and validates the config file (JSON, or YAML by its .yaml/.yml name) and compiles its
+ * pools; a missing default file is fine, a missing named one is not. Every problem is a
+ * ConfigError naming the file and the field.
+ */
+export async function loadConfig(file: string | undefined): Promise<LoadedConfig> {
   const path = file ?? DEFAULT_CONFIG;
   const handle = Bun.file(path);
   if (!(await handle.exists())) {
-    if (file === undefined) return {};
+    if (file === undefined) return { config: {}, pools: new Map() };
     throw new ConfigError(`config file ${path} does not exist`);
   }
-  let json: unknown;
+  const yaml = /\.ya?ml$/i.test(path);
+  let data: unknown;
   try {
-    json = JSON.parse(await handle.text());
+    const text = await handle.text();
+    data = yaml ? Bun.YAML.parse(text) : JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not valid ${yaml ? "YAML" : "JSON"}: ${(err as Error).message}`);
   }
-  const parsed = safeParse(DaemonConfigSchema, json);
+  const parsed = safeParse(DaemonConfigSchema, data ?? {});
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const field = issue.path?.map((p) => String(p.key)).join(".") || "(top level)";
     throw new ConfigError(`config file ${path}: ${field}: ${issue.message}`);
   }
-  return parsed.output;
+  try {
+    return { config: parsed.output, pools: compilePools(parsed.output.pools ?? {}) };
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${err instanceof IpamError ? err.message : String(err)}`);
+  }
 }
 
 export function resolveSettings(flags: Partial<ServeSettings>, config: DaemonConfig, hostname: string): ServeSettings {

@@ -1,17 +1,20 @@
 /**
  * The daemon's allocation core: it owns the in-memory index of taken addresses (one extent
- * set per network and family), decides every address with the pure allocator, and makes
- * each decision durable through the Store before answering. Operations on one attachment
- * are serialised, so a retried ADD racing its own DEL cannot interleave; different
- * attachments run concurrently and share store commits.
+ * set per space and family), decides every address with the pure allocator, and makes each
+ * decision durable through the Store before answering. Operations on one attachment are
+ * serialised, so a retried ADD racing its own DEL cannot interleave; different attachments
+ * run concurrently and share store commits.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
-import { type Family, formatIp, parseIp } from "../ipam/address.ts";
+import { type Family, formatIp, type Ip, parseIp } from "../ipam/address.ts";
 import { allocateNext, checkStatic } from "../ipam/allocator.ts";
 import { ExtentSet } from "../ipam/freespace.ts";
-import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
+import type { NamedPool } from "../ipam/named-pool.ts";
+import type { Range } from "../ipam/pool.ts";
 import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest } from "../protocol.ts";
 import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
+import { PoolRegistry, type Target } from "./pool-registry.ts";
+import { type Freed, ReuseState } from "./reuse.ts";
 
 const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
   family: r.family,
@@ -20,36 +23,64 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
   ...(r.gateway ? { gateway: r.gateway } : {}),
 });
 
+const podKeyOf = (req: AddRequest): string | null => (req.pod?.namespace && req.pod.name ? `${req.pod.namespace}/${req.pod.name}` : null);
+
+export interface ServiceOptions {
+  node: string;
+  pools?: Map<string, NamedPool>;
+  /** The clock, injectable so cooldown and sticky expiry can be tested without waiting. */
+  now?: () => number;
+}
+
 export class IpamService {
   private readonly taken = new Map<string, ExtentSet>();
   private readonly cursors = new Map<string, bigint>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  readonly registry: PoolRegistry;
+  readonly reuse = new ReuseState();
+  private readonly node: string;
+  private readonly now: () => number;
   private liveAllocations = 0;
 
   private constructor(
-    private readonly store: Store,
-    private readonly node: string,
-  ) {}
+    readonly store: Store,
+    options: ServiceOptions,
+  ) {
+    this.node = options.node;
+    this.now = options.now ?? Date.now;
+    this.registry = new PoolRegistry(options.node);
+  }
 
-  static async start(store: Store, node: string): Promise<IpamService> {
-    const service = new IpamService(store, node);
-    await store.forEachTaken((network, family, ip) => {
+  static async start(store: Store, options: ServiceOptions): Promise<IpamService> {
+    const service = new IpamService(store, options);
+    await store.forEachAllocated((space, family, ip) => {
       const parsed = parseIp(ip);
-      if (parsed && service.takenSet(network, family).add(parsed.value)) service.liveAllocations++;
+      if (parsed && service.takenSet(space, family).add(parsed.value)) service.liveAllocations++;
     });
+    service.reuse.load(await store.cooling(), await store.bindings());
+    for (const held of service.reuse.held()) {
+      const parsed = parseIp(held.ip);
+      if (parsed) service.takenSet(held.space, held.family).add(parsed.value);
+    }
     for (const [pool, ip] of await store.cursors()) {
       const parsed = parseIp(ip);
       if (parsed) service.cursors.set(pool, parsed.value);
     }
+    await service.registry.configure(options.pools ?? new Map(), store);
     return service;
+  }
+
+  /** Swaps in a new pool configuration; allocations and requests in flight are untouched. */
+  async reconfigure(pools: Map<string, NamedPool>): Promise<void> {
+    await this.registry.configure(pools, this.store);
   }
 
   get allocationCount(): number {
     return this.liveAllocations;
   }
 
-  private takenSet(network: string, family: Family): ExtentSet {
-    const key = `${network}/${family}`;
+  takenSet(space: string, family: Family): ExtentSet {
+    const key = `${space}/${family}`;
     let set = this.taken.get(key);
     if (!set) {
       set = new ExtentSet();
@@ -73,7 +104,7 @@ export class IpamService {
   }
 
   async add(req: AddRequest): Promise<AllocatedIp[]> {
-    const rangeSets = parseRangeSets(req.ranges);
+    const targets = this.registry.targetsFor(req);
     const requested = (req.requestedIps ?? []).map((text) => {
       const ip = parseIp(text);
       if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `requested IP "${text}" is not an IP address`);
@@ -82,60 +113,78 @@ export class IpamService {
     return this.serialised(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
       if (existing.length > 0) return existing.map(toAllocatedIp);
-      return this.allocate(req, rangeSets, requested);
+      return this.allocate(req, targets, requested);
     });
   }
 
-  private async allocate(req: AddRequest, rangeSets: RangeSet[], requested: { family: Family; value: bigint }[]): Promise<AllocatedIp[]> {
+  /** Picks an address of one target: the pod's sticky one, a requested one, or the next free. */
+  private pick(req: AddRequest, target: Target, taken: ExtentSet, wanted: Ip | undefined): { value: bigint; range: Range; sticky: boolean } {
+    const { set, policy, space } = target;
+    const pod = podKeyOf(req);
+    const binding = policy.sticky && pod ? this.reuse.binding(space, pod) : undefined;
+    if (binding && !wanted) {
+      if (binding.releasedAt === null) {
+        throw new IpamError(ErrorCode.AddressInUse, `address ${binding.ip} is bound to pod ${pod} and still held by another of its attachments; retry once that one is deleted`);
+      }
+      const value = parseIp(binding.ip)!.value;
+      const range = set.ranges.find((r) => value >= r.start && value <= r.end);
+      if (range) return { value, range, sticky: true };
+      // The pool was redefined without this address: the binding cannot be honoured.
+    }
+    if (wanted) {
+      const check = checkStatic(set, taken, wanted.family, wanted.value);
+      const text = formatIp(wanted.value, wanted.family);
+      if (!check.ok) {
+        if (check.reason === "gateway") throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is the gateway of pool ${target.pool}`);
+        throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is already allocated (or held for reuse) in ${space.startsWith("@") ? `pool ${target.pool}` : `network ${space}`}`);
+      }
+      return { value: wanted.value, range: check.range, sticky: false };
+    }
+    const picked = allocateNext(set, taken, this.cursors.get(cursorKey(space, set.key)) ?? null);
+    if (!picked) {
+      throw new IpamError(ErrorCode.PoolExhausted, `pool ${target.pool} is exhausted: all ${set.size} addresses are in use`, `no IP addresses available in range set ${set.key}`);
+    }
+    return { ...picked, sticky: false };
+  }
+
+  private async allocate(req: AddRequest, targets: Target[], requested: Ip[]): Promise<AllocatedIp[]> {
     const marked: { set: ExtentSet; value: bigint }[] = [];
     const changes: Change[] = [];
     const cursorUpdates: [string, bigint][] = [];
     const unclaimed = new Set(requested);
-    const now = Date.now();
+    const now = this.now();
+    const pod = podKeyOf(req);
     try {
-      for (const set of rangeSets) {
-        const taken = this.takenSet(req.network, set.family);
-        const wanted = requested.find((ip) => unclaimed.has(ip) && set.ranges.some((r) => ip.family === r.family && ip.value >= r.start && ip.value <= r.end));
-        let value: bigint;
-        let range;
-        if (wanted) {
-          unclaimed.delete(wanted);
-          const check = checkStatic(set, taken, wanted.family, wanted.value);
-          const text = formatIp(wanted.value, wanted.family);
-          if (!check.ok) {
-            if (check.reason === "gateway") throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is the gateway of range set ${set.key}`);
-            throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is already allocated to another container in network ${req.network}`);
-          }
-          value = wanted.value;
-          range = check.range;
-        } else {
-          const pool = cursorKey(req.network, set.key);
-          const picked = allocateNext(set, taken, this.cursors.get(pool) ?? null);
-          if (!picked) {
-            throw new IpamError(
-              ErrorCode.PoolExhausted,
-              `pool ${pool} is exhausted: all ${set.size} addresses are in use`,
-              `no IP addresses available in range set ${set.key}`,
-            );
-          }
-          value = picked.value;
-          range = picked.range;
+      for (const target of targets) {
+        const { set, space } = target;
+        const expired = this.reuse.expire(space, target.policy, now);
+        changes.push(...expired.changes);
+        this.free(expired.freed);
+        const taken = this.takenSet(space, set.family);
+        const wanted = requested.find((ip) => unclaimed.has(ip) && ip.family === set.family && set.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
+        if (wanted) unclaimed.delete(wanted);
+        const { value, range, sticky } = this.pick(req, target, taken, wanted);
+        if (!sticky) {
+          taken.add(value);
+          marked.push({ set: taken, value });
         }
-        taken.add(value);
-        marked.push({ set: taken, value });
         const ip = formatIp(value, set.family);
-        const pool = cursorKey(req.network, set.key);
-        cursorUpdates.push([pool, value]);
-        changes.push({ op: "cursor", pool, ip });
+        const pool = cursorKey(space, set.key);
+        if (!sticky) {
+          cursorUpdates.push([pool, value]);
+          changes.push({ op: "cursor", pool, ip });
+        }
+        if (target.policy.sticky && pod) changes.push(this.reuse.bind({ space, pod, family: set.family, ip, releasedAt: null }));
         changes.push({
           op: "allocate",
           record: {
+            space,
             network: req.network,
             ip,
             family: set.family,
             prefix: range.subnet.prefix,
-            gateway: formatIp(range.gateway, set.family),
-            pool: set.key,
+            gateway: range.gateway === null ? null : formatIp(range.gateway, set.family),
+            pool: target.pool,
             containerID: req.containerID,
             ifname: req.ifname,
             netns: req.netns ?? null,
@@ -156,11 +205,25 @@ export class IpamService {
     } catch (err) {
       // All or nothing: what this request marked is given back before it fails.
       for (const { set, value } of marked) set.delete(value);
+      for (const c of changes) if (c.op === "bind" && c.binding.releasedAt === null) this.restoreBinding(c.binding.space, c.binding.pod);
       throw err;
     }
     for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
-    this.liveAllocations += marked.length;
+    this.liveAllocations += targets.length;
     return changes.flatMap((c) => (c.op === "allocate" ? [toAllocatedIp(c.record)] : []));
+  }
+
+  /** After a failed ADD, a binding it created or re-activated goes back to what the store holds. */
+  private restoreBinding(space: string, pod: string): void {
+    this.store.bindings().then((all) => {
+      const stored = all.find((b) => b.space === space && b.pod === pod);
+      if (stored) this.reuse.bind(stored);
+      else this.reuse.unbind(space, pod);
+    });
+  }
+
+  private free(freed: Freed[]): void {
+    for (const f of freed) this.takenSet(f.space, f.family).delete(f.value);
   }
 
   async del(req: DelRequest): Promise<void> {
@@ -170,14 +233,32 @@ export class IpamService {
     });
   }
 
-  /** Frees addresses only after the release is durable, so a crash can never hand one out twice. */
-  private async release(records: AllocationRecord[], cause: string): Promise<void> {
+  /**
+   * Releases allocations. An address is freed in the index only after the release is
+   * durable, so a crash can never hand one out twice; a sticky binding or a cooldown keeps
+   * it taken for longer.
+   */
+  async release(records: AllocationRecord[], cause: string): Promise<void> {
     if (records.length === 0) return;
-    await this.store.commit(records.map((r) => ({ op: "release", network: r.network, ip: r.ip, cause })));
+    const now = this.now();
+    const changes: Change[] = [];
+    const freed: Freed[] = [];
     for (const r of records) {
-      const ip = parseIp(r.ip);
-      if (ip && this.takenSet(r.network, r.family).delete(ip.value)) this.liveAllocations--;
+      changes.push({ op: "release", space: r.space, ip: r.ip, cause });
+      const policy = this.registry.policyOf(r.space);
+      const pod = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : null;
+      const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
+      if (policy.sticky && binding && binding.ip === r.ip) {
+        changes.push(this.reuse.bind({ ...binding, releasedAt: now }));
+      } else if (policy.releaseCooldownMs > 0) {
+        changes.push(this.reuse.cool({ space: r.space, family: r.family, ip: r.ip, until: now + policy.releaseCooldownMs }));
+      } else {
+        freed.push({ space: r.space, family: r.family, value: parseIp(r.ip)!.value });
+      }
     }
+    await this.store.commit(changes);
+    this.free(freed);
+    this.liveAllocations -= records.length;
   }
 
   async check(req: CheckRequest): Promise<AllocatedIp[]> {

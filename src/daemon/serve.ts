@@ -43,7 +43,8 @@ export interface RunningDaemon {
 export async function startDaemon(flags: Partial<ServeSettings> & { config?: string }): Promise<RunningDaemon> {
   const log = createLogger();
   const { hostname } = await import("node:os");
-  const settings = resolveSettings(flags, await loadConfig(flags.config), hostname());
+  const loaded = await loadConfig(flags.config);
+  const settings = resolveSettings(flags, loaded.config, hostname());
   await prepareSocket(settings.socket);
   const { mkdir, unlink, chmod } = await import("node:fs/promises");
   const { dirname } = await import("node:path");
@@ -54,17 +55,32 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
   } catch (err) {
     throw new IpamError(ErrorCode.IoFailure, `cannot open store ${settings.db}: ${(err as Error).message} (is another ipamd using it?)`);
   }
-  const ipam = await IpamService.start(store, settings.node);
-  const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err) });
+  const ipam = await IpamService.start(store, { node: settings.node, pools: loaded.pools });
+  // A reload re-reads the pools only; socket, db and node need a restart. A bad file keeps
+  // the running config and says why.
+  const reload = async (): Promise<{ pools: string[] }> => {
+    const next = await loadConfig(flags.config);
+    await ipam.reconfigure(next.pools);
+    const pools = [...next.pools.keys()];
+    log.info("configuration reloaded", { pools });
+    return { pools };
+  };
+  const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err), reload });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
   const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
   log.info("ipamd serving", { version: VERSION, socket: settings.socket, db: settings.db, node: settings.node, allocations: ipam.allocationCount });
 
+  const onHangup = () => {
+    reload().catch((err) => log.error("reload failed; keeping the running configuration", err));
+  };
+  process.on("SIGHUP", onHangup);
+
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      process.off("SIGHUP", onHangup);
       await server.stop(false); // stop accepting; requests in flight finish
       await store.close();
       await unlink(settings.socket).catch(() => undefined);

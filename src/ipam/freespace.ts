@@ -81,7 +81,7 @@ function removeNode(root: Extent | null, lo: bigint): Extent | null {
 export class ExtentSet {
   private root: Extent | null = null;
   private count = 0;
-  private extents = 0;
+  private extentTotal = 0;
 
   /** How many addresses are taken. */
   get size(): number {
@@ -90,7 +90,7 @@ export class ExtentSet {
 
   /** How many maximal extents hold them (the memory cost). */
   get extentCount(): number {
-    return this.extents;
+    return this.extentTotal;
   }
 
   /** The extent with the greatest lo ≤ x, if any. */
@@ -125,7 +125,7 @@ export class ExtentSet {
     if (joinsBelow && joinsAbove) {
       below.hi = above.hi;
       this.root = removeNode(this.root, above.lo);
-      this.extents--;
+      this.extentTotal--;
     } else if (joinsBelow) {
       below.hi = x;
     } else if (joinsAbove) {
@@ -133,7 +133,7 @@ export class ExtentSet {
       above.lo = x;
     } else {
       this.root = insertNode(this.root, { lo: x, hi: x, left: null, right: null, height: 1 });
-      this.extents++;
+      this.extentTotal++;
     }
     this.count++;
     return true;
@@ -145,7 +145,7 @@ export class ExtentSet {
     if (!n) return false;
     if (n.lo === n.hi) {
       this.root = removeNode(this.root, n.lo);
-      this.extents--;
+      this.extentTotal--;
     } else if (x === n.lo) {
       n.lo = x + 1n;
     } else if (x === n.hi) {
@@ -154,7 +154,7 @@ export class ExtentSet {
       const hi = n.hi;
       n.hi = x - 1n;
       this.root = insertNode(this.root, { lo: x + 1n, hi, left: null, right: null, height: 1 });
-      this.extents++;
+      this.extentTotal++;
     }
     this.count--;
     return true;
@@ -166,6 +166,21 @@ export class ExtentSet {
     const n = this.containing(from);
     const candidate = n ? n.hi + 1n : from;
     return candidate <= to ? candidate : null;
+  }
+
+  /** The taken extents in order, for reports (orphans); O(k) in the extents visited. */
+  *extents(): Generator<[bigint, bigint]> {
+    const stack: Extent[] = [];
+    let n = this.root;
+    while (n || stack.length > 0) {
+      while (n) {
+        stack.push(n);
+        n = n.left;
+      }
+      const top = stack.pop()!;
+      yield [top.lo, top.hi];
+      n = top.right;
+    }
   }
 
   /** How many taken addresses lie in [from, to]; O(k) in the extents touched, for reports. */

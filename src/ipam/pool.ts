@@ -28,7 +28,7 @@ export interface Range {
   start: bigint;
   end: bigint;
   /** Reported in results and never handed out; host-local's default is the subnet's first host. */
-  gateway: bigint;
+  gateway: bigint | null;
 }
 
 export interface RangeSet {
@@ -80,7 +80,8 @@ export function parseRange(input: RangeInput): Range {
 
 export function rangeText(r: Range): string {
   const span = `${formatIp(r.start, r.family)}-${formatIp(r.end, r.family)}`;
-  return `${formatCidr(r.subnet.address, r.family, r.subnet.prefix)}[${span} gw ${formatIp(r.gateway, r.family)}]`;
+  const gw = r.gateway === null ? "" : ` gw ${formatIp(r.gateway, r.family)}`;
+  return `${formatCidr(r.subnet.address, r.family, r.subnet.prefix)}[${span}${gw}]`;
 }
 
 const overlaps = (a: Range, b: Range): boolean => a.family === b.family && a.start <= b.end && b.start <= a.end;
@@ -94,7 +95,7 @@ export function parseRangeSet(input: RangeInput[]): RangeSet {
     for (const other of ranges.slice(0, i)) {
       if (overlaps(r, other)) throw invalid(`range ${rangeText(r)} overlaps with ${rangeText(other)}`);
     }
-    const hasGateway = r.gateway >= r.start && r.gateway <= r.end;
+    const hasGateway = r.gateway !== null && r.gateway >= r.start && r.gateway <= r.end;
     size += r.end - r.start + 1n - (hasGateway ? 1n : 0n);
   }
   return { family, ranges, key: ranges.map(rangeText).join(","), size };

@@ -8,10 +8,11 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
-import type { AllocationRecord, Change, Store } from "./store.ts";
+import type { AllocationRecord, Binding, Change, Cooling, Store, SubnetChooser } from "./store.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS allocations (
+  space TEXT NOT NULL,
   network TEXT NOT NULL,
   ip TEXT NOT NULL,
   family INTEGER NOT NULL,
@@ -27,10 +28,25 @@ CREATE TABLE IF NOT EXISTS allocations (
   node TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   static INTEGER NOT NULL,
-  PRIMARY KEY (network, ip)
+  PRIMARY KEY (space, ip)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
+CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cooling (
+  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, until INTEGER NOT NULL,
+  PRIMARY KEY (space, ip)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings (
+  space TEXT NOT NULL, pod TEXT NOT NULL, family INTEGER NOT NULL, ip TEXT NOT NULL, released_at INTEGER,
+  PRIMARY KEY (space, pod)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS bindings_by_ip ON bindings (space, ip);
+CREATE TABLE IF NOT EXISTS node_subnets (
+  pool TEXT NOT NULL, subnet TEXT NOT NULL, node TEXT NOT NULL,
+  PRIMARY KEY (pool, subnet)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS node_subnets_by_node ON node_subnets (pool, node);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
   at INTEGER NOT NULL,
@@ -57,6 +73,7 @@ type Row = Record<string, string | number | null>;
 
 function toRecord(row: Row): AllocationRecord {
   return {
+    space: row.space as string,
     network: row.network as string,
     ip: row.ip as string,
     family: row.family as Family,
@@ -78,34 +95,48 @@ function toRecord(row: Row): AllocationRecord {
 export class SqliteStore implements Store {
   private queue: Pending[] = [];
   private flushScheduled = false;
+  private readonly statements: Statement[] = [];
   private readonly insertAllocation: Statement;
   private readonly recordEvent: Statement;
   private readonly recordRelease: Statement;
   private readonly deleteAllocation: Statement;
   private readonly upsertCursor: Statement;
+  private readonly insertCooling: Statement;
+  private readonly deleteCooling: Statement;
+  private readonly upsertBinding: Statement;
+  private readonly deleteBinding: Statement;
   private readonly selectAttachment: Statement;
   private readonly selectAttachments: Statement;
+  private readonly selectHolders: Statement;
 
   private constructor(private readonly db: Database) {
-    this.insertAllocation = db.prepare(
-      `INSERT INTO allocations VALUES ($network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
+    const prepare = (sql: string) => {
+      const statement = db.prepare(sql);
+      this.statements.push(statement);
+      return statement;
+    };
+    this.insertAllocation = prepare(
+      `INSERT INTO allocations VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
         $podNamespace, $podName, $podUid, $node, $createdAt, $static)`,
     );
-    this.recordEvent = db.prepare(
+    this.recordEvent = prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.recordRelease = db.prepare(
+    this.recordRelease = prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
        SELECT ?1, 'released', network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
-       FROM allocations WHERE network = ?2 AND ip = ?3`,
+       FROM allocations WHERE space = ?2 AND ip = ?3`,
     );
-    this.deleteAllocation = db.prepare("DELETE FROM allocations WHERE network = ? AND ip = ?");
-    this.upsertCursor = db.prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
-    this.selectAttachment = db.prepare(
-      "SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ? ORDER BY family, ip",
-    );
-    this.selectAttachments = db.prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
+    this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ?");
+    this.upsertCursor = prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
+    this.insertCooling = prepare("INSERT OR REPLACE INTO cooling VALUES (?, ?, ?, ?)");
+    this.deleteCooling = prepare("DELETE FROM cooling WHERE space = ? AND ip = ?");
+    this.upsertBinding = prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)");
+    this.deleteBinding = prepare("DELETE FROM bindings WHERE space = ? AND pod = ?");
+    this.selectAttachment = prepare("SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ? ORDER BY family, ip");
+    this.selectAttachments = prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
+    this.selectHolders = prepare("SELECT * FROM allocations WHERE ip = ?");
   }
 
   /** bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. */
@@ -122,22 +153,32 @@ export class SqliteStore implements Store {
     return new SqliteStore(db);
   }
 
-  async forEachTaken(visit: (network: string, family: Family, ip: string) => void): Promise<void> {
-    const select = this.db.prepare("SELECT network, family, ip FROM allocations");
+  /** Runs a one-off query and finalizes it, so no statement outlives close(). */
+  private once<T>(sql: string, run: (statement: Statement) => T): T {
+    const statement = this.db.prepare(sql);
     try {
-      for (const [network, family, ip] of select.values() as [string, Family, string][]) visit(network, family, ip);
+      return run(statement);
     } finally {
-      select.finalize();
+      statement.finalize();
     }
   }
 
+  async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
+    this.once("SELECT space, family, ip FROM allocations", (s) => {
+      for (const [space, family, ip] of s.values() as [string, Family, string][]) visit(space, family, ip);
+    });
+  }
+
   async cursors(): Promise<Map<string, string>> {
-    const select = this.db.prepare("SELECT pool, ip FROM cursors");
-    try {
-      return new Map(select.values() as [string, string][]);
-    } finally {
-      select.finalize();
-    }
+    return this.once("SELECT pool, ip FROM cursors", (s) => new Map(s.values() as [string, string][]));
+  }
+
+  async cooling(): Promise<Cooling[]> {
+    return this.once("SELECT space, family, ip, until FROM cooling ORDER BY until", (s) => s.all() as Cooling[]);
+  }
+
+  async bindings(): Promise<Binding[]> {
+    return this.once("SELECT space, pod, family, ip, released_at AS releasedAt FROM bindings ORDER BY released_at", (s) => s.all() as Binding[]);
   }
 
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
@@ -146,6 +187,28 @@ export class SqliteStore implements Store {
 
   async attachments(network: string): Promise<AttachmentKey[]> {
     return (this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
+  }
+
+  async holders(ip: string): Promise<AllocationRecord[]> {
+    return (this.selectHolders.all(ip) as Row[]).map(toRecord);
+  }
+
+  async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {
+    // bun:sqlite is synchronous, so this transaction cannot interleave with a group commit.
+    return this.db.transaction(() => {
+      const claims = this.once("SELECT subnet, node FROM node_subnets WHERE pool = ?", (s) => s.all(pool) as { subnet: string; node: string }[]);
+      const mine = claims.find((c) => c.node === node)?.subnet ?? null;
+      const others = claims.filter((c) => c.node !== node).map((c) => c.subnet);
+      const chosen = choose(others, mine);
+      if (chosen === mine) return mine;
+      this.once("DELETE FROM node_subnets WHERE pool = ? AND node = ?", (s) => s.run(pool, node));
+      if (chosen !== null) this.once("INSERT INTO node_subnets VALUES (?, ?, ?)", (s) => s.run(pool, chosen, node));
+      return chosen;
+    }).immediate();
+  }
+
+  async nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]> {
+    return this.once("SELECT node, subnet FROM node_subnets WHERE pool = ? ORDER BY subnet", (s) => s.all(pool) as { node: string; subnet: string }[]);
   }
 
   commit(changes: Change[]): Promise<void> {
@@ -167,11 +230,25 @@ export class SqliteStore implements Store {
         break;
       }
       case "release":
-        this.recordRelease.run(now, change.network, change.ip, change.cause);
-        this.deleteAllocation.run(change.network, change.ip);
+        this.recordRelease.run(now, change.space, change.ip, change.cause);
+        this.deleteAllocation.run(change.space, change.ip);
         break;
       case "cursor":
         this.upsertCursor.run(change.pool, change.ip);
+        break;
+      case "cool":
+        this.insertCooling.run(change.cooling.space, change.cooling.ip, change.cooling.family, change.cooling.until);
+        break;
+      case "uncool":
+        this.deleteCooling.run(change.space, change.ip);
+        break;
+      case "bind": {
+        const b = change.binding;
+        this.upsertBinding.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
+        break;
+      }
+      case "unbind":
+        this.deleteBinding.run(change.space, change.pod);
         break;
     }
   }
@@ -209,9 +286,7 @@ export class SqliteStore implements Store {
   /** Flushes what is queued, then closes for real: statements left open would keep the file locked. */
   async close(): Promise<void> {
     if (this.queue.length > 0) this.flush();
-    for (const statement of [this.insertAllocation, this.recordEvent, this.recordRelease, this.deleteAllocation, this.upsertCursor, this.selectAttachment, this.selectAttachments]) {
-      statement.finalize();
-    }
+    for (const statement of this.statements) statement.finalize();
     this.db.close(true);
   }
 }

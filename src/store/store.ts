@@ -1,21 +1,28 @@
 /**
  * What a storage backend must promise (DESIGN rule 3). The daemon keeps the free-space index
  * in memory and decides every address; a backend only has to persist changes atomically and
- * durably, answer lookups by attachment, and replay what is taken at start-up. That is as
- * wide as the weakest backend can honour atomically; test/store/contract.ts holds every
- * backend to it.
+ * durably, answer lookups by attachment, replay what is held at start-up, and claim node
+ * subnets atomically. That is as wide as the weakest backend can honour atomically;
+ * test/store/contract.ts holds every backend to it.
  */
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
 
 export interface AllocationRecord {
+  /**
+   * The uniqueness domain of the address: the network name for host-local style inline
+   * ranges (as host-local keys its data by network), `@pool` for a named pool shared by
+   * every network that selects it.
+   */
+  space: string;
+  /** The netconf's network name: with containerID and ifname, the attachment's key. */
   network: string;
-  /** Canonical text of the address (RFC 5952 for IPv6): the key, with the network. */
+  /** Canonical text of the address (RFC 5952 for IPv6): the key, with the space. */
   ip: string;
   family: Family;
   prefix: number;
   gateway: string | null;
-  /** The range set it was allocated from (its canonical key). */
+  /** The named pool, or the canonical key of the inline range set it came from. */
   pool: string;
   containerID: string;
   ifname: string;
@@ -30,24 +37,60 @@ export interface AllocationRecord {
   static: boolean;
 }
 
+/** An address resting after release (releaseCooldown) before it may be handed out again. */
+export interface Cooling {
+  space: string;
+  family: Family;
+  ip: string;
+  until: number;
+}
+
+/** A sticky pool's binding of an address to a pod (namespace/name). */
+export interface Binding {
+  space: string;
+  pod: string;
+  family: Family;
+  ip: string;
+  /** null while an attachment of the pod holds the address; else when it was released. */
+  releasedAt: number | null;
+}
+
 export type Change =
   | { op: "allocate"; record: AllocationRecord }
-  | { op: "release"; network: string; ip: string; cause: string }
+  | { op: "release"; space: string; ip: string; cause: string }
   /** The last address handed out from a range set, so the next ADD continues after it. */
-  | { op: "cursor"; pool: string; ip: string };
+  | { op: "cursor"; pool: string; ip: string }
+  | { op: "cool"; cooling: Cooling }
+  | { op: "uncool"; space: string; ip: string }
+  | { op: "bind"; binding: Binding }
+  | { op: "unbind"; space: string; pod: string };
+
+/** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
+export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
 
 export interface Store {
-  /** Calls visit once per taken address: how the daemon rebuilds its index at start-up. */
-  forEachTaken(visit: (network: string, family: Family, ip: string) => void): Promise<void>;
+  /** Calls visit once per allocated address: how the daemon rebuilds its index at start-up. */
+  forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void>;
   cursors(): Promise<Map<string, string>>;
+  cooling(): Promise<Cooling[]>;
+  bindings(): Promise<Binding[]>;
   /** The addresses held by one attachment (empty when it is unknown). */
   attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]>;
   /** Every attachment of a network that holds an address. */
   attachments(network: string): Promise<AttachmentKey[]>;
+  /** The allocations holding an address, in any space. */
+  holders(ip: string): Promise<AllocationRecord[]>;
   /** Applies all changes or none, durably, before resolving. Concurrent calls may share a commit. */
   commit(changes: Change[]): Promise<void>;
+  /**
+   * Atomically claims (or confirms) a subnet of a supernet pool for a node: no two nodes can
+   * hold one subnet. Resolves with the node's subnet, or null when none is free.
+   */
+  claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null>;
+  /** Every node subnet claim of a pool, for reports. */
+  nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]>;
   close(): Promise<void>;
 }
 
-/** The key of a range set's cursor: range sets are only unique within a network. */
-export const cursorKey = (network: string, rangeSetKey: string): string => `${network}|${rangeSetKey}`;
+/** The key of a range set's cursor: range sets are only unique within a space. */
+export const cursorKey = (space: string, rangeSetKey: string): string => `${space}|${rangeSetKey}`;

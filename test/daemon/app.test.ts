@@ -15,7 +15,7 @@ const unexpected: unknown[] = [];
 
 beforeEach(async () => {
   store = await SqliteStore.open(join(dir, `app-${n++}.db`));
-  app = createApp(await IpamService.start(store, "node-a"), { onUnexpectedError: (err) => unexpected.push(err) });
+  app = createApp(await IpamService.start(store, { node: "node-a" }), { onUnexpectedError: (err) => unexpected.push(err) });
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -57,7 +57,7 @@ describe("CNI routes", () => {
     expect(full.json.msg).toContain("n1|10.1.0.0/29");
     expect(full.json.msg).toContain("all 5 addresses");
     // All or nothing: the IPv6 address picked before IPv4 failed was given back.
-    const status = await (await app.request("/v1/status")).json();
+    const status = (await (await app.request("/v1/status")).json()) as { allocations: number };
     expect(status.allocations).toBe(10);
     expect((await post("/v1/cni/del", { network: "n1", containerID: "c0", ifname: "eth0" })).status).toBe(200);
     expect((await add("c5")).json.ips[0].address).toBe("10.1.0.2");
@@ -123,7 +123,7 @@ describe("bad requests get structured errors and the daemon keeps serving", () =
   test("unknown endpoint → structured 404", async () => {
     const res = await app.request("/v1/nope");
     expect(res.status).toBe(404);
-    expect((await res.json()).msg).toContain("no such endpoint");
+    expect(((await res.json()) as { msg: string }).msg).toContain("no such endpoint");
   });
   test("after all of that, ADD still works", async () => {
     await post("/v1/cni/add", "{nope");
@@ -135,13 +135,13 @@ describe("restart", () => {
   test("a new service over the same store continues after the last address and keeps every allocation", async () => {
     const path = join(dir, "restart.db");
     let s = await SqliteStore.open(path);
-    app = createApp(await IpamService.start(s, "node-a"));
+    app = createApp(await IpamService.start(s, { node: "node-a" }));
     await add("c1");
     await add("c2");
     await post("/v1/cni/del", { network: "n1", containerID: "c1", ifname: "eth0" });
     await s.close();
     s = await SqliteStore.open(path);
-    app = createApp(await IpamService.start(s, "node-a"));
+    app = createApp(await IpamService.start(s, { node: "node-a" }));
     expect((await add("c2")).json.ips[0].address).toBe("10.1.0.3");
     expect((await add("c3")).json.ips[0].address).toBe("10.1.0.4"); // after the cursor, not the freed .2
     await s.close();

@@ -214,14 +214,14 @@ describe("bad input: a CNI error object with the spec's code, never a crash", ()
 
 describe("daemon unreachable or not answering → 11 within 3 s", () => {
   test("no daemon on the socket: ADD and DEL fail with 11 (never a false DEL success); STATUS says 50", async () => {
-    const c = { ...netconf(join(tempDir(), "absent.sock")), cniVersion: "1.1.0" };
+    const c: Record<string, any> = { ...netconf(join(tempDir(), "absent.sock")), cniVersion: "1.1.0" };
     const started = performance.now();
     expectCniError(await runPlugin(attachmentEnv("ADD", newId()), c), 11, "not reachable");
     expectCniError(await runPlugin(attachmentEnv("DEL", newId()), c), 11);
     expect(performance.now() - started).toBeLessThan(3000 * 2);
     expectCniError(await runPlugin({ CNI_COMMAND: "STATUS", CNI_PATH: DIST_DIR }, c), 50, "not available");
     // A bad netconf is still code 7 with the daemon down: the plugin validates before calling.
-    expectCniError(await runPlugin(attachmentEnv("ADD", newId()), { ...c, ipam: { ...c.ipam as object, ranges: [[{ subnet: "nope" }]] } }), 7);
+    expectCniError(await runPlugin(attachmentEnv("ADD", newId()), { ...c, ipam: { ...c.ipam, ranges: [[{ subnet: "nope" }]] } }), 7);
   });
 
   test("a hung daemon (SIGSTOP): ADD fails with 11 after the timeout, and the daemon serves again once resumed", async () => {

@@ -17,7 +17,7 @@ function invalid(fn: () => unknown, msgPart: string): void {
 
 const span = (input: RangeInput) => {
   const r = parseRange(input);
-  return [formatIp(r.start, r.family), formatIp(r.end, r.family), formatIp(r.gateway, r.family)];
+  return [formatIp(r.start, r.family), formatIp(r.end, r.family), formatIp(r.gateway!, r.family)];
 };
 
 describe("host-local range defaults", () => {

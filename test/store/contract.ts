@@ -15,6 +15,7 @@ export interface ContractTarget {
 
 export function record(ip: string, containerID: string, more: Partial<AllocationRecord> = {}): AllocationRecord {
   return {
+    space: more.network ?? "net1",
     network: "net1",
     ip,
     family: ip.includes(":") ? 6 : 4,
@@ -36,7 +37,7 @@ export function record(ip: string, containerID: string, more: Partial<Allocation
 
 async function taken(store: Store): Promise<string[]> {
   const out: string[] = [];
-  await store.forEachTaken((network, family, ip) => out.push(`${network}/${family}/${ip}`));
+  await store.forEachAllocated((space, family, ip) => out.push(`${space}/${family}/${ip}`));
   return out.sort();
 }
 
@@ -56,7 +57,7 @@ export function storeContract(name: string, target: ContractTarget): void {
     test("release removes the address; cursors round-trip and are overwritten", async () => {
       const store = await target.open();
       await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", pool: "net1|p", ip: "10.0.0.2" }]);
-      await store.commit([{ op: "release", network: "net1", ip: "10.0.0.2", cause: "test" }, { op: "cursor", pool: "net1|p", ip: "10.0.0.3" }]);
+      await store.commit([{ op: "release", space: "net1", ip: "10.0.0.2", cause: "test" }, { op: "cursor", pool: "net1|p", ip: "10.0.0.3" }]);
       expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
       expect(await taken(store)).toEqual([]);
       expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.0.3"]]));

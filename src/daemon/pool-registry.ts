@@ -1,0 +1,85 @@
+/**
+ * Which range sets an ADD allocates from. Inline host-local `ranges` are their own pools in
+ * the network's space; named pools come from the daemon's config, each its own space shared
+ * by every network that selects it. Supernet pools resolve to this node's claimed subnet.
+ * Reloading swaps the whole map at once, so a request sees either the old or the new config.
+ */
+import { ErrorCode, IpamError } from "../errors.ts";
+import { formatCidr, parseCidr } from "../ipam/address.ts";
+import { type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
+import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
+import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
+import type { AddRequest } from "../protocol.ts";
+import type { Store } from "../store/store.ts";
+
+export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false, stickyTtlMs: null };
+
+/** One range set an ADD takes an address from. */
+export interface Target {
+  /** Uniqueness domain: the network name (inline ranges) or `@pool`. */
+  space: string;
+  /** The pool's name in reports: a named pool, or `network|ranges` for inline ones. */
+  pool: string;
+  set: RangeSet;
+  policy: PoolPolicy;
+}
+
+export const spaceOfPool = (name: string): string => `@${name}`;
+
+export class PoolRegistry {
+  private pools = new Map<string, NamedPool>();
+  /** This node's subnet of each supernet pool, as a range set. */
+  private nodeSets = new Map<string, RangeSet>();
+  /** Inline range sets seen since start, for reports. */
+  readonly inline = new Map<string, Target>();
+
+  constructor(private readonly node: string) {}
+
+  get named(): ReadonlyMap<string, NamedPool> {
+    return this.pools;
+  }
+
+  nodeSetOf(name: string): RangeSet | undefined {
+    return this.nodeSets.get(name);
+  }
+
+  /** Installs a new set of pools, claiming this node's subnet of each supernet pool first. */
+  async configure(pools: Map<string, NamedPool>, store: Store): Promise<void> {
+    const nodeSets = new Map<string, RangeSet>();
+    for (const pool of pools.values()) {
+      const spec = pool.nodeSubnet;
+      if (!spec) continue;
+      const claimed = await store.claimNodeSubnet(pool.name, this.node, (others, mine) => {
+        const current = mine === null ? null : parseCidr(mine);
+        if (current && subnetFits(spec, current)) return mine;
+        const next = nextFreeSubnet(spec, others.map((s) => parseCidr(s)!.address));
+        return next === null ? null : formatCidr(next, pool.family, spec.prefix);
+      });
+      if (claimed !== null) nodeSets.set(pool.name, nodeRangeSet(pool, parseCidr(claimed)!.address));
+    }
+    this.pools = pools;
+    this.nodeSets = nodeSets;
+  }
+
+  policyOf(space: string): PoolPolicy {
+    return space.startsWith("@") ? (this.pools.get(space.slice(1))?.policy ?? DEFAULT_POLICY) : DEFAULT_POLICY;
+  }
+
+  targetsFor(req: AddRequest): Target[] {
+    const targets: Target[] = [];
+    for (const set of parseRangeSets(req.ranges ?? [])) {
+      const target = { space: req.network, pool: `${req.network}|${set.key}`, set, policy: DEFAULT_POLICY };
+      this.inline.set(target.pool, target);
+      targets.push(target);
+    }
+    for (const name of req.pools ?? []) {
+      const pool = this.pools.get(name);
+      if (!pool) throw new IpamError(ErrorCode.InvalidNetworkConfig, `unknown pool "${name}": the daemon's config defines ${[...this.pools.keys()].join(", ") || "no pools"}`);
+      const set = pool.rangeSet ?? this.nodeSets.get(name);
+      if (!set) throw new IpamError(ErrorCode.PoolExhausted, `pool ${name}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
+      targets.push({ space: spaceOfPool(name), pool: name, set, policy: pool.policy });
+    }
+    if (targets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges, ipam.subnet or ipam.pool");
+    return targets;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The reuse policy of released addresses: a cooldown before an address is handed out again
+ * (so stale conntrack entries and caches pointing at it expire first), and sticky bindings
+ * that keep a StatefulSet pod's address for it across re-creation. Both keep the address
+ * taken in the index while they hold it; both expire lazily, in release order, when the
+ * pool next allocates: FIFO queues, so expiry costs O(1) per expired entry.
+ */
+import { type Family, parseIp } from "../ipam/address.ts";
+import type { PoolPolicy } from "../ipam/named-pool.ts";
+import type { Binding, Change, Cooling } from "../store/store.ts";
+
+export interface Freed {
+  space: string;
+  family: Family;
+  value: bigint;
+}
+
+const bindingKey = (space: string, pod: string) => `${space}\0${pod}`;
+
+export class ReuseState {
+  private readonly cooling = new Map<string, Cooling[]>();
+  private readonly bindings = new Map<string, Binding>();
+  /** Parked (released) bindings per space, oldest first; entries may be stale (re-bound since). */
+  private readonly parked = new Map<string, Binding[]>();
+
+  load(cooling: Cooling[], bindings: Binding[]): void {
+    for (const c of cooling) this.queue(this.cooling, c.space).push(c);
+    for (const b of bindings) {
+      this.bindings.set(bindingKey(b.space, b.pod), b);
+      if (b.releasedAt !== null) this.queue(this.parked, b.space).push(b);
+    }
+  }
+
+  /** Every address held by a cooldown or a binding: taken in the index at start-up. */
+  *held(): Generator<{ space: string; family: Family; ip: string }> {
+    for (const queue of this.cooling.values()) yield* queue;
+    for (const b of this.bindings.values()) if (b.releasedAt !== null) yield b;
+  }
+
+  private queue<T>(map: Map<string, T[]>, space: string): T[] {
+    let q = map.get(space);
+    if (!q) map.set(space, (q = []));
+    return q;
+  }
+
+  binding(space: string, pod: string): Binding | undefined {
+    return this.bindings.get(bindingKey(space, pod));
+  }
+
+  bind(binding: Binding): Change {
+    this.bindings.set(bindingKey(binding.space, binding.pod), binding);
+    if (binding.releasedAt !== null) this.queue(this.parked, binding.space).push(binding);
+    return { op: "bind", binding };
+  }
+
+  unbind(space: string, pod: string): Change {
+    this.bindings.delete(bindingKey(space, pod));
+    return { op: "unbind", space, pod };
+  }
+
+  cool(cooling: Cooling): Change {
+    this.queue(this.cooling, cooling.space).push(cooling);
+    return { op: "cool", cooling };
+  }
+
+  counts(space: string): { cooling: number; parked: number } {
+    let parked = 0;
+    for (const b of this.bindings.values()) if (b.space === space && b.releasedAt !== null) parked++;
+    return { cooling: this.cooling.get(space)?.length ?? 0, parked };
+  }
+
+  /** Ends the cooldowns and sticky bindings of a space that have run out by `now`. */
+  expire(space: string, policy: PoolPolicy, now: number): { changes: Change[]; freed: Freed[] } {
+    const changes: Change[] = [];
+    const freed: Freed[] = [];
+    const free = (family: Family, ip: string) => {
+      const parsed = parseIp(ip);
+      if (parsed) freed.push({ space, family, value: parsed.value });
+    };
+    const cooling = this.cooling.get(space);
+    while (cooling && cooling.length > 0 && cooling[0]!.until <= now) {
+      const c = cooling.shift()!;
+      changes.push({ op: "uncool", space, ip: c.ip });
+      free(c.family, c.ip);
+    }
+    const parked = this.parked.get(space);
+    const ttl = policy.stickyTtlMs;
+    // A pool that stopped being sticky lets its parked bindings go at once.
+    const expiredBy = (b: Binding) => !policy.sticky || (ttl !== null && b.releasedAt! + ttl <= now);
+    while (parked && parked.length > 0 && expiredBy(parked[0]!)) {
+      const b = parked.shift()!;
+      if (this.bindings.get(bindingKey(space, b.pod)) !== b) continue; // re-bound or released since
+      changes.push(this.unbind(space, b.pod));
+      free(b.family, b.ip);
+    }
+    return { changes, freed };
+  }
+}
