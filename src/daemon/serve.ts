@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeSettings } from "./config.ts";
 import { IpamService } from "./ipam-service.ts";
+import { poolReports } from "./pool-report.ts";
 
 /** Whether a daemon answers on this socket right now. */
 async function answers(socket: string): Promise<boolean> {
@@ -63,6 +64,9 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
     await ipam.reconfigure(next.pools);
     const pools = [...next.pools.keys()];
     log.info("configuration reloaded", { pools });
+    for (const report of await poolReports(ipam, store)) {
+      if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
+    }
     return { pools };
   };
   const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err), reload });
