@@ -1,15 +1,93 @@
-/** Operators' calls over the socket: pool reports and config reload. */
+/**
+ * Operators' calls: pools, allocations, an address's holder and history, release, reclaim
+ * now (with a dry run), import, reload, and Prometheus metrics. Mutating calls are marked so
+ * a listener that must stay read-only (the TCP admin listener without client certificates)
+ * can refuse them.
+ */
 import { Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
+import { canonicalIp } from "../ipam/address.ts";
+import { AdminGcRequestSchema, ImportRequestSchema, ReleaseRequestSchema } from "../protocol.ts";
+import type { AllocationFilter, HistoryFilter } from "../store/store.ts";
 import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";
+import { readBody } from "./http-errors.ts";
 import type { IpamService } from "./ipam-service.ts";
 import { poolReports } from "./pool-report.ts";
 
+const limitOf = (text: string | undefined, fallback: number, max: number): number => {
+  const n = Number(text ?? fallback);
+  if (!Number.isInteger(n) || n < 1) throw new IpamError(ErrorCode.InvalidNetworkConfig, `limit must be a positive integer, not "${text}"`);
+  return Math.min(n, max);
+};
+
+/** "ns/name" → the pod filter; anything else is refused with a clear message. */
+function podFilter(pod: string | undefined): Pick<AllocationFilter, "podNamespace" | "podName"> {
+  if (pod === undefined) return {};
+  const [namespace, name, ...rest] = pod.split("/");
+  if (!namespace || !name || rest.length > 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, `pod must be NAMESPACE/NAME, not "${pod}"`);
+  return { podNamespace: namespace, podName: name };
+}
+
+function ipParam(text: string): string {
+  const ip = canonicalIp(text);
+  if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `"${text}" is not an IP address`);
+  return ip;
+}
+
 export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
+  const store = ipam.store;
   return new Hono()
-    .get("/pools", async (c) => c.json({ pools: await poolReports(ipam, ipam.store) }))
+    .get("/pools", async (c) => c.json({ pools: await poolReports(ipam, store) }))
+    .get("/allocations", async (c) => {
+      const q = c.req.query();
+      const filter: AllocationFilter = {
+        ...(q.pool ? { pool: q.pool } : {}),
+        ...(q.node ? { node: q.node } : {}),
+        ...(q.network ? { network: q.network } : {}),
+        ...(q.container ? { containerID: q.container } : {}),
+        ...(q.ip ? { ip: ipParam(q.ip) } : {}),
+        ...podFilter(q.pod),
+        limit: limitOf(q.limit, 1000, 100_000),
+        offset: Number(q.offset ?? 0) || 0,
+      };
+      return c.json({ allocations: await store.allocations(filter) });
+    })
+    .get("/allocations/:ip", async (c) => {
+      const ip = ipParam(c.req.param("ip"));
+      const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), 100, 10_000) })]);
+      return c.json({ ip, holders, history });
+    })
+    .post("/allocations/:ip/release", async (c) => {
+      options.requireMutation?.(c);
+      const ip = ipParam(c.req.param("ip"));
+      const body = await readBody(c, ReleaseRequestSchema);
+      const result = await ipam.releaseAddress(ip, body.cause ?? "released by an operator");
+      if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
+      return c.json(result);
+    })
+    .get("/history", async (c) => {
+      const q = c.req.query();
+      const filter: HistoryFilter = {
+        ...(q.ip ? { ip: ipParam(q.ip) } : {}),
+        ...(q.container ? { containerID: q.container } : {}),
+        ...podFilter(q.pod),
+        limit: limitOf(q.limit, 100, 10_000),
+      };
+      return c.json({ events: await store.history(filter) });
+    })
+    .post("/gc", async (c) => {
+      const body = await readBody(c, AdminGcRequestSchema);
+      if (!body.dryRun) options.requireMutation?.(c);
+      if (!options.reclaimer) throw new IpamError(ErrorCode.NotFound, "leak reclamation is not configured on this daemon");
+      return c.json(await options.reclaimer.sweep(body.dryRun ?? false));
+    })
+    .post("/import", async (c) => {
+      options.requireMutation?.(c);
+      return c.json(await ipam.importAllocations(await readBody(c, ImportRequestSchema)));
+    })
     .post("/reload", async (c) => {
+      options.requireMutation?.(c);
       if (!options.reload) throw new IpamError(ErrorCode.NotFound, "this daemon has no config file to reload");
       try {
         return c.json(await options.reload());

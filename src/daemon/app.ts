@@ -1,9 +1,14 @@
 /** The daemon's HTTP app: versioned routes mounted from their domain files, one error shape. */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { cniRoutes } from "./cni-routes.ts";
 import { adminRoutes } from "./admin-routes.ts";
+import type { ConsolaInstance } from "consola/core";
 import { errorResponse } from "./http-errors.ts";
+import type { DaemonMetrics } from "./metrics.ts";
+import { requestTelemetry } from "./observability.ts";
+import { poolReports } from "./pool-report.ts";
+import type { Reclaimer } from "./reclaim.ts";
 import type { IpamService } from "./ipam-service.ts";
 
 export interface AppOptions {
@@ -11,11 +16,24 @@ export interface AppOptions {
   onUnexpectedError?: (err: unknown) => void;
   /** Re-reads the daemon's config (SIGHUP does the same). */
   reload?: () => Promise<{ pools: string[] }>;
+  reclaimer?: Reclaimer;
+  metrics?: DaemonMetrics;
+  log?: ConsolaInstance;
+  /** Throws when this listener may not change state (read-only TCP admin listener). */
+  requireMutation?: (c: Context) => void;
 }
 
 export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   const app = new Hono();
+  if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
   app.route("/v1", cniRoutes(ipam));
+  if (options.metrics) {
+    const metrics = options.metrics;
+    app.get("/metrics", async (c) => {
+      metrics.pools = await poolReports(ipam, ipam.store);
+      return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    });
+  }
   app.route("/v1", adminRoutes(ipam, options));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {

@@ -3,7 +3,7 @@
  * the command line win over the file; the file wins over built-in defaults. Unknown keys are
  * refused so a typo is an error at start-up, not a silently ignored setting.
  */
-import { type InferOutput, maxLength, minLength, optional, pipe, record, safeParse, strictObject, string } from "valibot";
+import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, pipe, record, safeParse, strictObject, string } from "valibot";
 import { IpamError } from "../errors.ts";
 import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
 import { DEFAULT_SOCKET } from "../protocol.ts";
@@ -20,6 +20,14 @@ export const DaemonConfigSchema = strictObject({
   node: optional(pipe(string(), minLength(1), maxLength(253))),
   /** Named pools (Cluster API in-cluster rules, or a supernet split per node), by name. */
   pools: optional(record(pipe(string(), minLength(1), maxLength(253)), NamedPoolSchema)),
+  /** Seconds between leak sweeps (0 turns the periodic sweep off; `ipamd gc` still works). */
+  reclaimInterval: optional(pipe(number(), minValue(0), maxValue(86_400))),
+  /** Seconds a netns must have been gone (and an allocation must have lived) before reclaiming. */
+  reclaimGrace: optional(pipe(number(), minValue(0), maxValue(30 * 86_400))),
+  /** Days history events are kept. */
+  historyRetention: optional(pipe(number(), minValue(0.001), maxValue(3650))),
+  /** Utilization percentages that log a warning when a pool crosses them. */
+  utilizationThresholds: optional(pipe(array(pipe(number(), minValue(1), maxValue(100))), maxLength(8))),
 });
 export type DaemonConfig = InferOutput<typeof DaemonConfigSchema>;
 
@@ -27,6 +35,17 @@ export interface ServeSettings {
   socket: string;
   db: string;
   node: string;
+  reclaimIntervalMs: number;
+  reclaimGraceMs: number;
+  historyRetentionMs: number;
+  utilizationThresholds: number[];
+}
+
+export interface ServeFlags {
+  socket?: string;
+  db?: string;
+  node?: string;
+  config?: string;
 }
 
 export class ConfigError extends Error {}
@@ -69,10 +88,14 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   }
 }
 
-export function resolveSettings(flags: Partial<ServeSettings>, config: DaemonConfig, hostname: string): ServeSettings {
+export function resolveSettings(flags: ServeFlags, config: DaemonConfig, hostname: string): ServeSettings {
   return {
     socket: flags.socket ?? config.socket ?? DEFAULT_SOCKET,
     db: flags.db ?? config.db ?? DEFAULT_DB,
     node: flags.node ?? config.node ?? hostname,
+    reclaimIntervalMs: (config.reclaimInterval ?? 60) * 1000,
+    reclaimGraceMs: (config.reclaimGrace ?? 300) * 1000,
+    historyRetentionMs: (config.historyRetention ?? 30) * 86_400_000,
+    utilizationThresholds: [...(config.utilizationThresholds ?? [80, 95])].sort((a, b) => a - b),
   };
 }

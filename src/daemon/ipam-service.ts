@@ -10,9 +10,9 @@ import { type Family, formatIp, type Ip, parseIp } from "../ipam/address.ts";
 import { allocateNext, checkStatic } from "../ipam/allocator.ts";
 import { ExtentSet } from "../ipam/freespace.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import type { Range } from "../ipam/pool.ts";
-import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest } from "../protocol.ts";
-import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
+import { parseRangeSets, type Range } from "../ipam/pool.ts";
+import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest, ImportRequest, ImportResponse } from "../protocol.ts";
+import { type AllocationRecord, type Change, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
 import { PoolRegistry, type Target } from "./pool-registry.ts";
 import { type Freed, ReuseState } from "./reuse.ts";
 
@@ -25,7 +25,14 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
 
 const podKeyOf = (req: AddRequest): string | null => (req.pod?.namespace && req.pod.name ? `${req.pod.namespace}/${req.pod.name}` : null);
 
+/** Told of every durable change, for metrics and utilization warnings. */
+export interface AllocationObserver {
+  allocated(record: AllocationRecord, target: Target): void;
+  released(record: AllocationRecord, kind: ReleaseKind): void;
+}
+
 export interface ServiceOptions {
+  observer?: AllocationObserver;
   node: string;
   pools?: Map<string, NamedPool>;
   /** The clock, injectable so cooldown and sticky expiry can be tested without waiting. */
@@ -40,6 +47,7 @@ export class IpamService {
   readonly reuse = new ReuseState();
   private readonly node: string;
   private readonly now: () => number;
+  private readonly observer: AllocationObserver | undefined;
   private liveAllocations = 0;
 
   private constructor(
@@ -48,6 +56,7 @@ export class IpamService {
   ) {
     this.node = options.node;
     this.now = options.now ?? Date.now;
+    this.observer = options.observer;
     this.registry = new PoolRegistry(options.node);
   }
 
@@ -210,7 +219,9 @@ export class IpamService {
     }
     for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
     this.liveAllocations += targets.length;
-    return changes.flatMap((c) => (c.op === "allocate" ? [toAllocatedIp(c.record)] : []));
+    const records = changes.flatMap((c) => (c.op === "allocate" ? [c.record] : []));
+    records.forEach((r, i) => this.observer?.allocated(r, targets[i]!));
+    return records.map(toAllocatedIp);
   }
 
   /** After a failed ADD, a binding it created or re-activated goes back to what the store holds. */
@@ -234,21 +245,54 @@ export class IpamService {
   }
 
   /**
+   * Releases given allocations attachment by attachment, each under its attachment's lock and
+   * re-read inside it, so a concurrent ADD or DEL of the same attachment cannot interleave.
+   */
+  async releaseRecords(records: AllocationRecord[], cause: string, kind: ReleaseKind = "released"): Promise<AllocationRecord[]> {
+    const released: AllocationRecord[] = [];
+    const byAttachment = new Map<string, AllocationRecord>();
+    for (const r of records) byAttachment.set(`${r.network}\0${r.containerID}\0${r.ifname}`, r);
+    const wanted = new Set(records.map((r) => `${r.space}\0${r.ip}`));
+    for (const r of byAttachment.values()) {
+      await this.serialised(r.network, r, async () => {
+        const current = (await this.store.attachment(r.network, r)).filter((c) => wanted.has(`${c.space}\0${c.ip}`));
+        await this.release(current, cause, kind);
+        released.push(...current);
+      });
+    }
+    return released;
+  }
+
+  /**
+   * An operator's release of one address: its allocation (in every space that holds it) and
+   * any sticky binding or cooldown that keeps it from the pool.
+   */
+  async releaseAddress(ip: string, cause: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
+    const released = await this.releaseRecords(await this.store.holders(ip), cause);
+    const { changes, freed } = this.reuse.forget(ip);
+    if (changes.length > 0) {
+      await this.store.commit(changes);
+      this.free(freed);
+    }
+    return { released, unbound: freed.length };
+  }
+
+  /**
    * Releases allocations. An address is freed in the index only after the release is
    * durable, so a crash can never hand one out twice; a sticky binding or a cooldown keeps
    * it taken for longer.
    */
-  async release(records: AllocationRecord[], cause: string): Promise<void> {
+  private async release(records: AllocationRecord[], cause: string, kind: ReleaseKind = "released"): Promise<void> {
     if (records.length === 0) return;
     const now = this.now();
     const changes: Change[] = [];
     const freed: Freed[] = [];
     for (const r of records) {
-      changes.push({ op: "release", space: r.space, ip: r.ip, cause });
+      changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind });
       const policy = this.registry.policyOf(r.space);
       const pod = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : null;
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
-      if (policy.sticky && binding && binding.ip === r.ip) {
+      if (policy.sticky && binding && binding.ip === r.ip && kind === "released") {
         changes.push(this.reuse.bind({ ...binding, releasedAt: now }));
       } else if (policy.releaseCooldownMs > 0) {
         changes.push(this.reuse.cool({ space: r.space, family: r.family, ip: r.ip, until: now + policy.releaseCooldownMs }));
@@ -259,6 +303,76 @@ export class IpamService {
     await this.store.commit(changes);
     this.free(freed);
     this.liveAllocations -= records.length;
+    for (const r of records) this.observer?.released(r, kind);
+  }
+
+  /**
+   * Takes over allocations made elsewhere (a host-local data dir), so a node switching to
+   * ipamd never hands out an address a running pod still uses. Idempotent: an address the
+   * same attachment already holds is left as it is; one held by another is a conflict.
+   */
+  async importAllocations(req: ImportRequest): Promise<ImportResponse> {
+    const sets = parseRangeSets(req.ranges ?? []);
+    const result: ImportResponse = { imported: 0, unchanged: 0, conflicts: [] };
+    const changes: Change[] = [];
+    const marked: { set: ExtentSet; value: bigint }[] = [];
+    const imported: AllocationRecord[] = [];
+    const now = this.now();
+    for (const entry of req.entries) {
+      const ip = parseIp(entry.ip);
+      if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `import: "${entry.ip}" is not an IP address`);
+      const text = formatIp(ip.value, ip.family);
+      const taken = this.takenSet(req.network, ip.family);
+      if (taken.has(ip.value)) {
+        const holder = (await this.store.holders(text)).find((h) => h.space === req.network);
+        if (holder && holder.containerID === entry.containerID && holder.ifname === entry.ifname) result.unchanged++;
+        else result.conflicts.push({ ip: text, containerID: entry.containerID, heldBy: holder ? `${holder.containerID}/${holder.ifname}` : "held for reuse" });
+        continue;
+      }
+      const set = sets.find((s) => s.family === ip.family && s.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
+      const range = set?.ranges.find((r) => ip.value >= r.start && ip.value <= r.end);
+      taken.add(ip.value);
+      marked.push({ set: taken, value: ip.value });
+      const record: AllocationRecord = {
+        space: req.network,
+        network: req.network,
+        ip: text,
+        family: ip.family,
+        prefix: range ? range.subnet.prefix : ip.family === 4 ? 32 : 128,
+        gateway: range?.gateway == null ? null : formatIp(range.gateway, ip.family),
+        pool: set ? `${req.network}|${set.key}` : `${req.network}|imported`,
+        containerID: entry.containerID,
+        ifname: entry.ifname,
+        netns: null,
+        podNamespace: null,
+        podName: null,
+        podUid: null,
+        node: this.node,
+        createdAt: now,
+        static: false,
+      };
+      imported.push(record);
+      changes.push({ op: "allocate", record, kind: "imported", cause: "import host-local" });
+    }
+    const cursorUpdates: [string, bigint][] = [];
+    for (const { rangeSet, ip } of req.cursors ?? []) {
+      const set = sets[rangeSet];
+      const parsed = parseIp(ip);
+      if (!set || !parsed) continue;
+      const pool = cursorKey(req.network, set.key);
+      cursorUpdates.push([pool, parsed.value]);
+      changes.push({ op: "cursor", pool, ip: formatIp(parsed.value, parsed.family) });
+    }
+    try {
+      await this.store.commit(changes);
+    } catch (err) {
+      for (const { set, value } of marked) set.delete(value);
+      throw err;
+    }
+    for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
+    this.liveAllocations += imported.length;
+    result.imported = imported.length;
+    return result;
   }
 
   async check(req: CheckRequest): Promise<AllocatedIp[]> {
@@ -272,15 +386,10 @@ export class IpamService {
   /** Releases every attachment of the network that the runtime does not list as valid. */
   async gc(req: GcRequest, cause = "cni gc"): Promise<string[]> {
     const valid = new Set(req.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
-    const released: string[] = [];
+    const stale: AllocationRecord[] = [];
     for (const key of await this.store.attachments(req.network)) {
-      if (valid.has(`${key.containerID}\0${key.ifname}`)) continue;
-      await this.serialised(req.network, key, async () => {
-        const records = await this.store.attachment(req.network, key);
-        await this.release(records, cause);
-        released.push(...records.map((r) => r.ip));
-      });
+      if (!valid.has(`${key.containerID}\0${key.ifname}`)) stale.push(...(await this.store.attachment(req.network, key)));
     }
-    return released;
+    return (await this.releaseRecords(stale, cause, "reclaimed")).map((r) => r.ip);
   }
 }

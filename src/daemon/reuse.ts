@@ -69,6 +69,25 @@ export class ReuseState {
     return { cooling: this.cooling.get(space)?.length ?? 0, parked };
   }
 
+  /** Drops every cooldown and binding that holds an address (an operator's release). */
+  forget(ip: string): { changes: Change[]; freed: Freed[] } {
+    const changes: Change[] = [];
+    const freed: Freed[] = [];
+    for (const [space, queue] of this.cooling) {
+      for (const c of queue.filter((c) => c.ip === ip)) {
+        queue.splice(queue.indexOf(c), 1);
+        changes.push({ op: "uncool", space, ip });
+        freed.push({ space, family: c.family, value: parseIp(ip)!.value });
+      }
+    }
+    for (const b of [...this.bindings.values()].filter((b) => b.ip === ip)) {
+      changes.push(this.unbind(b.space, b.pod));
+      // An address still allocated stays taken: only a parked binding frees it.
+      if (b.releasedAt !== null) freed.push({ space: b.space, family: b.family, value: parseIp(ip)!.value });
+    }
+    return { changes, freed };
+  }
+
   /** Ends the cooldowns and sticky bindings of a space that have run out by `now`. */
   expire(space: string, policy: PoolPolicy, now: number): { changes: Change[]; freed: Freed[] } {
     const changes: Change[] = [];

@@ -9,9 +9,12 @@ import { MAX_BODY_BYTES, Paths } from "../protocol.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
-import { ConfigError, loadConfig, resolveSettings, type ServeSettings } from "./config.ts";
+import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { IpamService } from "./ipam-service.ts";
+import { DaemonMetrics } from "./metrics.ts";
+import { UtilizationWatch } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
+import { Reclaimer } from "./reclaim.ts";
 
 /** Whether a daemon answers on this socket right now. */
 async function answers(socket: string): Promise<boolean> {
@@ -41,7 +44,7 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(flags: Partial<ServeSettings> & { config?: string }): Promise<RunningDaemon> {
+export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const log = createLogger();
   const { hostname } = await import("node:os");
   const loaded = await loadConfig(flags.config);
@@ -56,7 +59,22 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
   } catch (err) {
     throw new IpamError(ErrorCode.IoFailure, `cannot open store ${settings.db}: ${(err as Error).message} (is another ipamd using it?)`);
   }
-  const ipam = await IpamService.start(store, { node: settings.node, pools: loaded.pools });
+  const metrics = new DaemonMetrics();
+  store.onCommit = (seconds, callers) => {
+    metrics.commitDuration.observe(seconds);
+    metrics.commitBatch.observe(callers);
+  };
+  let watch: UtilizationWatch | undefined;
+  const ipam = await IpamService.start(store, {
+    node: settings.node,
+    pools: loaded.pools,
+    observer: {
+      allocated: (record, target) => watch?.allocated(record, target),
+      released: (record, kind) => watch?.released(record, kind),
+    },
+  });
+  watch = new UtilizationWatch(metrics, log, (t) => t.set.ranges.reduce((n, r) => n + ipam.takenSet(t.space, t.set.family).countIn(r.start, r.end), 0), settings.utilizationThresholds);
+  const reclaimer = new Reclaimer(ipam, { graceMs: settings.reclaimGraceMs, now: Date.now });
   // A reload re-reads the pools only; socket, db and node need a restart. A bad file keeps
   // the running config and says why.
   const reload = async (): Promise<{ pools: string[] }> => {
@@ -69,7 +87,7 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
     }
     return { pools };
   };
-  const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err), reload });
+  const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err), reload, reclaimer, metrics, log });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
   const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
   process.umask(oldMask);
@@ -81,9 +99,26 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
   };
   process.on("SIGHUP", onHangup);
 
+  // The periodic sweep: reclaim leaks, then drop history past its retention. The next run is
+  // scheduled only when this one is done, so sweeps never overlap.
+  let sweepTimer: Timer | undefined;
+  const sweep = async () => {
+    try {
+      const result = await reclaimer.sweep();
+      for (const r of result.reclaimed) log.info(`reclaimed ${r.ip}`, { network: r.network, containerID: r.containerID, ifname: r.ifname, reason: r.reason });
+      const pruned = await store.pruneHistory(Date.now() - settings.historyRetentionMs);
+      if (pruned > 0) log.debug("pruned history", { events: pruned });
+    } catch (err) {
+      log.error("leak sweep failed", err);
+    }
+    sweepTimer = setTimeout(sweep, settings.reclaimIntervalMs);
+  };
+  if (settings.reclaimIntervalMs > 0) sweepTimer = setTimeout(sweep, Math.min(settings.reclaimIntervalMs, 5_000));
+
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      clearTimeout(sweepTimer);
       process.off("SIGHUP", onHangup);
       await server.stop(false); // stop accepting; requests in flight finish
       await store.close();
@@ -94,7 +129,7 @@ export async function startDaemon(flags: Partial<ServeSettings> & { config?: str
 }
 
 /** The `serve` subcommand: run until SIGTERM/SIGINT. */
-export async function serveCommand(flags: Partial<ServeSettings> & { config?: string }): Promise<number> {
+export async function serveCommand(flags: ServeFlags): Promise<number> {
   let daemon: RunningDaemon;
   try {
     daemon = await startDaemon(flags);

@@ -8,7 +8,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
-import type { AllocationRecord, Binding, Change, Cooling, Store, SubnetChooser } from "./store.ts";
+import type { AllocationFilter, AllocationRecord, Binding, Change, Cooling, HistoryEvent, HistoryFilter, Store, SubnetChooser } from "./store.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS allocations (
@@ -60,7 +60,11 @@ CREATE TABLE IF NOT EXISTS events (
   pod_uid TEXT,
   cause TEXT
 );
+CREATE INDEX IF NOT EXISTS allocations_by_netns ON allocations (netns);
 CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
+CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
+CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 `;
 
 interface Pending {
@@ -94,6 +98,8 @@ function toRecord(row: Row): AllocationRecord {
 
 export class SqliteStore implements Store {
   private queue: Pending[] = [];
+  /** Told of each group commit: how long it took and how many callers it served. */
+  onCommit: ((seconds: number, callers: number) => void) | undefined;
   private flushScheduled = false;
   private readonly statements: Statement[] = [];
   private readonly insertAllocation: Statement;
@@ -125,7 +131,7 @@ export class SqliteStore implements Store {
     );
     this.recordRelease = prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
-       SELECT ?1, 'released', network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
+       SELECT ?1, ?5, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
        FROM allocations WHERE space = ?2 AND ip = ?3`,
     );
     this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ?");
@@ -193,6 +199,50 @@ export class SqliteStore implements Store {
     return (this.selectHolders.all(ip) as Row[]).map(toRecord);
   }
 
+  async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
+    const columns: [keyof AllocationFilter, string][] = [
+      ["pool", "pool"],
+      ["node", "node"],
+      ["network", "network"],
+      ["podNamespace", "pod_namespace"],
+      ["podName", "pod_name"],
+      ["containerID", "container_id"],
+      ["ip", "ip"],
+    ];
+    const where = columns.filter(([key]) => filter[key] !== undefined);
+    const sql = `SELECT * FROM allocations ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""}
+      ORDER BY space, family, length(ip), ip LIMIT ? OFFSET ?`;
+    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 1000, filter.offset ?? 0];
+    return this.once(sql, (s) => (s.all(...params) as Row[]).map(toRecord));
+  }
+
+  async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
+    const columns: [keyof HistoryFilter, string][] = [
+      ["ip", "ip"],
+      ["containerID", "container_id"],
+      ["podNamespace", "pod_namespace"],
+      ["podName", "pod_name"],
+    ];
+    const where = columns.filter(([key]) => filter[key] !== undefined);
+    const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,
+      pod_name AS podName, pod_uid AS podUid, cause FROM events
+      ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
+    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 100];
+    return this.once(sql, (s) => s.all(...params) as HistoryEvent[]);
+  }
+
+  async pruneHistory(before: number): Promise<number> {
+    return this.once("DELETE FROM events WHERE at < ?", (s) => s.run(before).changes);
+  }
+
+  async netnsPaths(): Promise<string[]> {
+    return this.once("SELECT DISTINCT netns FROM allocations WHERE netns IS NOT NULL AND netns != ''", (s) => (s.values() as [string][]).map(([p]) => p));
+  }
+
+  async byNetns(netns: string): Promise<AllocationRecord[]> {
+    return this.once("SELECT * FROM allocations WHERE netns = ?", (s) => (s.all(netns) as Row[]).map(toRecord));
+  }
+
   async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {
     // bun:sqlite is synchronous, so this transaction cannot interleave with a group commit.
     return this.db.transaction(() => {
@@ -226,11 +276,12 @@ export class SqliteStore implements Store {
       case "allocate": {
         const r = change.record;
         this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
-        this.recordEvent.run(now, r.static ? "static" : "allocated", r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, "cni add");
+        const kind = change.kind ?? (r.static ? "static" : "allocated");
+        this.recordEvent.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, change.cause ?? "cni add");
         break;
       }
       case "release":
-        this.recordRelease.run(now, change.space, change.ip, change.cause);
+        this.recordRelease.run(now, change.space, change.ip, change.cause, change.kind ?? "released");
         this.deleteAllocation.run(change.space, change.ip);
         break;
       case "cursor":
@@ -259,6 +310,7 @@ export class SqliteStore implements Store {
     this.queue = [];
     const failed = new Map<Pending, unknown>();
     const now = Date.now();
+    const started = performance.now();
     try {
       this.db.exec("BEGIN IMMEDIATE");
       for (const pending of batch) {
@@ -272,6 +324,7 @@ export class SqliteStore implements Store {
         }
       }
       this.db.exec("COMMIT");
+      this.onCommit?.((performance.now() - started) / 1000, batch.length);
     } catch (err) {
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
       for (const pending of batch) pending.reject(err);

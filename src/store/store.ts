@@ -55,15 +55,54 @@ export interface Binding {
   releasedAt: number | null;
 }
 
+export type AllocateKind = "allocated" | "static" | "imported";
+export type ReleaseKind = "released" | "reclaimed";
+
 export type Change =
-  | { op: "allocate"; record: AllocationRecord }
-  | { op: "release"; space: string; ip: string; cause: string }
+  /** kind defaults to "static" or "allocated" after record.static. */
+  | { op: "allocate"; record: AllocationRecord; kind?: AllocateKind; cause?: string }
+  | { op: "release"; space: string; ip: string; cause: string; kind?: ReleaseKind }
   /** The last address handed out from a range set, so the next ADD continues after it. */
   | { op: "cursor"; pool: string; ip: string }
   | { op: "cool"; cooling: Cooling }
   | { op: "uncool"; space: string; ip: string }
   | { op: "bind"; binding: Binding }
   | { op: "unbind"; space: string; pod: string };
+
+/** One history event: every change of an address is kept for audit (DESIGN rule 7). */
+export interface HistoryEvent {
+  id: number;
+  at: number;
+  kind: AllocateKind | ReleaseKind;
+  network: string;
+  ip: string;
+  containerID: string | null;
+  ifname: string | null;
+  podNamespace: string | null;
+  podName: string | null;
+  podUid: string | null;
+  cause: string | null;
+}
+
+export interface AllocationFilter {
+  pool?: string;
+  node?: string;
+  network?: string;
+  podNamespace?: string;
+  podName?: string;
+  containerID?: string;
+  ip?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export interface HistoryFilter {
+  ip?: string;
+  containerID?: string;
+  podNamespace?: string;
+  podName?: string;
+  limit?: number;
+}
 
 /** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
 export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
@@ -87,6 +126,16 @@ export interface Store {
    * hold one subnet. Resolves with the node's subnet, or null when none is free.
    */
   claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null>;
+  /** Allocations matching every given field, in address order. */
+  allocations(filter: AllocationFilter): Promise<AllocationRecord[]>;
+  /** Events matching every given field, newest first. */
+  history(filter: HistoryFilter): Promise<HistoryEvent[]>;
+  /** Drops events older than `before` (ms); resolves with how many went. */
+  pruneHistory(before: number): Promise<number>;
+  /** Every distinct network namespace path that allocations were made for. */
+  netnsPaths(): Promise<string[]>;
+  /** The allocations made for one network namespace path. */
+  byNetns(netns: string): Promise<AllocationRecord[]>;
   /** Every node subnet claim of a pool, for reports. */
   nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]>;
   close(): Promise<void>;

@@ -1,0 +1,82 @@
+/**
+ * What the daemon tells operators as it runs: metrics for every allocation, release and
+ * request, a request id on every answer and log line, utilization warnings when a pool
+ * crosses its thresholds (80% and 95% by default), and an error log when one is exhausted.
+ */
+import type { ConsolaInstance } from "consola/core";
+import type { MiddlewareHandler } from "hono";
+import type { AllocationRecord, ReleaseKind } from "../store/store.ts";
+import type { AllocationObserver } from "./ipam-service.ts";
+import type { DaemonMetrics } from "./metrics.ts";
+import type { Target } from "./pool-registry.ts";
+
+export const DEFAULT_THRESHOLDS = [80, 95];
+
+/** Remembers the highest threshold each pool is above, so each crossing is told once. */
+export class UtilizationWatch implements AllocationObserver {
+  private readonly level = new Map<string, number>();
+  private readonly lastCheck = new Map<string, number>();
+
+  constructor(
+    private readonly metrics: DaemonMetrics,
+    private readonly log: ConsolaInstance,
+    private readonly used: (target: Target) => number,
+    private readonly thresholds: number[] = DEFAULT_THRESHOLDS,
+  ) {}
+
+  allocated(record: AllocationRecord, target: Target): void {
+    this.metrics.allocations.inc({ pool: record.pool });
+    // Counting a fragmented pool is O(extents): at most once a second per pool.
+    const now = performance.now();
+    if (now - (this.lastCheck.get(target.pool) ?? -Infinity) < 1000) return;
+    this.lastCheck.set(target.pool, now);
+    this.check(target);
+  }
+
+  released(record: AllocationRecord, kind: ReleaseKind): void {
+    (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc({ pool: record.pool });
+  }
+
+  check(target: Target): void {
+    const size = Number(target.set.size);
+    const percent = size === 0 ? 100 : (this.used(target) / size) * 100;
+    const crossed = this.thresholds.filter((t) => percent >= t).pop() ?? 0;
+    const previous = this.level.get(target.pool) ?? 0;
+    this.level.set(target.pool, crossed);
+    if (crossed > previous) {
+      this.metrics.utilizationWarnings.inc({ pool: target.pool, threshold: String(crossed) });
+      this.log.warn(`pool ${target.pool} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: target.pool, utilization: Number(percent.toFixed(2)) });
+    }
+  }
+}
+
+const COMMANDS: Record<string, string> = {
+  "/v1/cni/add": "add",
+  "/v1/cni/del": "del",
+  "/v1/cni/check": "check",
+  "/v1/cni/gc": "gc",
+  "/v1/status": "status",
+};
+
+let nextRequestId = 1;
+
+/** Times every request, counts errors by CNI code, and tags answers and logs with a request id. */
+export function requestTelemetry(metrics: DaemonMetrics, log: ConsolaInstance): MiddlewareHandler {
+  return async (c, next) => {
+    const id = c.req.header("x-request-id") ?? `${process.pid}-${nextRequestId++}`;
+    const started = performance.now();
+    await next();
+    const command = COMMANDS[c.req.path] ?? "admin";
+    metrics.requestDuration.observe((performance.now() - started) / 1000, { command });
+    c.header("x-request-id", id);
+    if (c.res.status >= 400) {
+      const body = (await c.res.clone().json().catch(() => null)) as { code?: number; msg?: string } | null;
+      metrics.errors.inc({ code: String(body?.code ?? 0) });
+      // An exhausted pool stops pods from starting: an error, not a warning.
+      const level = c.res.status >= 500 || body?.code === 100 ? "error" : "warn";
+      log[level](`${c.req.method} ${c.req.path} failed: ${body?.msg ?? c.res.status}`, { requestId: id, code: body?.code, status: c.res.status });
+    } else {
+      log.debug(`${c.req.method} ${c.req.path}`, { requestId: id, status: c.res.status });
+    }
+  };
+}
