@@ -5,6 +5,7 @@
  */
 import { toIpamError } from "./errors.ts";
 import { DEFAULT_SOCKET } from "./protocol.ts";
+import { ADMIN_USAGE } from "./cli/admin-usage.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
@@ -16,6 +17,9 @@ Usage:
                       exit 0 when the daemon answers (for probes and scripts)
   ipamd version       print the version
   ipamd --help        this text
+
+Operators (over the daemon's socket):
+${ADMIN_USAGE}
 
 As a CNI IPAM plugin (CNI_COMMAND set) it reads the netconf on stdin:
   "ipam": {"type": "ipamd", "ranges": [[{"subnet": "10.22.0.0/16"}]], "socket": "${DEFAULT_SOCKET}"}
@@ -59,9 +63,13 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(`ipamd ${status.version} serving, ${status.allocations} allocations\n`);
         return 0;
       }
-      default:
+      default: {
+        const { runAdminVerb } = await import("./cli/admin-verbs.ts");
+        const code = await runAdminVerb(verb, rest);
+        if (code !== null) return code;
         process.stderr.write(`ipamd: unknown command "${verb}"; see ipamd --help\n`);
         return 2;
+      }
     }
   } catch (err) {
     process.stderr.write(`ipamd ${verb}: ${toIpamError(err).message}\n`);
