@@ -61,7 +61,8 @@ export type ReleaseKind = "released" | "reclaimed";
 export type Change =
   /** kind defaults to "static" or "allocated" after record.static. */
   | { op: "allocate"; record: AllocationRecord; kind?: AllocateKind; cause?: string }
-  | { op: "release"; space: string; ip: string; cause: string; kind?: ReleaseKind }
+  /** record: what was released, for stores that write the event without reading it back. */
+  | { op: "release"; space: string; ip: string; cause: string; kind?: ReleaseKind; record?: AllocationRecord }
   /** The last address handed out from a range set, so the next ADD continues after it. */
   | { op: "cursor"; pool: string; ip: string }
   | { op: "cool"; cooling: Cooling }
@@ -139,6 +140,17 @@ export interface Store {
   /** Every node subnet claim of a pool, for reports. */
   nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]>;
   close(): Promise<void>;
+}
+
+/**
+ * A commit lost a race in a shared store: another daemon holds these addresses. Nothing of
+ * the commit was applied; the caller learns them as taken and allocates again.
+ */
+export class ConflictError extends Error {
+  constructor(readonly taken: { space: string; family: Family; ip: string }[]) {
+    super(`addresses already held elsewhere: ${taken.map((t) => t.ip).join(", ")}`);
+    this.name = "ConflictError";
+  }
 }
 
 /** The key of a range set's cursor: range sets are only unique within a space. */

@@ -1,0 +1,151 @@
+/**
+ * A small etcd v3 client over its JSON gateway (`/v3/kv/*`, `/v3/lease/*`) using fetch, with
+ * TLS client certificates. It avoids a gRPC dependency: the gateway is part of every etcd
+ * server, speaks plain HTTP/1.1, and a transaction is one request. Requests go to one
+ * endpoint at a time and move on to the next when one fails, so losing a member only costs
+ * a retry; losing quorum surfaces as an error within the request deadline.
+ */
+import { ErrorCode, IpamError } from "../errors.ts";
+
+export interface EtcdTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  lease: string | undefined;
+}
+
+export type Compare =
+  | { key: string; target: "CREATE"; result: "EQUAL" | "GREATER" | "LESS"; create_revision: number }
+  | { key: string; target: "MOD"; result: "EQUAL" | "GREATER" | "LESS"; mod_revision: number }
+  | { key: string; target: "VALUE"; result: "EQUAL"; value: string };
+
+export type Op =
+  | { put: { key: string; value: string; lease?: string } }
+  | { delete: { key: string; rangeEnd?: string } }
+  | { range: { key: string; rangeEnd?: string } };
+
+export interface TxnResult {
+  succeeded: boolean;
+  /** The kvs of each range op, in order (empty for puts and deletes). */
+  ranges: KeyValue[][];
+  revision: number;
+}
+
+const enc = (s: string) => Buffer.from(s, "utf8").toString("base64");
+const dec = (s: string | undefined) => (s ? Buffer.from(s, "base64").toString("utf8") : "");
+
+/** The key just past every key with this prefix: etcd's range_end for a prefix scan. */
+export function prefixEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, "utf8");
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i]! < 0xff) {
+      bytes[i]!++;
+      return bytes.subarray(0, i + 1).toString("latin1");
+    }
+  }
+  return "\0";
+}
+
+function toKv(kv: Record<string, string>): KeyValue {
+  return { key: dec(kv.key), value: dec(kv.value), createRevision: Number(kv.create_revision ?? 0), modRevision: Number(kv.mod_revision ?? 0), lease: kv.lease };
+}
+
+const wireOp = (op: Op) => {
+  if ("put" in op) return { request_put: { key: enc(op.put.key), value: enc(op.put.value), ...(op.put.lease ? { lease: op.put.lease } : {}) } };
+  if ("delete" in op) return { request_delete_range: { key: enc(op.delete.key), ...(op.delete.rangeEnd ? { range_end: enc(op.delete.rangeEnd) } : {}) } };
+  return { request_range: { key: enc(op.range.key), ...(op.range.rangeEnd ? { range_end: enc(op.range.rangeEnd) } : {}) } };
+};
+
+const wireCompare = (c: Compare) => {
+  const base = { key: enc(c.key), target: c.target, result: c.result };
+  if (c.target === "CREATE") return { ...base, create_revision: String(c.create_revision) };
+  if (c.target === "MOD") return { ...base, mod_revision: String(c.mod_revision) };
+  return { ...base, value: enc(c.value) };
+};
+
+export class EtcdClient {
+  private current = 0;
+
+  constructor(
+    private readonly endpoints: string[],
+    private readonly tls: EtcdTls = {},
+    /** Per request; a quorum loss must become "try again later" well inside the plugin's 2.5 s. */
+    private readonly timeoutMs = 1500,
+  ) {
+    if (endpoints.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no etcd endpoints given");
+  }
+
+  /** Posts to the gateway, moving to the next endpoint when one fails; one pass over all. */
+  async call(path: string, body: unknown, deadlineMs = this.timeoutMs): Promise<any> {
+    const deadline = Date.now() + deadlineMs;
+    let lastError = "";
+    for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
+      const endpoint = this.endpoints[(this.current + attempt) % this.endpoints.length]!;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      try {
+        const res = await fetch(`${endpoint}${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+          signal: AbortSignal.timeout(left),
+          ...(endpoint.startsWith("https:") ? { tls: { ...this.tls, rejectUnauthorized: true } } : {}),
+        });
+        const json = (await res.json()) as any;
+        if (!res.ok || json?.error || json?.code) {
+          lastError = `${endpoint}: ${json?.message ?? json?.error ?? `HTTP ${res.status}`}`;
+          continue;
+        }
+        this.current = (this.current + attempt) % this.endpoints.length;
+        return json;
+      } catch (err) {
+        lastError = `${endpoint}: ${(err as Error).message}`;
+      }
+    }
+    throw new IpamError(ErrorCode.TryAgainLater, `etcd is not available: ${lastError || "deadline passed"}`);
+  }
+
+  async range(key: string, rangeEnd?: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {
+    const body = { key: enc(key), ...(rangeEnd ? { range_end: enc(rangeEnd) } : {}), ...(options.keysOnly ? { keys_only: true } : {}), ...(options.limit ? { limit: String(options.limit) } : {}) };
+    const json = await this.call("/v3/kv/range", body);
+    return (json.kvs ?? []).map(toKv);
+  }
+
+  rangePrefix(prefix: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {
+    return this.range(prefix, prefixEnd(prefix), options);
+  }
+
+  async txn(compare: Compare[], success: Op[], failure: Op[] = []): Promise<TxnResult> {
+    const json = await this.call("/v3/kv/txn", { compare: compare.map(wireCompare), success: success.map(wireOp), failure: failure.map(wireOp) });
+    const responses: any[] = json.responses ?? [];
+    return {
+      succeeded: json.succeeded === true,
+      ranges: responses.map((r) => (r.response_range?.kvs ?? []).map(toKv)),
+      revision: Number(json.header?.revision ?? 0),
+    };
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    await this.call("/v3/kv/put", { key: enc(key), value: enc(value) });
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    await this.call("/v3/kv/deleterange", { key: enc(prefix), range_end: enc(prefixEnd(prefix)) });
+  }
+
+  async leaseGrant(ttlSeconds: number): Promise<string> {
+    return String((await this.call("/v3/lease/grant", { TTL: String(ttlSeconds) })).ID);
+  }
+
+  async leaseKeepAlive(id: string): Promise<boolean> {
+    const json = await this.call("/v3/lease/keepalive", { ID: id });
+    return Number(json.result?.TTL ?? 0) > 0;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * The cluster-wide store: etcd v3, shared by the daemons of every node. Each allocation is a
+ * key created under a compare-and-swap (create_revision == 0), so two daemons can never hold
+ * one address: the loser's commit fails whole with a ConflictError naming what it lost, and
+ * its daemon learns those addresses and allocates again. A commit is durable (raft quorum)
+ * before it resolves. Concurrent commits of one daemon share one transaction where they fit.
+ *
+ * Key layout under the prefix (default /ipamd/):
+ *   a/SPACE/IP                    the allocation (record JSON)
+ *   att/NETWORK/CID/IFNAME/SPACE/IP   the same record, found by attachment
+ *   cur/POOL  cool/SPACE/IP  bind/SPACE/POD  subnet/POOL/SUBNET (value: node)
+ *   block/SPACE/BLOCK (value: node)  node/NAME (leased: the node is alive)
+ *   ev/TIME-SEQ                   history events
+ */
+import type { Family } from "../ipam/address.ts";
+import type { AttachmentKey } from "../protocol.ts";
+import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd } from "./etcd-client.ts";
+import {
+  type AllocationFilter,
+  type AllocationRecord,
+  type Binding,
+  type Change,
+  ConflictError,
+  type Cooling,
+  type HistoryEvent,
+  type HistoryFilter,
+  type Store,
+  type SubnetChooser,
+} from "./store.ts";
+
+/** etcd's default --max-txn-ops is 128; a batch stays below it. */
+const MAX_OPS = 120;
+
+interface Pending {
+  changes: Change[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class EtcdStore implements Store {
+  private queue: Pending[] = [];
+  private flushing = false;
+  private eventSeq = 0;
+  onCommit: ((seconds: number, callers: number) => void) | undefined;
+
+  constructor(
+    readonly client: EtcdClient,
+    readonly prefix = "/ipamd/",
+    private readonly node = "",
+  ) {}
+
+  private k = (...parts: string[]) => this.prefix + parts.join("/");
+
+  private async scan(...parts: string[]): Promise<KeyValue[]> {
+    const out: KeyValue[] = [];
+    const base = this.k(...parts, "");
+    let from = base;
+    const end = prefixEnd(base);
+    // Page through large prefixes so one response never holds a million keys.
+    for (;;) {
+      const page = await this.client.range(from, end, { limit: 10_000 });
+      out.push(...page);
+      if (page.length < 10_000) return out;
+      from = `${page[page.length - 1]!.key}\0`;
+    }
+  }
+
+  private records = async (...parts: string[]): Promise<AllocationRecord[]> => (await this.scan(...parts)).map((kv) => JSON.parse(kv.value) as AllocationRecord);
+
+  async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
+    for (const r of await this.records("a")) visit(r.space, r.family, r.ip);
+  }
+
+  async cursors(): Promise<Map<string, string>> {
+    const base = this.k("cur", "");
+    return new Map((await this.scan("cur")).map((kv) => [kv.key.slice(base.length), kv.value]));
+  }
+
+  async cooling(): Promise<Cooling[]> {
+    return (await this.scan("cool")).map((kv) => JSON.parse(kv.value) as Cooling).sort((a, b) => a.until - b.until);
+  }
+
+  async bindings(): Promise<Binding[]> {
+    return (await this.scan("bind")).map((kv) => JSON.parse(kv.value) as Binding).sort((a, b) => (a.releasedAt ?? 0) - (b.releasedAt ?? 0));
+  }
+
+  async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
+    const rows = await this.records("att", network, key.containerID, key.ifname);
+    return rows.sort((a, b) => a.family - b.family || (a.ip < b.ip ? -1 : 1));
+  }
+
+  async attachments(network: string): Promise<AttachmentKey[]> {
+    const base = this.k("att", network, "");
+    const seen = new Map<string, AttachmentKey>();
+    for (const kv of await this.client.rangePrefix(base, { keysOnly: true })) {
+      const [containerID, ifname] = kv.key.slice(base.length).split("/");
+      if (containerID && ifname) seen.set(`${containerID}/${ifname}`, { containerID, ifname });
+    }
+    return [...seen.values()];
+  }
+
+  async holders(ip: string): Promise<AllocationRecord[]> {
+    return (await this.records("a")).filter((r) => r.ip === ip);
+  }
+
+  async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
+    const match = (r: AllocationRecord) =>
+      (filter.pool === undefined || r.pool === filter.pool) &&
+      (filter.node === undefined || r.node === filter.node) &&
+      (filter.network === undefined || r.network === filter.network) &&
+      (filter.podNamespace === undefined || r.podNamespace === filter.podNamespace) &&
+      (filter.podName === undefined || r.podName === filter.podName) &&
+      (filter.containerID === undefined || r.containerID === filter.containerID) &&
+      (filter.ip === undefined || r.ip === filter.ip);
+    const offset = filter.offset ?? 0;
+    return (await this.records("a")).filter(match).slice(offset, offset + (filter.limit ?? 1000));
+  }
+
+  async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
+    const events = (await this.scan("ev")).map((kv) => JSON.parse(kv.value) as HistoryEvent).reverse();
+    return events
+      .filter(
+        (e) =>
+          (filter.ip === undefined || e.ip === filter.ip) &&
+          (filter.containerID === undefined || e.containerID === filter.containerID) &&
+          (filter.podNamespace === undefined || e.podNamespace === filter.podNamespace) &&
+          (filter.podName === undefined || e.podName === filter.podName),
+      )
+      .slice(0, filter.limit ?? 100);
+  }
+
+  async pruneHistory(before: number): Promise<number> {
+    const old = await this.client.range(this.k("ev", ""), this.k("ev", String(before).padStart(15, "0")), { keysOnly: true });
+    if (old.length > 0) await this.client.txn([], [{ delete: { key: this.k("ev", ""), rangeEnd: this.k("ev", String(before).padStart(15, "0")) } }]);
+    return old.length;
+  }
+
+  async netnsPaths(): Promise<string[]> {
+    return [...new Set((await this.records("a")).flatMap((r) => (r.netns ? [r.netns] : [])))];
+  }
+
+  async byNetns(netns: string): Promise<AllocationRecord[]> {
+    return (await this.records("a")).filter((r) => r.netns === netns);
+  }
+
+  async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const base = this.k("subnet", pool, "");
+      const claims = (await this.client.rangePrefix(base)).map((kv) => ({ subnet: kv.key.slice(base.length), node: kv.value, rev: kv.modRevision }));
+      const mine = claims.find((c) => c.node === node) ?? null;
+      const chosen = choose(claims.filter((c) => c.node !== node).map((c) => c.subnet), mine?.subnet ?? null);
+      if (chosen === (mine?.subnet ?? null)) return chosen;
+      const compare: Compare[] = chosen === null ? [] : [{ key: this.k("subnet", pool, chosen), target: "CREATE", result: "EQUAL", create_revision: 0 }];
+      const ops: Op[] = [];
+      if (mine) ops.push({ delete: { key: this.k("subnet", pool, mine.subnet) } });
+      if (chosen !== null) ops.push({ put: { key: this.k("subnet", pool, chosen), value: node } });
+      if ((await this.client.txn(compare, ops)).succeeded) return chosen;
+      // Another node took that subnet between our read and our write: choose again.
+    }
+    throw new Error(`could not claim a subnet of pool ${pool} for node ${node}: too much contention`);
+  }
+
+  async nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]> {
+    const base = this.k("subnet", pool, "");
+    return (await this.client.rangePrefix(base)).map((kv) => ({ subnet: kv.key.slice(base.length), node: kv.value }));
+  }
+
+  private async recordAt(space: string, ip: string): Promise<AllocationRecord | undefined> {
+    const [kv] = await this.client.range(this.k("a", space, ip));
+    return kv ? (JSON.parse(kv.value) as AllocationRecord) : undefined;
+  }
+
+  /** The ops and conditions of one change. */
+  private translate(change: Change, now: number, compares: Compare[], ops: Op[]): void {
+    const event = (kind: HistoryEvent["kind"], r: AllocationRecord, cause: string) => {
+      const e: HistoryEvent = {
+        id: now * 1000 + (this.eventSeq % 1000),
+        at: now,
+        kind,
+        network: r.network,
+        ip: r.ip,
+        containerID: r.containerID,
+        ifname: r.ifname,
+        podNamespace: r.podNamespace,
+        podName: r.podName,
+        podUid: r.podUid,
+        cause,
+      };
+      const key = this.k("ev", `${String(now).padStart(15, "0")}-${this.node}-${String(this.eventSeq++).padStart(10, "0")}`);
+      ops.push({ put: { key, value: JSON.stringify(e) } });
+    };
+    switch (change.op) {
+      case "allocate": {
+        const r = change.record;
+        const key = this.k("a", r.space, r.ip);
+        compares.push({ key, target: "CREATE", result: "EQUAL", create_revision: 0 });
+        ops.push({ put: { key, value: JSON.stringify(r) } });
+        ops.push({ put: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip), value: JSON.stringify(r) } });
+        event(change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add");
+        break;
+      }
+      case "release": {
+        ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
+        const r = change.record;
+        if (r) {
+          ops.push({ delete: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip) } });
+          event(change.kind ?? "released", r, change.cause);
+        }
+        break;
+      }
+      case "cursor":
+        ops.push({ put: { key: this.k("cur", change.pool), value: change.ip } });
+        break;
+      case "cool":
+        ops.push({ put: { key: this.k("cool", change.cooling.space, change.cooling.ip), value: JSON.stringify(change.cooling) } });
+        break;
+      case "uncool":
+        ops.push({ delete: { key: this.k("cool", change.space, change.ip) } });
+        break;
+      case "bind":
+        ops.push({ put: { key: this.k("bind", change.binding.space, change.binding.pod), value: JSON.stringify(change.binding) } });
+        break;
+      case "unbind":
+        ops.push({ delete: { key: this.k("bind", change.space, change.pod) } });
+        break;
+    }
+  }
+
+  commit(changes: Change[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ changes, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /** One transaction for a caller; a failed compare becomes a ConflictError naming the losers. */
+  private async commitOne(pending: Pending[], now: number): Promise<void> {
+    const compares: Compare[] = [];
+    const ops: Op[] = [];
+    for (const p of pending) {
+      for (const c of p.changes) {
+        // A release names its record so the attachment index and the event can be written;
+        // when the caller did not pass it, read it (one more round trip).
+        const change = c.op === "release" && !c.record ? { ...c, record: await this.recordAt(c.space, c.ip) } : c;
+        this.translate(change, now, compares, ops);
+      }
+    }
+    // etcd refuses a transaction that writes one key twice (two callers moving one cursor):
+    // the later write is the one that stands.
+    const byKey = new Map<string, Op>();
+    for (const op of ops) {
+      const key = "put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key;
+      byKey.delete(key);
+      byKey.set(key, op);
+    }
+    const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
+    if (result.succeeded) return;
+    const taken = result.ranges.flatMap((kvs) => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord)).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
+    throw new ConflictError(taken);
+  }
+
+  /**
+   * Group commit: while one transaction is in flight, later callers queue; then as many as
+   * fit go out in one transaction. If that one fails its compares, each caller is retried
+   * alone so only the real losers see a conflict.
+   */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch: Pending[] = [];
+        let size = 0;
+        while (this.queue.length > 0) {
+          const cost = this.queue[0]!.changes.length * 4;
+          if (batch.length > 0 && size + cost > MAX_OPS) break;
+          batch.push(this.queue.shift()!);
+          size += cost;
+        }
+        const started = performance.now();
+        const now = Date.now();
+        try {
+          await this.commitOne(batch, now);
+          this.onCommit?.((performance.now() - started) / 1000, batch.length);
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          if (batch.length === 1 || !(err instanceof ConflictError)) {
+            for (const p of batch) p.reject(err);
+            continue;
+          }
+          for (const p of batch) await this.commitOne([p], now).then(p.resolve, p.reject);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing || this.queue.length > 0) await Bun.sleep(5);
+  }
+}
