@@ -12,6 +12,8 @@ const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
 
 Usage:
   ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
+              [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
+              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db)
   ipamd status [--socket PATH]
                       exit 0 when the daemon answers (for probes and scripts)
@@ -47,13 +49,35 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(`ipamd ${VERSION}\n`);
         return 0;
       case "serve": {
-        const { values } = await parse(rest, { socket: { type: "string" }, db: { type: "string" }, config: { type: "string" }, node: { type: "string" } } as const);
+        const { values } = await parse(rest, {
+          socket: { type: "string" },
+          db: { type: "string" },
+          config: { type: "string" },
+          node: { type: "string" },
+          store: { type: "string" },
+          "etcd-endpoints": { type: "string" },
+          "etcd-cacert": { type: "string" },
+          "etcd-cert": { type: "string" },
+          "etcd-key": { type: "string" },
+          "etcd-prefix": { type: "string" },
+        } as const);
         if (values.help) {
           process.stdout.write(USAGE);
           return 0;
         }
         const { serveCommand } = await import("./daemon/serve.ts");
-        return await serveCommand({ socket: values.socket, db: values.db, config: values.config, node: values.node });
+        return await serveCommand({
+          socket: values.socket,
+          db: values.db,
+          config: values.config,
+          node: values.node,
+          store: values.store,
+          etcdEndpoints: values["etcd-endpoints"],
+          etcdCacert: values["etcd-cacert"],
+          etcdCert: values["etcd-cert"],
+          etcdKey: values["etcd-key"],
+          etcdPrefix: values["etcd-prefix"],
+        });
       }
       case "status": {
         const { values } = await parse(rest, { socket: { type: "string" } } as const);

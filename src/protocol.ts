@@ -178,6 +178,7 @@ export const SweepResultSchema = object({
   reclaimed: array(object({ ip: string(), network: string(), containerID: string(), ifname: string(), netns: string(), reason: string() })),
   pending: number(),
   dryRun: boolean(),
+  blocksReleased: optional(array(string())),
 });
 
 export const ImportEntrySchema = object({ ip: text(64), containerID: text(256), ifname: text(15) });

@@ -3,7 +3,7 @@
  * the command line win over the file; the file wins over built-in defaults. Unknown keys are
  * refused so a typo is an error at start-up, not a silently ignored setting.
  */
-import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, pipe, record, safeParse, strictObject, string } from "valibot";
+import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, picklist, pipe, record, safeParse, strictObject, string } from "valibot";
 import { IpamError } from "../errors.ts";
 import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
 import { DEFAULT_SOCKET } from "../protocol.ts";
@@ -28,6 +28,21 @@ export const DaemonConfigSchema = strictObject({
   historyRetention: optional(pipe(number(), minValue(0.001), maxValue(3650))),
   /** Utilization percentages that log a warning when a pool crosses them. */
   utilizationThresholds: optional(pipe(array(pipe(number(), minValue(1), maxValue(100))), maxLength(8))),
+  /** `sqlite` (embedded, default) or `etcd` (shared by every node's daemon). */
+  store: optional(picklist(["sqlite", "etcd"])),
+  etcd: optional(
+    strictObject({
+      endpoints: optional(pipe(array(pipe(string(), minLength(1))), maxLength(16))),
+      cacert: optional(path),
+      cert: optional(path),
+      key: optional(path),
+      prefix: optional(pipe(string(), minLength(1), maxLength(256))),
+      /** Seconds without keep-alive after which a node counts as gone. */
+      nodeTTL: optional(pipe(number(), minValue(2), maxValue(3600))),
+      blockPrefixV4: optional(pipe(number(), minValue(8), maxValue(30))),
+      blockPrefixV6: optional(pipe(number(), minValue(64), maxValue(126))),
+    }),
+  ),
 });
 export type DaemonConfig = InferOutput<typeof DaemonConfigSchema>;
 
@@ -39,6 +54,8 @@ export interface ServeSettings {
   reclaimGraceMs: number;
   historyRetentionMs: number;
   utilizationThresholds: number[];
+  store: "sqlite" | "etcd";
+  etcd: { endpoints: string[]; cacert?: string; cert?: string; key?: string; prefix: string; nodeTtlSeconds: number; blockPrefixV4: number; blockPrefixV6: number };
 }
 
 export interface ServeFlags {
@@ -46,6 +63,12 @@ export interface ServeFlags {
   db?: string;
   node?: string;
   config?: string;
+  store?: string;
+  etcdEndpoints?: string;
+  etcdCacert?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdPrefix?: string;
 }
 
 export class ConfigError extends Error {}
@@ -97,5 +120,21 @@ export function resolveSettings(flags: ServeFlags, config: DaemonConfig, hostnam
     reclaimGraceMs: (config.reclaimGrace ?? 300) * 1000,
     historyRetentionMs: (config.historyRetention ?? 30) * 86_400_000,
     utilizationThresholds: [...(config.utilizationThresholds ?? [80, 95])].sort((a, b) => a - b),
+    store: storeKind(flags.store ?? config.store ?? "sqlite"),
+    etcd: {
+      endpoints: flags.etcdEndpoints?.split(",").map((e) => e.trim()).filter(Boolean) ?? config.etcd?.endpoints ?? [],
+      cacert: flags.etcdCacert ?? config.etcd?.cacert,
+      cert: flags.etcdCert ?? config.etcd?.cert,
+      key: flags.etcdKey ?? config.etcd?.key,
+      prefix: flags.etcdPrefix ?? config.etcd?.prefix ?? "/ipamd/",
+      nodeTtlSeconds: config.etcd?.nodeTTL ?? 60,
+      blockPrefixV4: config.etcd?.blockPrefixV4 ?? 26,
+      blockPrefixV6: config.etcd?.blockPrefixV6 ?? 122,
+    },
   };
+}
+
+function storeKind(kind: string): "sqlite" | "etcd" {
+  if (kind === "sqlite" || kind === "etcd") return kind;
+  throw new ConfigError(`--store must be sqlite or etcd, not "${kind}"`);
 }

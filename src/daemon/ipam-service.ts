@@ -6,13 +6,14 @@
  * run concurrently and share store commits.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
-import { type Family, formatIp, type Ip, parseIp } from "../ipam/address.ts";
+import { type Family, formatIp, type Ip, lastOf, networkOf, parseCidr, parseIp } from "../ipam/address.ts";
 import { allocateNext, checkStatic } from "../ipam/allocator.ts";
 import { ExtentSet } from "../ipam/freespace.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import { parseRangeSets, type Range } from "../ipam/pool.ts";
+import { parseRangeSets, type Range, type RangeSet } from "../ipam/pool.ts";
 import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest, ImportRequest, ImportResponse } from "../protocol.ts";
-import { type AllocationRecord, type Change, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
+import { type AllocationRecord, type Change, ConflictError, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
+import { BlockAffinity, type BlockSizes } from "./blocks.ts";
 import { PoolRegistry, type Target } from "./pool-registry.ts";
 import { type Freed, ReuseState } from "./reuse.ts";
 
@@ -22,6 +23,9 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
   prefix: r.prefix,
   ...(r.gateway ? { gateway: r.gateway } : {}),
 });
+
+/** How often an ADD may lose a race for an address in a shared store before it gives up with 11. */
+const MAX_CONFLICT_RETRIES = 16;
 
 const podKeyOf = (req: AddRequest): string | null => (req.pod?.namespace && req.pod.name ? `${req.pod.namespace}/${req.pod.name}` : null);
 
@@ -35,6 +39,8 @@ export interface ServiceOptions {
   observer?: AllocationObserver;
   node: string;
   pools?: Map<string, NamedPool>;
+  /** Block sizes (prefix lengths) for a shared store. */
+  blockSizes?: BlockSizes;
   /** The clock, injectable so cooldown and sticky expiry can be tested without waiting. */
   now?: () => number;
 }
@@ -43,9 +49,13 @@ export class IpamService {
   private readonly taken = new Map<string, ExtentSet>();
   private readonly cursors = new Map<string, bigint>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Addresses marked taken by requests whose commit is still under way. */
+  private readonly inflight = new Set<string>();
+  /** Block affinity, with a shared store only. */
+  private affinity: BlockAffinity | undefined;
   readonly registry: PoolRegistry;
   readonly reuse = new ReuseState();
-  private readonly node: string;
+  readonly node: string;
   private readonly now: () => number;
   private readonly observer: AllocationObserver | undefined;
   private liveAllocations = 0;
@@ -76,6 +86,10 @@ export class IpamService {
       if (parsed) service.cursors.set(pool, parsed.value);
     }
     await service.registry.configure(options.pools ?? new Map(), store);
+    if (store.blocks) {
+      service.affinity = new BlockAffinity(store.blocks, options.node, options.blockSizes);
+      await service.affinity.load();
+    }
     return service;
   }
 
@@ -122,12 +136,91 @@ export class IpamService {
     return this.serialised(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
       if (existing.length > 0) return existing.map(toAllocatedIp);
-      return this.allocate(req, targets, requested);
+      return this.allocateWithRetry(req, targets, requested);
     });
   }
 
+  /**
+   * With a shared store this daemon's index can be stale: a commit that lost a race teaches it
+   * the addresses it lost, and "exhausted" is only believed after re-reading the store.
+   */
+  private async allocateWithRetry(req: AddRequest, targets: Target[], requested: Ip[]): Promise<AllocatedIp[]> {
+    let refreshed = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.allocate(req, targets, requested);
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < MAX_CONFLICT_RETRIES) {
+          for (const t of err.taken) {
+            const ip = parseIp(t.ip);
+            if (ip && this.takenSet(t.space, t.family).add(ip.value)) this.liveAllocations++;
+          }
+          continue;
+        }
+        if (err instanceof ConflictError) throw new IpamError(ErrorCode.TryAgainLater, `lost ${attempt} races for addresses to other nodes; try again`);
+        if (err instanceof IpamError && err.code === ErrorCode.PoolExhausted && this.store.blocks && !refreshed) {
+          refreshed = true;
+          await this.refreshIndex();
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Gives up empty blocks of nodes that are gone (shared store only); see BlockAffinity. */
+  async releaseAbandonedBlocks(): Promise<string[]> {
+    const affinity = this.affinity;
+    if (!affinity) return [];
+    await this.refreshIndex();
+    return affinity.releaseAbandoned((space, block) => {
+      const cidr = parseCidr(block);
+      if (!cidr) return false;
+      return this.takenSet(space, cidr.family).countIn(networkOf(cidr), lastOf(cidr)) === 0;
+    });
+  }
+
+  /** Rebuilds the index from the store (shared stores: others allocate and release too). */
+  private async refreshIndex(): Promise<void> {
+    const fresh = new Map<string, ExtentSet>();
+    let count = 0;
+    const mark = (space: string, family: Family, value: bigint) => {
+      const key = `${space}/${family}`;
+      let set = fresh.get(key);
+      if (!set) fresh.set(key, (set = new ExtentSet()));
+      return set.add(value);
+    };
+    await this.store.forEachAllocated((space, family, ip) => {
+      const parsed = parseIp(ip);
+      if (parsed && mark(space, family, parsed.value)) count++;
+    });
+    for (const held of this.reuse.held()) {
+      const parsed = parseIp(held.ip);
+      if (parsed) mark(held.space, held.family, parsed.value);
+    }
+    // Addresses picked by requests still committing must stay taken.
+    for (const key of this.inflight) {
+      const [space, family, value] = key.split("\0");
+      mark(space!, Number(family) as Family, BigInt(value!));
+    }
+    this.taken.clear();
+    for (const [key, set] of fresh) this.taken.set(key, set);
+    this.liveAllocations = count;
+  }
+
+  /** Where a dynamic address of this target comes from: this node's blocks, a new block, or anywhere (borrowing). */
+  private async scopeFor(target: Target, taken: ExtentSet): Promise<RangeSet> {
+    const affinity = this.affinity;
+    if (!affinity) return target.set;
+    const cursor = this.cursors.get(cursorKey(target.space, target.set.key)) ?? null;
+    const view = affinity.view(target.space, target.set);
+    if (view && allocateNext(view, taken, cursor)) return view;
+    if (await affinity.claimFree(target.space, target.set, taken)) return affinity.view(target.space, target.set) ?? target.set;
+    return target.set;
+  }
+
   /** Picks an address of one target: the pod's sticky one, a requested one, or the next free. */
-  private pick(req: AddRequest, target: Target, taken: ExtentSet, wanted: Ip | undefined): { value: bigint; range: Range; sticky: boolean } {
+  private pick(req: AddRequest, target: Target, taken: ExtentSet, wanted: Ip | undefined, scope: RangeSet): { value: bigint; range: Range; sticky: boolean } {
     const { set, policy, space } = target;
     const pod = podKeyOf(req);
     const binding = policy.sticky && pod ? this.reuse.binding(space, pod) : undefined;
@@ -149,7 +242,7 @@ export class IpamService {
       }
       return { value: wanted.value, range: check.range, sticky: false };
     }
-    const picked = allocateNext(set, taken, this.cursors.get(cursorKey(space, set.key)) ?? null);
+    const picked = allocateNext(scope, taken, this.cursors.get(cursorKey(space, set.key)) ?? null) ?? (scope === set ? null : allocateNext(set, taken, null));
     if (!picked) {
       throw new IpamError(ErrorCode.PoolExhausted, `pool ${target.pool} is exhausted: all ${set.size} addresses are in use`, `no IP addresses available in range set ${set.key}`);
     }
@@ -172,10 +265,12 @@ export class IpamService {
         const taken = this.takenSet(space, set.family);
         const wanted = requested.find((ip) => unclaimed.has(ip) && ip.family === set.family && set.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
         if (wanted) unclaimed.delete(wanted);
-        const { value, range, sticky } = this.pick(req, target, taken, wanted);
+        const scope = wanted ? set : await this.scopeFor(target, taken);
+        const { value, range, sticky } = this.pick(req, target, taken, wanted, scope);
         if (!sticky) {
-          taken.add(value);
+          if (!taken.add(value)) throw new ConflictError([{ space, family: set.family, ip: formatIp(value, set.family) }]);
           marked.push({ set: taken, value });
+          this.inflight.add(`${space}\0${set.family}\0${value}`);
         }
         const ip = formatIp(value, set.family);
         const pool = cursorKey(space, set.key);
@@ -214,14 +309,22 @@ export class IpamService {
     } catch (err) {
       // All or nothing: what this request marked is given back before it fails.
       for (const { set, value } of marked) set.delete(value);
+      this.clearInflight(changes);
       for (const c of changes) if (c.op === "bind" && c.binding.releasedAt === null) this.restoreBinding(c.binding.space, c.binding.pod);
       throw err;
     }
+    this.clearInflight(changes);
     for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
     this.liveAllocations += targets.length;
     const records = changes.flatMap((c) => (c.op === "allocate" ? [c.record] : []));
     records.forEach((r, i) => this.observer?.allocated(r, targets[i]!));
     return records.map(toAllocatedIp);
+  }
+
+  private clearInflight(changes: Change[]): void {
+    for (const c of changes) {
+      if (c.op === "allocate") this.inflight.delete(`${c.record.space}\0${c.record.family}\0${parseIp(c.record.ip)!.value}`);
+    }
   }
 
   /** After a failed ADD, a binding it created or re-activated goes back to what the store holds. */
@@ -288,7 +391,7 @@ export class IpamService {
     const changes: Change[] = [];
     const freed: Freed[] = [];
     for (const r of records) {
-      changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind });
+      changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind, record: r });
       const policy = this.registry.policyOf(r.space);
       const pod = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : null;
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;

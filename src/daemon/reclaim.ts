@@ -23,6 +23,8 @@ export interface SweepResult {
   /** Attachments whose netns is missing but still within the grace period. */
   pending: number;
   dryRun: boolean;
+  /** Shared store: empty blocks of vanished nodes given up by this sweep. */
+  blocksReleased?: string[];
 }
 
 async function pathExists(path: string): Promise<boolean> {
@@ -49,6 +51,7 @@ export class Reclaimer {
     const now = this.options.now();
     const result: SweepResult = { reclaimed: [], pending: 0, dryRun };
     const paths = await this.ipam.store.netnsPaths();
+    if (this.ipam.store.blocks && !dryRun) result.blocksReleased = await this.ipam.releaseAbandonedBlocks();
     const seen = new Set(paths);
     for (const path of this.missingSince.keys()) if (!seen.has(path)) this.missingSince.delete(path);
     for (const netns of paths) {
@@ -58,7 +61,8 @@ export class Reclaimer {
       }
       const since = this.missingSince.get(netns) ?? now;
       if (!this.missingSince.has(netns)) this.missingSince.set(netns, now);
-      const records = await this.ipam.store.byNetns(netns);
+      // netns paths are node-local: with a shared store, only this node's allocations are judged.
+      const records = (await this.ipam.store.byNetns(netns)).filter((r) => r.node === this.ipam.node);
       const due = records.filter((r) => now - since >= this.options.graceMs && now - r.createdAt >= this.options.graceMs);
       result.pending += records.length - due.length;
       if (due.length === 0) continue;

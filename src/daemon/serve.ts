@@ -6,11 +6,11 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { MAX_BODY_BYTES, Paths } from "../protocol.ts";
-import { SqliteStore } from "../store/sqlite.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { IpamService } from "./ipam-service.ts";
+import { openStore } from "./open-store.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { UtilizationWatch } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
@@ -50,15 +50,8 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const loaded = await loadConfig(flags.config);
   const settings = resolveSettings(flags, loaded.config, hostname());
   await prepareSocket(settings.socket);
-  const { mkdir, unlink, chmod } = await import("node:fs/promises");
-  const { dirname } = await import("node:path");
-  await mkdir(dirname(settings.db), { recursive: true, mode: 0o700 });
-  let store: SqliteStore;
-  try {
-    store = await SqliteStore.open(settings.db);
-  } catch (err) {
-    throw new IpamError(ErrorCode.IoFailure, `cannot open store ${settings.db}: ${(err as Error).message} (is another ipamd using it?)`);
-  }
+  const { unlink, chmod } = await import("node:fs/promises");
+  const store = await openStore(settings);
   const metrics = new DaemonMetrics();
   store.onCommit = (seconds, callers) => {
     metrics.commitDuration.observe(seconds);
@@ -68,6 +61,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const ipam = await IpamService.start(store, {
     node: settings.node,
     pools: loaded.pools,
+    blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
     observer: {
       allocated: (record, target) => watch?.allocated(record, target),
       released: (record, kind) => watch?.released(record, kind),
@@ -92,7 +86,8 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
-  log.info("ipamd serving", { version: VERSION, socket: settings.socket, db: settings.db, node: settings.node, allocations: ipam.allocationCount });
+  const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
+  log.info("ipamd serving", { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: ipam.allocationCount });
 
   const onHangup = () => {
     reload().catch((err) => log.error("reload failed; keeping the running configuration", err));

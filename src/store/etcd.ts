@@ -19,6 +19,7 @@ import {
   type AllocationFilter,
   type AllocationRecord,
   type Binding,
+  type BlockStore,
   type Change,
   ConflictError,
   type Cooling,
@@ -42,12 +43,54 @@ export class EtcdStore implements Store {
   private flushing = false;
   private eventSeq = 0;
   onCommit: ((seconds: number, callers: number) => void) | undefined;
+  private keepAlive: Timer | undefined;
+  readonly blocks: BlockStore;
 
   constructor(
     readonly client: EtcdClient,
     readonly prefix = "/ipamd/",
     private readonly node = "",
-  ) {}
+  ) {
+    this.blocks = {
+      blocks: async (space) => {
+        const base = this.k("block", "");
+        const kvs = await this.client.rangePrefix(space === undefined ? base : this.k("block", space, ""));
+        return kvs.map((kv) => {
+          const rest = kv.key.slice(base.length);
+          const slash = rest.indexOf("/");
+          return { space: rest.slice(0, slash), block: rest.slice(slash + 1), node: kv.value };
+        });
+      },
+      claimBlock: async (space, block, owner) =>
+        (await this.client.txn([{ key: this.k("block", space, block), target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key: this.k("block", space, block), value: owner } }])).succeeded,
+      releaseBlock: async (space, block, owner) =>
+        (await this.client.txn([{ key: this.k("block", space, block), target: "VALUE", result: "EQUAL", value: owner }], [{ delete: { key: this.k("block", space, block) } }])).succeeded,
+      liveNodes: async () => {
+        const base = this.k("node", "");
+        return (await this.client.rangePrefix(base, { keysOnly: true })).map((kv) => kv.key.slice(base.length));
+      },
+    };
+  }
+
+  /**
+   * Announces this node as alive: a key under a lease kept alive every ttl/3. When the daemon
+   * stops for good the key expires, and other daemons may give up its empty blocks.
+   */
+  async announce(ttlSeconds: number): Promise<void> {
+    const lease = await this.client.leaseGrant(ttlSeconds);
+    await this.client.txn([], [{ put: { key: this.k("node", this.node), value: String(Date.now()), lease } }]);
+    let current = lease;
+    this.keepAlive = setInterval(async () => {
+      try {
+        if (!(await this.client.leaseKeepAlive(current))) {
+          current = await this.client.leaseGrant(ttlSeconds);
+          await this.client.txn([], [{ put: { key: this.k("node", this.node), value: String(Date.now()), lease: current } }]);
+        }
+      } catch {
+        // etcd unreachable: the next tick tries again; the lease outlives short outages
+      }
+    }, (ttlSeconds * 1000) / 3);
+  }
 
   private k = (...parts: string[]) => this.prefix + parts.join("/");
 
@@ -296,6 +339,7 @@ export class EtcdStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.keepAlive);
     while (this.flushing || this.queue.length > 0) await Bun.sleep(5);
   }
 }

@@ -109,6 +109,8 @@ export interface HistoryFilter {
 export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
 
 export interface Store {
+  /** Set by stores shared by several daemons: their index can be stale, and blocks apply. */
+  readonly blocks?: BlockStore;
   /** Calls visit once per allocated address: how the daemon rebuilds its index at start-up. */
   forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void>;
   cursors(): Promise<Map<string, string>>;
@@ -151,6 +153,21 @@ export class ConflictError extends Error {
     super(`addresses already held elsewhere: ${taken.map((t) => t.ip).join(", ")}`);
     this.name = "ConflictError";
   }
+}
+
+/**
+ * What a shared (cluster) store adds: block affinity and node liveness. The sqlite store has
+ * one writer and needs neither.
+ */
+export interface BlockStore {
+  /** Every block with its owner, optionally of one space. */
+  blocks(space?: string): Promise<{ space: string; block: string; node: string }[]>;
+  /** Claims an unowned block by compare-and-swap; false when someone else owns it. */
+  claimBlock(space: string, block: string, node: string): Promise<boolean>;
+  /** Releases a block only if `node` still owns it (compare-and-swap). */
+  releaseBlock(space: string, block: string, node: string): Promise<boolean>;
+  /** Nodes whose daemons keep their lease alive. */
+  liveNodes(): Promise<string[]>;
 }
 
 /** The key of a range set's cursor: range sets are only unique within a space. */
