@@ -155,6 +155,9 @@ export class IpamService {
             const ip = parseIp(t.ip);
             if (ip && this.takenSet(t.space, t.family).add(ip.value)) this.liveAllocations++;
           }
+          // Losing again and again means the index is far behind (several nodes borrowing
+          // from one nearly full pool): re-read the store instead of learning one by one.
+          if (attempt === 2) await this.refreshIndex();
           continue;
         }
         if (err instanceof ConflictError) throw new IpamError(ErrorCode.TryAgainLater, `lost ${attempt} races for addresses to other nodes; try again`);

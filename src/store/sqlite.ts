@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS events (
   cause TEXT
 );
 CREATE INDEX IF NOT EXISTS allocations_by_netns ON allocations (netns);
+CREATE INDEX IF NOT EXISTS allocations_by_container ON allocations (container_id);
+CREATE INDEX IF NOT EXISTS allocations_by_pod ON allocations (pod_namespace, pod_name);
+CREATE INDEX IF NOT EXISTS allocations_by_pod_name ON allocations (pod_name);
+CREATE INDEX IF NOT EXISTS allocations_by_node ON allocations (node);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, at);
 CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
 CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
 CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
@@ -74,6 +79,19 @@ interface Pending {
 }
 
 type Row = Record<string, string | number | null>;
+
+/** The least string greater than every string that starts with `prefix` (in UTF-8 order, as sqlite compares). */
+function prefixEnd(prefix: string): string {
+  const points = Array.from(prefix);
+  const last = points.pop()!.codePointAt(0)!;
+  if (last >= 0x10ffff) return points.length > 0 ? prefixEnd(points.join("")) : "\u{10ffff}\u{10ffff}";
+  const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
+  return points.join("") + String.fromCodePoint(next);
+}
+
+/** AllocationFilter.search (see matchesSearch) as prefix range scans, each one an index's. */
+const SEARCH = `(ip >= ? AND ip < ?) OR (container_id >= ? AND container_id < ?) OR (pod_name >= ? AND pod_name < ?)
+  OR (node >= ? AND node < ?) OR pod_namespace = ?`;
 
 function toRecord(row: Row): AllocationRecord {
   return {
@@ -210,9 +228,16 @@ export class SqliteStore implements Store {
       ["ip", "ip"],
     ];
     const where = columns.filter(([key]) => filter[key] !== undefined);
-    const sql = `SELECT * FROM allocations ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""}
+    const conditions = where.map(([, c]) => `${c} = ?`);
+    const params: (string | number)[] = where.map(([key]) => filter[key] as string);
+    if (filter.search) {
+      conditions.push(`(${SEARCH})`);
+      const range = [filter.search, prefixEnd(filter.search)];
+      params.push(...range, ...range, ...range, ...range, filter.search);
+    }
+    const sql = `SELECT * FROM allocations ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
       ORDER BY space, family, length(ip), ip LIMIT ? OFFSET ?`;
-    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 1000, filter.offset ?? 0];
+    params.push(filter.limit ?? 1000, filter.offset ?? 0);
     return this.once(sql, (s) => (s.all(...params) as Row[]).map(toRecord));
   }
 
@@ -222,6 +247,7 @@ export class SqliteStore implements Store {
       ["containerID", "container_id"],
       ["podNamespace", "pod_namespace"],
       ["podName", "pod_name"],
+      ["kind", "kind"],
     ];
     const where = columns.filter(([key]) => filter[key] !== undefined);
     const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,

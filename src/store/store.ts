@@ -93,8 +93,25 @@ export interface AllocationFilter {
   podName?: string;
   containerID?: string;
   ip?: string;
+  /** Free text (the dashboard's search): see matchesSearch. */
+  search?: string;
   limit?: number;
   offset?: number;
+}
+
+/**
+ * What `AllocationFilter.search` matches: a prefix of the address text, the container ID,
+ * the pod's name or the node, or the pod's namespace exactly. Backends that filter in memory
+ * call this; sqlite asks the same in SQL, as index range scans.
+ */
+export function matchesSearch(r: AllocationRecord, term: string): boolean {
+  return (
+    r.ip.startsWith(term) ||
+    r.containerID.startsWith(term) ||
+    (r.podName !== null && r.podName.startsWith(term)) ||
+    r.node.startsWith(term) ||
+    r.podNamespace === term
+  );
 }
 
 export interface HistoryFilter {
@@ -102,6 +119,7 @@ export interface HistoryFilter {
   containerID?: string;
   podNamespace?: string;
   podName?: string;
+  kind?: HistoryEvent["kind"];
   limit?: number;
 }
 

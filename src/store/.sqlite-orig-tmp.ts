@@ -1,0 +1,345 @@
+/**
+ * The embedded store: bun:sqlite in WAL mode with synchronous=FULL, so a commit is on disk
+ * before it is acknowledged. Concurrent commits share one transaction (group commit): each
+ * caller's changes run in their own savepoint, so one failing caller does not fail the
+ * others, and one fsync covers them all. Nothing waits on a timer: the batch is flushed on
+ * the next turn of the event loop, collecting whatever requests arrived meanwhile.
+ */
+import type { Database, Statement } from "bun:sqlite";
+import type { Family } from "../ipam/address.ts";
+import type { AttachmentKey } from "../protocol.ts";
+import type { AllocationFilter, AllocationRecord, Binding, Change, Cooling, HistoryEvent, HistoryFilter, Store, SubnetChooser } from "./store.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS allocations (
+  space TEXT NOT NULL,
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  family INTEGER NOT NULL,
+  prefix INTEGER NOT NULL,
+  gateway TEXT,
+  pool TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  ifname TEXT NOT NULL,
+  netns TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  node TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  static INTEGER NOT NULL,
+  PRIMARY KEY (space, ip)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
+CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
+CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cooling (
+  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, until INTEGER NOT NULL,
+  PRIMARY KEY (space, ip)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings (
+  space TEXT NOT NULL, pod TEXT NOT NULL, family INTEGER NOT NULL, ip TEXT NOT NULL, released_at INTEGER,
+  PRIMARY KEY (space, pod)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS bindings_by_ip ON bindings (space, ip);
+CREATE TABLE IF NOT EXISTS node_subnets (
+  pool TEXT NOT NULL, subnet TEXT NOT NULL, node TEXT NOT NULL,
+  PRIMARY KEY (pool, subnet)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS node_subnets_by_node ON node_subnets (pool, node);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  container_id TEXT,
+  ifname TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  cause TEXT
+);
+CREATE INDEX IF NOT EXISTS allocations_by_netns ON allocations (netns);
+CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
+CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
+CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+`;
+
+interface Pending {
+  changes: Change[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+type Row = Record<string, string | number | null>;
+
+function toRecord(row: Row): AllocationRecord {
+  return {
+    space: row.space as string,
+    network: row.network as string,
+    ip: row.ip as string,
+    family: row.family as Family,
+    prefix: row.prefix as number,
+    gateway: row.gateway as string | null,
+    pool: row.pool as string,
+    containerID: row.container_id as string,
+    ifname: row.ifname as string,
+    netns: row.netns as string | null,
+    podNamespace: row.pod_namespace as string | null,
+    podName: row.pod_name as string | null,
+    podUid: row.pod_uid as string | null,
+    node: row.node as string,
+    createdAt: row.created_at as number,
+    static: row.static === 1,
+  };
+}
+
+export class SqliteStore implements Store {
+  private queue: Pending[] = [];
+  /** Told of each group commit: how long it took and how many callers it served. */
+  onCommit: ((seconds: number, callers: number) => void) | undefined;
+  private flushScheduled = false;
+  private readonly statements: Statement[] = [];
+  private readonly insertAllocation: Statement;
+  private readonly recordEvent: Statement;
+  private readonly recordRelease: Statement;
+  private readonly deleteAllocation: Statement;
+  private readonly upsertCursor: Statement;
+  private readonly insertCooling: Statement;
+  private readonly deleteCooling: Statement;
+  private readonly upsertBinding: Statement;
+  private readonly deleteBinding: Statement;
+  private readonly selectAttachment: Statement;
+  private readonly selectAttachments: Statement;
+  private readonly selectHolders: Statement;
+
+  private constructor(private readonly db: Database) {
+    const prepare = (sql: string) => {
+      const statement = db.prepare(sql);
+      this.statements.push(statement);
+      return statement;
+    };
+    this.insertAllocation = prepare(
+      `INSERT INTO allocations VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
+        $podNamespace, $podName, $podUid, $node, $createdAt, $static)`,
+    );
+    this.recordEvent = prepare(
+      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.recordRelease = prepare(
+      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+       SELECT ?1, ?5, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
+       FROM allocations WHERE space = ?2 AND ip = ?3`,
+    );
+    this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ?");
+    this.upsertCursor = prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
+    this.insertCooling = prepare("INSERT OR REPLACE INTO cooling VALUES (?, ?, ?, ?)");
+    this.deleteCooling = prepare("DELETE FROM cooling WHERE space = ? AND ip = ?");
+    this.upsertBinding = prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)");
+    this.deleteBinding = prepare("DELETE FROM bindings WHERE space = ? AND pod = ?");
+    this.selectAttachment = prepare("SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ? ORDER BY family, ip");
+    this.selectAttachments = prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
+    this.selectHolders = prepare("SELECT * FROM allocations WHERE ip = ?");
+  }
+
+  /** bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. */
+  static async open(path: string): Promise<SqliteStore> {
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(path, { create: true, strict: true });
+    // One daemon per database: the exclusive lock makes a second one fail at once instead
+    // of handing out addresses from a stale in-memory index.
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = FULL");
+    db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
+    db.exec(SCHEMA);
+    return new SqliteStore(db);
+  }
+
+  /** Runs a one-off query and finalizes it, so no statement outlives close(). */
+  private once<T>(sql: string, run: (statement: Statement) => T): T {
+    const statement = this.db.prepare(sql);
+    try {
+      return run(statement);
+    } finally {
+      statement.finalize();
+    }
+  }
+
+  async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
+    this.once("SELECT space, family, ip FROM allocations", (s) => {
+      for (const [space, family, ip] of s.values() as [string, Family, string][]) visit(space, family, ip);
+    });
+  }
+
+  async cursors(): Promise<Map<string, string>> {
+    return this.once("SELECT pool, ip FROM cursors", (s) => new Map(s.values() as [string, string][]));
+  }
+
+  async cooling(): Promise<Cooling[]> {
+    return this.once("SELECT space, family, ip, until FROM cooling ORDER BY until", (s) => s.all() as Cooling[]);
+  }
+
+  async bindings(): Promise<Binding[]> {
+    return this.once("SELECT space, pod, family, ip, released_at AS releasedAt FROM bindings ORDER BY released_at", (s) => s.all() as Binding[]);
+  }
+
+  async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
+    return (this.selectAttachment.all(network, key.containerID, key.ifname) as Row[]).map(toRecord);
+  }
+
+  async attachments(network: string): Promise<AttachmentKey[]> {
+    return (this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
+  }
+
+  async holders(ip: string): Promise<AllocationRecord[]> {
+    return (this.selectHolders.all(ip) as Row[]).map(toRecord);
+  }
+
+  async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
+    const columns: [keyof AllocationFilter, string][] = [
+      ["pool", "pool"],
+      ["node", "node"],
+      ["network", "network"],
+      ["podNamespace", "pod_namespace"],
+      ["podName", "pod_name"],
+      ["containerID", "container_id"],
+      ["ip", "ip"],
+    ];
+    const where = columns.filter(([key]) => filter[key] !== undefined);
+    const sql = `SELECT * FROM allocations ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""}
+      ORDER BY space, family, length(ip), ip LIMIT ? OFFSET ?`;
+    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 1000, filter.offset ?? 0];
+    return this.once(sql, (s) => (s.all(...params) as Row[]).map(toRecord));
+  }
+
+  async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
+    const columns: [keyof HistoryFilter, string][] = [
+      ["ip", "ip"],
+      ["containerID", "container_id"],
+      ["podNamespace", "pod_namespace"],
+      ["podName", "pod_name"],
+    ];
+    const where = columns.filter(([key]) => filter[key] !== undefined);
+    const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,
+      pod_name AS podName, pod_uid AS podUid, cause FROM events
+      ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
+    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 100];
+    return this.once(sql, (s) => s.all(...params) as HistoryEvent[]);
+  }
+
+  async pruneHistory(before: number): Promise<number> {
+    return this.once("DELETE FROM events WHERE at < ?", (s) => s.run(before).changes);
+  }
+
+  async netnsPaths(): Promise<string[]> {
+    return this.once("SELECT DISTINCT netns FROM allocations WHERE netns IS NOT NULL AND netns != ''", (s) => (s.values() as [string][]).map(([p]) => p));
+  }
+
+  async byNetns(netns: string): Promise<AllocationRecord[]> {
+    return this.once("SELECT * FROM allocations WHERE netns = ?", (s) => (s.all(netns) as Row[]).map(toRecord));
+  }
+
+  async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {
+    // bun:sqlite is synchronous, so this transaction cannot interleave with a group commit.
+    return this.db.transaction(() => {
+      const claims = this.once("SELECT subnet, node FROM node_subnets WHERE pool = ?", (s) => s.all(pool) as { subnet: string; node: string }[]);
+      const mine = claims.find((c) => c.node === node)?.subnet ?? null;
+      const others = claims.filter((c) => c.node !== node).map((c) => c.subnet);
+      const chosen = choose(others, mine);
+      if (chosen === mine) return mine;
+      this.once("DELETE FROM node_subnets WHERE pool = ? AND node = ?", (s) => s.run(pool, node));
+      if (chosen !== null) this.once("INSERT INTO node_subnets VALUES (?, ?, ?)", (s) => s.run(pool, chosen, node));
+      return chosen;
+    }).immediate();
+  }
+
+  async nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]> {
+    return this.once("SELECT node, subnet FROM node_subnets WHERE pool = ? ORDER BY subnet", (s) => s.all(pool) as { node: string; subnet: string }[]);
+  }
+
+  commit(changes: Change[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ changes, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private apply(change: Change, now: number): void {
+    switch (change.op) {
+      case "allocate": {
+        const r = change.record;
+        this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
+        const kind = change.kind ?? (r.static ? "static" : "allocated");
+        this.recordEvent.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, change.cause ?? "cni add");
+        break;
+      }
+      case "release":
+        this.recordRelease.run(now, change.space, change.ip, change.cause, change.kind ?? "released");
+        this.deleteAllocation.run(change.space, change.ip);
+        break;
+      case "cursor":
+        this.upsertCursor.run(change.pool, change.ip);
+        break;
+      case "cool":
+        this.insertCooling.run(change.cooling.space, change.cooling.ip, change.cooling.family, change.cooling.until);
+        break;
+      case "uncool":
+        this.deleteCooling.run(change.space, change.ip);
+        break;
+      case "bind": {
+        const b = change.binding;
+        this.upsertBinding.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
+        break;
+      }
+      case "unbind":
+        this.deleteBinding.run(change.space, change.pod);
+        break;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const failed = new Map<Pending, unknown>();
+    const now = Date.now();
+    const started = performance.now();
+    try {
+      this.db.exec("BEGIN IMMEDIATE");
+      for (const pending of batch) {
+        this.db.exec("SAVEPOINT caller");
+        try {
+          for (const change of pending.changes) this.apply(change, now);
+          this.db.exec("RELEASE caller");
+        } catch (err) {
+          this.db.exec("ROLLBACK TO caller; RELEASE caller");
+          failed.set(pending, err);
+        }
+      }
+      this.db.exec("COMMIT");
+      this.onCommit?.((performance.now() - started) / 1000, batch.length);
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      for (const pending of batch) pending.reject(err);
+      return;
+    }
+    for (const pending of batch) {
+      if (failed.has(pending)) pending.reject(failed.get(pending));
+      else pending.resolve();
+    }
+  }
+
+  /** Flushes what is queued, then closes for real: statements left open would keep the file locked. */
+  async close(): Promise<void> {
+    if (this.queue.length > 0) this.flush();
+    for (const statement of this.statements) statement.finalize();
+    this.db.close(true);
+  }
+}

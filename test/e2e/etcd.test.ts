@@ -1,0 +1,136 @@
+/**
+ * Cluster-wide allocation on a real 3-member etcd cluster (Debian's etcd-server on loopback,
+ * TLS certificates made by the test), with three daemons of different node names sharing it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { EtcdClient } from "../../src/store/etcd-client.ts";
+import type { AllocationRecord } from "../../src/store/store.ts";
+import { type EtcdCluster, startEtcd } from "../store/etcd-cluster.ts";
+import { attachmentEnv, BINARY, cleanup, type Daemon, netconf, runPlugin, startDaemon, tempDir } from "./harness.ts";
+
+let etcd: EtcdCluster;
+let client: EtcdClient;
+let prefixN = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd({ members: 3, tls: true });
+  const c = etcd.certs!;
+  client = new EtcdClient(etcd.endpoints, { ca: await Bun.file(c.ca).text(), cert: await Bun.file(c.clientCert).text(), key: await Bun.file(c.clientKey).text() }, 3000);
+}, 60_000);
+afterAll(cleanup);
+
+async function daemons(names: string[], prefix: string, extra: Record<string, unknown> = {}): Promise<Daemon[]> {
+  const c = etcd.certs!;
+  return Promise.all(
+    names.map(async (node) => {
+      const dir = tempDir();
+      const config = join(dir, "config.json");
+      writeFileSync(config, JSON.stringify({ etcd: { blockPrefixV4: 28, nodeTTL: 5 }, reclaimInterval: 0, ...extra }));
+      return startDaemon({
+        dir,
+        args: ["--config", config, "--node", node, "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-cacert", c.ca, "--etcd-cert", c.clientCert, "--etcd-key", c.clientKey, "--etcd-prefix", prefix],
+      });
+    }),
+  );
+}
+
+/** Every allocation in etcd under a prefix: the ground truth for "handed out exactly once". */
+async function scan(prefix: string): Promise<AllocationRecord[]> {
+  return (await client.rangePrefix(`${prefix}a/`)).map((kv) => JSON.parse(kv.value) as AllocationRecord);
+}
+
+const conf = (d: Daemon, subnet = "10.95.0.0/26") => netconf(d.socket, { ranges: [[{ subnet }]] });
+
+describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
+  test("concurrent ADDs on all daemons until exhaustion: every address handed out exactly once", async () => {
+    const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
+    const ds = await daemons(["node-a", "node-b", "node-c"], prefix);
+    // 10.95.0.0/26 minus network, gateway and broadcast: 61 addresses for 90 ADDs.
+    const runs = await Promise.all(ds.flatMap((d, i) => Array.from({ length: 30 }, (_, j) => runPlugin(attachmentEnv("ADD", `n${i}-c${j}`), conf(d)))));
+    const ok = runs.filter((r) => r.exitCode === 0);
+    const failed = runs.filter((r) => r.exitCode !== 0);
+    expect(ok).toHaveLength(61);
+    for (const f of failed) expect(`${f.json?.code} ${f.json?.msg}`).toMatch(/^100 /);
+    const handedOut = ok.map((r) => r.json.ips[0].address);
+    expect(new Set(handedOut).size).toBe(61);
+    const stored = await scan(prefix);
+    expect(stored).toHaveLength(61);
+    expect(new Set(stored.map((r) => r.ip)).size).toBe(61);
+    expect(stored.map((r) => `${r.ip}/24`.replace("/24", "/26")).sort()).toEqual([...handedOut].sort());
+    // Blocks: each node allocated from blocks it claimed (affinity), borrowing only at the end.
+    const blocks = await client.rangePrefix(`${prefix}block/`);
+    expect(blocks.length).toBe(4);
+    expect(new Set(blocks.map((b) => b.value)).size).toBeGreaterThanOrEqual(2);
+  }, 120_000);
+
+  test("one member killed: allocation continues; quorum lost: code 11 within 3 s, nothing half-written; quorum back: allocation resumes without a restart", async () => {
+    const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
+    const [d] = await daemons(["node-q"], prefix);
+    expect((await runPlugin(attachmentEnv("ADD", "before"), conf(d!))).exitCode).toBe(0);
+    await etcd.kill(2);
+    try {
+      const during = await runPlugin(attachmentEnv("ADD", "one-down"), conf(d!));
+      expect(during.exitCode).toBe(0);
+      await etcd.kill(1);
+      const started = performance.now();
+      const lost = await runPlugin(attachmentEnv("ADD", "no-quorum"), conf(d!));
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(lost.json?.code).toBe(11);
+    } finally {
+      await etcd.start(1);
+      await etcd.start(2);
+    }
+    let resumed = await runPlugin(attachmentEnv("ADD", "no-quorum"), conf(d!));
+    for (let i = 0; i < 40 && resumed.exitCode !== 0; i++) {
+      await Bun.sleep(250);
+      resumed = await runPlugin(attachmentEnv("ADD", "no-quorum"), conf(d!));
+    }
+    expect(resumed.exitCode).toBe(0);
+    const stored = await scan(prefix);
+    expect(stored.map((r) => r.containerID).sort()).toEqual(["before", "no-quorum", "one-down"]);
+    expect(new Set(stored.map((r) => r.ip)).size).toBe(3);
+  }, 120_000);
+
+  test("a daemon killed with kill -9 mid-allocation and restarted: acknowledged allocations kept, no duplicates, its blocks still its own", async () => {
+    const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
+    let [d] = await daemons(["node-k"], prefix);
+    const stream = Array.from({ length: 40 }, (_, i) => runPlugin(attachmentEnv("ADD", `k${i}`), conf(d!, "10.96.0.0/24")));
+    await Bun.sleep(150);
+    await d!.kill9();
+    const results = await Promise.all(stream);
+    const acked = results.flatMap((r, i) => (r.exitCode === 0 ? [{ id: `k${i}`, ip: r.json.ips[0].address }] : []));
+    for (const r of results) if (r.exitCode !== 0) expect(r.json?.code).toBe(11);
+    const blocksBefore = (await client.rangePrefix(`${prefix}block/`)).map((b) => `${b.key}=${b.value}`).sort();
+    [d] = await daemons(["node-k"], prefix);
+    for (const a of acked) expect((await runPlugin(attachmentEnv("ADD", a.id), conf(d!, "10.96.0.0/24"))).json.ips[0].address).toBe(a.ip);
+    const more = await Promise.all(Array.from({ length: 10 }, (_, i) => runPlugin(attachmentEnv("ADD", `after${i}`), conf(d!, "10.96.0.0/24"))));
+    expect(more.every((r) => r.exitCode === 0)).toBe(true);
+    const stored = await scan(prefix);
+    expect(new Set(stored.map((r) => r.ip)).size).toBe(stored.length);
+    const blocksAfter = (await client.rangePrefix(`${prefix}block/`)).map((b) => `${b.key}=${b.value}`).sort();
+    for (const b of blocksBefore) expect(blocksAfter).toContain(b);
+    expect(blocksAfter.every((b) => b.endsWith("=node-k"))).toBe(true);
+  }, 120_000);
+
+  test("a wrong or missing client certificate: the daemon refuses to start with a clear message", async () => {
+    const c = etcd.certs!;
+    const dir = tempDir();
+    const serve = async (args: string[]) => {
+      const proc = Bun.spawn([BINARY, "serve", "--socket", join(dir, "s.sock"), "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), ...args], { stderr: "pipe" });
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      return { stderr, code };
+    };
+    const rogue = await serve(["--etcd-cacert", c.ca, "--etcd-cert", c.rogueCert, "--etcd-key", c.rogueKey]);
+    expect(rogue.code).toBe(1);
+    expect(rogue.stderr).toContain("cannot use etcd at");
+    const missing = await serve(["--etcd-cacert", c.ca]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("need --etcd-cert and --etcd-key");
+    const absent = await serve(["--etcd-cacert", c.ca, "--etcd-cert", join(dir, "nope.crt"), "--etcd-key", c.clientKey]);
+    expect(absent.stderr).toContain("does not exist");
+    const plain = await serve(["--etcd-endpoints", "http://10.1.2.3:2379"]);
+    expect(plain.stderr).toContain("plain http is only allowed on loopback");
+  }, 60_000);
+});
