@@ -114,6 +114,26 @@ describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
     expect(blocksAfter.every((b) => b.endsWith("=node-k"))).toBe(true);
   }, 120_000);
 
+  test("blocks of a node that is gone are given up once empty; its live allocations stay visible", async () => {
+    const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
+    const [gone, stays] = await daemons(["node-gone", "node-stays"], prefix, { etcd: { blockPrefixV4: 28, nodeTTL: 2 } });
+    const c = (d: Daemon) => conf(d, "10.97.0.0/24");
+    expect((await runPlugin(attachmentEnv("ADD", "g1"), c(gone!))).json.ips[0].address).toBe("10.97.0.2/24");
+    // node-gone fills its first block and takes a second one, then its pods go away but one.
+    for (let i = 2; i <= 16; i++) expect((await runPlugin(attachmentEnv("ADD", `g${i}`), c(gone!))).exitCode).toBe(0);
+    for (let i = 1; i <= 14; i++) await runPlugin(attachmentEnv("DEL", `g${i}`), c(gone!));
+    const owned = async () => (await client.rangePrefix(`${prefix}block/`)).filter((b) => b.value === "node-gone").map((b) => b.key.slice(`${prefix}block/testnet/`.length));
+    expect(await owned()).toEqual(["10.97.0.0/28", "10.97.0.16/28"]);
+    await gone!.kill9();
+    await Bun.sleep(3500); // the lease (2 s) runs out
+    const gc = await Bun.spawn([BINARY, "gc", "--json", "--socket", stays!.socket], { stdout: "pipe" });
+    const result = JSON.parse(await new Response(gc.stdout).text());
+    expect(result.blocksReleased).toEqual([`testnet 10.97.0.0/28 (node node-gone)`]);
+    // The block still holding g15 and g16 stays node-gone's, and their allocations stay visible.
+    expect(await owned()).toEqual(["10.97.0.16/28"]);
+    expect((await scan(prefix)).map((r) => r.containerID).sort()).toEqual(["g15", "g16"]);
+  }, 60_000);
+
   test("a wrong or missing client certificate: the daemon refuses to start with a clear message", async () => {
     const c = etcd.certs!;
     const dir = tempDir();
