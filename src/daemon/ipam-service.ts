@@ -8,12 +8,14 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, formatIp, type Ip, lastOf, networkOf, parseCidr, parseIp } from "../ipam/address.ts";
 import { allocateNext, checkStatic } from "../ipam/allocator.ts";
-import { ExtentSet } from "../ipam/freespace.ts";
+import type { ExtentSet } from "../ipam/freespace.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import { parseRangeSets, type Range, type RangeSet } from "../ipam/pool.ts";
+import type { Range, RangeSet } from "../ipam/pool.ts";
 import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest, ImportRequest, ImportResponse } from "../protocol.ts";
 import { type AllocationRecord, type Change, ConflictError, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
+import { AddressIndex } from "./address-index.ts";
 import { BlockAffinity, type BlockSizes } from "./blocks.ts";
+import { importAllocations } from "./import.ts";
 import { PoolRegistry, type Target } from "./pool-registry.ts";
 import { type Freed, ReuseState } from "./reuse.ts";
 
@@ -46,11 +48,8 @@ export interface ServiceOptions {
 }
 
 export class IpamService {
-  private readonly taken = new Map<string, ExtentSet>();
-  private readonly cursors = new Map<string, bigint>();
+  readonly index = new AddressIndex();
   private readonly locks = new Map<string, Promise<unknown>>();
-  /** Addresses marked taken by requests whose commit is still under way. */
-  private readonly inflight = new Set<string>();
   /** Block affinity, with a shared store only. */
   private affinity: BlockAffinity | undefined;
   readonly registry: PoolRegistry;
@@ -58,7 +57,6 @@ export class IpamService {
   readonly node: string;
   private readonly now: () => number;
   private readonly observer: AllocationObserver | undefined;
-  private liveAllocations = 0;
 
   private constructor(
     readonly store: Store,
@@ -72,19 +70,9 @@ export class IpamService {
 
   static async start(store: Store, options: ServiceOptions): Promise<IpamService> {
     const service = new IpamService(store, options);
-    await store.forEachAllocated((space, family, ip) => {
-      const parsed = parseIp(ip);
-      if (parsed && service.takenSet(space, family).add(parsed.value)) service.liveAllocations++;
-    });
     service.reuse.load(await store.cooling(), await store.bindings());
-    for (const held of service.reuse.held()) {
-      const parsed = parseIp(held.ip);
-      if (parsed) service.takenSet(held.space, held.family).add(parsed.value);
-    }
-    for (const [pool, ip] of await store.cursors()) {
-      const parsed = parseIp(ip);
-      if (parsed) service.cursors.set(pool, parsed.value);
-    }
+    await service.index.rebuild(store, service.reuse);
+    await service.index.loadCursors(store);
     await service.registry.configure(options.pools ?? new Map(), store);
     if (store.blocks) {
       service.affinity = new BlockAffinity(store.blocks, options.node, options.blockSizes);
@@ -99,17 +87,11 @@ export class IpamService {
   }
 
   get allocationCount(): number {
-    return this.liveAllocations;
+    return this.index.count;
   }
 
   takenSet(space: string, family: Family): ExtentSet {
-    const key = `${space}/${family}`;
-    let set = this.taken.get(key);
-    if (!set) {
-      set = new ExtentSet();
-      this.taken.set(key, set);
-    }
-    return set;
+    return this.index.set(space, family);
   }
 
   /** Runs fn after every earlier operation on the same attachment has finished. */
@@ -151,19 +133,16 @@ export class IpamService {
         return await this.allocate(req, targets, requested);
       } catch (err) {
         if (err instanceof ConflictError && attempt < MAX_CONFLICT_RETRIES) {
-          for (const t of err.taken) {
-            const ip = parseIp(t.ip);
-            if (ip && this.takenSet(t.space, t.family).add(ip.value)) this.liveAllocations++;
-          }
+          for (const t of err.taken) this.index.learn(t.space, t.family, t.ip);
           // Losing again and again means the index is far behind (several nodes borrowing
           // from one nearly full pool): re-read the store instead of learning one by one.
-          if (attempt === 2) await this.refreshIndex();
+          if (attempt === 2) await this.index.rebuild(this.store, this.reuse);
           continue;
         }
         if (err instanceof ConflictError) throw new IpamError(ErrorCode.TryAgainLater, `lost ${attempt} races for addresses to other nodes; try again`);
         if (err instanceof IpamError && err.code === ErrorCode.PoolExhausted && this.store.blocks && !refreshed) {
           refreshed = true;
-          await this.refreshIndex();
+          await this.index.rebuild(this.store, this.reuse);
           continue;
         }
         throw err;
@@ -175,7 +154,7 @@ export class IpamService {
   async releaseAbandonedBlocks(): Promise<string[]> {
     const affinity = this.affinity;
     if (!affinity) return [];
-    await this.refreshIndex();
+    await this.index.rebuild(this.store, this.reuse);
     return affinity.releaseAbandoned((space, block) => {
       const cidr = parseCidr(block);
       if (!cidr) return false;
@@ -183,39 +162,11 @@ export class IpamService {
     });
   }
 
-  /** Rebuilds the index from the store (shared stores: others allocate and release too). */
-  private async refreshIndex(): Promise<void> {
-    const fresh = new Map<string, ExtentSet>();
-    let count = 0;
-    const mark = (space: string, family: Family, value: bigint) => {
-      const key = `${space}/${family}`;
-      let set = fresh.get(key);
-      if (!set) fresh.set(key, (set = new ExtentSet()));
-      return set.add(value);
-    };
-    await this.store.forEachAllocated((space, family, ip) => {
-      const parsed = parseIp(ip);
-      if (parsed && mark(space, family, parsed.value)) count++;
-    });
-    for (const held of this.reuse.held()) {
-      const parsed = parseIp(held.ip);
-      if (parsed) mark(held.space, held.family, parsed.value);
-    }
-    // Addresses picked by requests still committing must stay taken.
-    for (const key of this.inflight) {
-      const [space, family, value] = key.split("\0");
-      mark(space!, Number(family) as Family, BigInt(value!));
-    }
-    this.taken.clear();
-    for (const [key, set] of fresh) this.taken.set(key, set);
-    this.liveAllocations = count;
-  }
-
   /** Where a dynamic address of this target comes from: this node's blocks, a new block, or anywhere (borrowing). */
   private async scopeFor(target: Target, taken: ExtentSet): Promise<RangeSet> {
     const affinity = this.affinity;
     if (!affinity) return target.set;
-    const cursor = this.cursors.get(cursorKey(target.space, target.set.key)) ?? null;
+    const cursor = this.index.cursors.get(cursorKey(target.space, target.set.key)) ?? null;
     const view = affinity.view(target.space, target.set);
     if (view && allocateNext(view, taken, cursor)) return view;
     if (await affinity.claimFree(target.space, target.set, taken)) return affinity.view(target.space, target.set) ?? target.set;
@@ -245,7 +196,7 @@ export class IpamService {
       }
       return { value: wanted.value, range: check.range, sticky: false };
     }
-    const picked = allocateNext(scope, taken, this.cursors.get(cursorKey(space, set.key)) ?? null) ?? (scope === set ? null : allocateNext(set, taken, null));
+    const picked = allocateNext(scope, taken, this.index.cursors.get(cursorKey(space, set.key)) ?? null) ?? (scope === set ? null : allocateNext(set, taken, null));
     if (!picked) {
       throw new IpamError(ErrorCode.PoolExhausted, `pool ${target.pool} is exhausted: all ${set.size} addresses are in use`, `no IP addresses available in range set ${set.key}`);
     }
@@ -253,7 +204,7 @@ export class IpamService {
   }
 
   private async allocate(req: AddRequest, targets: Target[], requested: Ip[]): Promise<AllocatedIp[]> {
-    const marked: { set: ExtentSet; value: bigint }[] = [];
+    const marked: { space: string; family: Family; value: bigint }[] = [];
     const changes: Change[] = [];
     const cursorUpdates: [string, bigint][] = [];
     const unclaimed = new Set(requested);
@@ -271,9 +222,8 @@ export class IpamService {
         const scope = wanted ? set : await this.scopeFor(target, taken);
         const { value, range, sticky } = this.pick(req, target, taken, wanted, scope);
         if (!sticky) {
-          if (!taken.add(value)) throw new ConflictError([{ space, family: set.family, ip: formatIp(value, set.family) }]);
-          marked.push({ set: taken, value });
-          this.inflight.add(`${space}\0${set.family}\0${value}`);
+          if (!this.index.pick(space, set.family, value)) throw new ConflictError([{ space, family: set.family, ip: formatIp(value, set.family) }]);
+          marked.push({ space, family: set.family, value });
         }
         const ip = formatIp(value, set.family);
         const pool = cursorKey(space, set.key);
@@ -311,23 +261,16 @@ export class IpamService {
       await this.store.commit(changes);
     } catch (err) {
       // All or nothing: what this request marked is given back before it fails.
-      for (const { set, value } of marked) set.delete(value);
-      this.clearInflight(changes);
+      for (const m of marked) this.index.settle(m.space, m.family, m.value, false);
       for (const c of changes) if (c.op === "bind" && c.binding.releasedAt === null) this.restoreBinding(c.binding.space, c.binding.pod);
       throw err;
     }
-    this.clearInflight(changes);
-    for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
-    this.liveAllocations += targets.length;
+    for (const m of marked) this.index.settle(m.space, m.family, m.value, true);
+    for (const [pool, value] of cursorUpdates) this.index.cursors.set(pool, value);
+    this.index.count += targets.length;
     const records = changes.flatMap((c) => (c.op === "allocate" ? [c.record] : []));
     records.forEach((r, i) => this.observer?.allocated(r, targets[i]!));
     return records.map(toAllocatedIp);
-  }
-
-  private clearInflight(changes: Change[]): void {
-    for (const c of changes) {
-      if (c.op === "allocate") this.inflight.delete(`${c.record.space}\0${c.record.family}\0${parseIp(c.record.ip)!.value}`);
-    }
   }
 
   /** After a failed ADD, a binding it created or re-activated goes back to what the store holds. */
@@ -408,77 +351,13 @@ export class IpamService {
     }
     await this.store.commit(changes);
     this.free(freed);
-    this.liveAllocations -= records.length;
+    this.index.count -= records.length;
     for (const r of records) this.observer?.released(r, kind);
   }
 
-  /**
-   * Takes over allocations made elsewhere (a host-local data dir), so a node switching to
-   * ipamd never hands out an address a running pod still uses. Idempotent: an address the
-   * same attachment already holds is left as it is; one held by another is a conflict.
-   */
-  async importAllocations(req: ImportRequest): Promise<ImportResponse> {
-    const sets = parseRangeSets(req.ranges ?? []);
-    const result: ImportResponse = { imported: 0, unchanged: 0, conflicts: [] };
-    const changes: Change[] = [];
-    const marked: { set: ExtentSet; value: bigint }[] = [];
-    const imported: AllocationRecord[] = [];
-    const now = this.now();
-    for (const entry of req.entries) {
-      const ip = parseIp(entry.ip);
-      if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `import: "${entry.ip}" is not an IP address`);
-      const text = formatIp(ip.value, ip.family);
-      const taken = this.takenSet(req.network, ip.family);
-      if (taken.has(ip.value)) {
-        const holder = (await this.store.holders(text)).find((h) => h.space === req.network);
-        if (holder && holder.containerID === entry.containerID && holder.ifname === entry.ifname) result.unchanged++;
-        else result.conflicts.push({ ip: text, containerID: entry.containerID, heldBy: holder ? `${holder.containerID}/${holder.ifname}` : "held for reuse" });
-        continue;
-      }
-      const set = sets.find((s) => s.family === ip.family && s.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
-      const range = set?.ranges.find((r) => ip.value >= r.start && ip.value <= r.end);
-      taken.add(ip.value);
-      marked.push({ set: taken, value: ip.value });
-      const record: AllocationRecord = {
-        space: req.network,
-        network: req.network,
-        ip: text,
-        family: ip.family,
-        prefix: range ? range.subnet.prefix : ip.family === 4 ? 32 : 128,
-        gateway: range?.gateway == null ? null : formatIp(range.gateway, ip.family),
-        pool: set ? `${req.network}|${set.key}` : `${req.network}|imported`,
-        containerID: entry.containerID,
-        ifname: entry.ifname,
-        netns: null,
-        podNamespace: null,
-        podName: null,
-        podUid: null,
-        node: this.node,
-        createdAt: now,
-        static: false,
-      };
-      imported.push(record);
-      changes.push({ op: "allocate", record, kind: "imported", cause: "import host-local" });
-    }
-    const cursorUpdates: [string, bigint][] = [];
-    for (const { rangeSet, ip } of req.cursors ?? []) {
-      const set = sets[rangeSet];
-      const parsed = parseIp(ip);
-      if (!set || !parsed) continue;
-      const pool = cursorKey(req.network, set.key);
-      cursorUpdates.push([pool, parsed.value]);
-      changes.push({ op: "cursor", pool, ip: formatIp(parsed.value, parsed.family) });
-    }
-    try {
-      await this.store.commit(changes);
-    } catch (err) {
-      for (const { set, value } of marked) set.delete(value);
-      throw err;
-    }
-    for (const [pool, value] of cursorUpdates) this.cursors.set(pool, value);
-    this.liveAllocations += imported.length;
-    result.imported = imported.length;
-    return result;
+  /** Takes over allocations made elsewhere (a host-local data dir); see import.ts. */
+  importAllocations(req: ImportRequest): Promise<ImportResponse> {
+    return importAllocations({ index: this.index, store: this.store, node: this.node, now: this.now() }, req);
   }
 
   async check(req: CheckRequest): Promise<AllocatedIp[]> {

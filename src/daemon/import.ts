@@ -1,0 +1,78 @@
+/**
+ * Taking over allocations made elsewhere (a host-local data dir), so a node switching to
+ * ipamd never hands out an address a running pod still uses. Idempotent: an address the same
+ * attachment already holds is left as it is; one held by another is reported as a conflict.
+ */
+import { ErrorCode, IpamError } from "../errors.ts";
+import { formatIp, parseIp } from "../ipam/address.ts";
+import { parseRangeSets } from "../ipam/pool.ts";
+import type { ImportRequest, ImportResponse } from "../protocol.ts";
+import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
+import type { AddressIndex } from "./address-index.ts";
+
+export interface ImportContext {
+  index: AddressIndex;
+  store: Store;
+  node: string;
+  now: number;
+}
+
+export async function importAllocations({ index, store, node, now }: ImportContext, req: ImportRequest): Promise<ImportResponse> {
+  const sets = parseRangeSets(req.ranges ?? []);
+  const result: ImportResponse = { imported: 0, unchanged: 0, conflicts: [] };
+  const changes: Change[] = [];
+  const picked: { family: 4 | 6; value: bigint }[] = [];
+  for (const entry of req.entries) {
+    const ip = parseIp(entry.ip);
+    if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `import: "${entry.ip}" is not an IP address`);
+    const text = formatIp(ip.value, ip.family);
+    if (!index.pick(req.network, ip.family, ip.value)) {
+      const holder = (await store.holders(text)).find((h) => h.space === req.network);
+      if (holder && holder.containerID === entry.containerID && holder.ifname === entry.ifname) result.unchanged++;
+      else result.conflicts.push({ ip: text, containerID: entry.containerID, heldBy: holder ? `${holder.containerID}/${holder.ifname}` : "held for reuse" });
+      continue;
+    }
+    picked.push(ip);
+    const set = sets.find((s) => s.family === ip.family && s.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
+    const range = set?.ranges.find((r) => ip.value >= r.start && ip.value <= r.end);
+    const record: AllocationRecord = {
+      space: req.network,
+      network: req.network,
+      ip: text,
+      family: ip.family,
+      prefix: range ? range.subnet.prefix : ip.family === 4 ? 32 : 128,
+      gateway: range?.gateway == null ? null : formatIp(range.gateway, ip.family),
+      pool: set ? `${req.network}|${set.key}` : `${req.network}|imported`,
+      containerID: entry.containerID,
+      ifname: entry.ifname,
+      netns: null,
+      podNamespace: null,
+      podName: null,
+      podUid: null,
+      node,
+      createdAt: now,
+      static: false,
+    };
+    changes.push({ op: "allocate", record, kind: "imported", cause: "import host-local" });
+  }
+  const cursorUpdates: [string, bigint][] = [];
+  for (const { rangeSet, ip } of req.cursors ?? []) {
+    const set = sets[rangeSet];
+    const parsed = parseIp(ip);
+    if (!set || !parsed) continue;
+    const pool = cursorKey(req.network, set.key);
+    cursorUpdates.push([pool, parsed.value]);
+    changes.push({ op: "cursor", pool, ip: formatIp(parsed.value, parsed.family) });
+  }
+  let committed = false;
+  try {
+    await store.commit(changes);
+    committed = true;
+  } finally {
+    for (const ip of picked) index.settle(req.network, ip.family, ip.value, committed);
+  }
+  for (const [pool, value] of cursorUpdates) index.cursors.set(pool, value);
+  index.count += picked.length;
+  result.imported = picked.length;
+  return result;
+}
