@@ -7,16 +7,19 @@ import { toIpamError } from "./errors.ts";
 import { DEFAULT_SOCKET } from "./protocol.ts";
 import { ADMIN_USAGE } from "./cli/admin-usage.ts";
 import { VERSION } from "./version.ts";
+import { INSTALL_USAGE } from "./install/usage.ts";
 
 const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
 
 Usage:
   ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
               [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
-              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
-                      run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db)
+              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/] [--check-config]
+                      run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
+                      --check-config validates flags and config, prints the settings, exits
   ipamd status [--socket PATH]
                       exit 0 when the daemon answers (for probes and scripts)
+${INSTALL_USAGE}
   ipamd version       print the version
   ipamd --help        this text
 
@@ -60,13 +63,14 @@ export async function runCli(argv: string[]): Promise<number> {
           "etcd-cert": { type: "string" },
           "etcd-key": { type: "string" },
           "etcd-prefix": { type: "string" },
+          "check-config": { type: "boolean" },
         } as const);
         if (values.help) {
           process.stdout.write(USAGE);
           return 0;
         }
-        const { serveCommand } = await import("./daemon/serve.ts");
-        return await serveCommand({
+        const { checkConfigCommand, serveCommand } = await import("./daemon/serve.ts");
+        return await (values["check-config"] ? checkConfigCommand : serveCommand)({
           socket: values.socket,
           db: values.db,
           config: values.config,
@@ -86,6 +90,35 @@ export async function runCli(argv: string[]): Promise<number> {
         const status = await callDaemon(values.socket ?? DEFAULT_SOCKET, Paths.status, undefined, StatusResponseSchema);
         process.stdout.write(`ipamd ${status.version} serving, ${status.allocations} allocations\n`);
         return 0;
+      }
+      case "install": {
+        const { values } = await parse(rest, {
+          "bin-dir": { type: "string" },
+          "conf-dir": { type: "string" },
+          conf: { type: "string" },
+          "host-root": { type: "string" },
+          "unit-dir": { type: "string" },
+          wait: { type: "boolean" },
+          uninstall: { type: "boolean" },
+          systemd: { type: "boolean" },
+          "dry-run": { type: "boolean" },
+        } as const);
+        if (values.help) {
+          process.stdout.write(`Usage:\n${INSTALL_USAGE}\n`);
+          return 0;
+        }
+        const { installCommand } = await import("./install.ts");
+        return await installCommand({
+          binDir: values["bin-dir"],
+          confDir: values["conf-dir"],
+          conf: values.conf,
+          hostRoot: values["host-root"],
+          unitDir: values["unit-dir"],
+          wait: values.wait,
+          uninstall: values.uninstall,
+          systemd: values.systemd,
+          dryRun: values["dry-run"],
+        });
       }
       default: {
         const { runAdminVerb } = await import("./cli/admin-verbs.ts");

@@ -5,21 +5,8 @@
 import type { BaseIssue, BaseSchema, InferOutput } from "valibot";
 import { callDaemon } from "../cni/client.ts";
 import { ErrorCode, IpamError } from "../errors.ts";
-import {
-  AddressResponseSchema,
-  Admin,
-  AdminPaths,
-  type Allocation,
-  AllocationsResponseSchema,
-  DEFAULT_SOCKET,
-  type HistoryEventBody,
-  HistoryResponseSchema,
-  ImportResponseSchema,
-  PoolsResponseSchema,
-  ReleaseResponseSchema,
-  ReloadResponseSchema,
-  SweepResultSchema,
-} from "../protocol.ts";
+import { DEFAULT_SOCKET } from "../protocol.ts";
+import { AddressResponseSchema, Admin, AdminPaths, type Allocation, AllocationsResponseSchema, type HistoryEventBody, HistoryResponseSchema, ImportResponseSchema, PoolsResponseSchema, ReleaseResponseSchema, ReloadResponseSchema, SweepResultSchema } from "../protocol-admin.ts";
 import { age, formatTable, shortId } from "./table.ts";
 
 export { ADMIN_USAGE } from "./admin-usage.ts";

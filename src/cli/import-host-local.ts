@@ -3,7 +3,7 @@
  * the address, holding the container ID and (since CNI 0.7) the interface name on a second
  * line; `last_reserved_ip.N` holds where range set N continues; `lock` is host-local's lock.
  */
-import type { ImportRequest } from "../protocol.ts";
+import type { ImportRequest } from "../protocol-admin.ts";
 import { canonicalIp } from "../ipam/address.ts";
 
 export interface HostLocalDir {

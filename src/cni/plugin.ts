@@ -37,15 +37,17 @@ export interface PluginOutcome {
   exitCode: number;
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of Bun.stdin.stream()) {
-    size += chunk.byteLength;
-    if (size > MAX_STDIN_BYTES) throw new IpamError(ErrorCode.DecodingFailure, `network configuration on stdin is over ${MAX_STDIN_BYTES} bytes`);
-    chunks.push(chunk);
+/**
+ * The netconf from stdin. `Bun.stdin.text()` is the cheapest read Bun has (a `stream()` loop
+ * with TextDecoder costs ~0.3 ms more per exec); the size is checked once the text is in.
+ */
+async function readStdin(pending: Promise<string | Error> = Bun.stdin.text()): Promise<string> {
+  const text = await pending;
+  if (text instanceof Error) throw new IpamError(ErrorCode.IoFailure, `cannot read the network configuration on stdin: ${text.message}`);
+  if (Buffer.byteLength(text) > MAX_STDIN_BYTES) {
+    throw new IpamError(ErrorCode.DecodingFailure, `network configuration on stdin is over ${MAX_STDIN_BYTES} bytes`);
   }
-  return new TextDecoder().decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+  return text;
 }
 
 function parseNetConf(stdin: string): NetConf {
@@ -215,8 +217,9 @@ export async function runCommand(env: Env, readInput: () => Promise<string>): Pr
   }
 }
 
-export async function runPlugin(): Promise<number> {
-  const outcome = await runCommand(process.env, readStdin);
+/** `stdin`: the read main.ts started before loading this module (see there); read here if absent. */
+export async function runPlugin(stdin?: Promise<string | Error>): Promise<number> {
+  const outcome = await runCommand(process.env, () => readStdin(stdin));
   if (outcome.stdout !== undefined) await Bun.write(Bun.stdout, `${JSON.stringify(outcome.stdout)}\n`);
   return outcome.exitCode;
 }

@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
-import { AdminGcRequestSchema, ImportRequestSchema, ReleaseRequestSchema } from "../protocol.ts";
+import { AdminGcRequestSchema, ImportRequestSchema, ReleaseRequestSchema } from "../protocol-admin.ts";
 import type { AllocationFilter, HistoryFilter } from "../store/store.ts";
 import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";

@@ -6,7 +6,7 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { formatIp, parseIp } from "../ipam/address.ts";
 import { parseRangeSets } from "../ipam/pool.ts";
-import type { ImportRequest, ImportResponse } from "../protocol.ts";
+import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
 import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
 import type { AddressIndex } from "./address-index.ts";
 

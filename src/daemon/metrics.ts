@@ -3,7 +3,7 @@
  * histograms with labels, named after Prometheus conventions (`ipamd_…`, `_total`,
  * `_seconds`). `promtool check metrics` is run on the output in the tests.
  */
-import type { PoolReport } from "../protocol.ts";
+import type { PoolReport } from "../protocol-admin.ts";
 
 type Labels = Record<string, string>;
 

@@ -7,7 +7,7 @@
 import { formatIp } from "../ipam/address.ts";
 import type { ExtentSet } from "../ipam/freespace.ts";
 import type { RangeSet } from "../ipam/pool.ts";
-import type { PoolReport } from "../protocol.ts";
+import type { PoolReport } from "../protocol-admin.ts";
 import type { Store } from "../store/store.ts";
 import { spaceOfPool } from "./pool-registry.ts";
 import type { IpamService } from "./ipam-service.ts";

@@ -141,3 +141,22 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   await daemon.stop();
   return 0;
 }
+
+/**
+ * `serve --check-config`: resolves flags and config file exactly as `serve` would, prints the
+ * settings as JSON and exits without opening the socket or the store (for manifests and
+ * deploy scripts). Store credentials are named, not read: they may live on another host.
+ */
+export async function checkConfigCommand(flags: ServeFlags): Promise<number> {
+  const { hostname } = await import("node:os");
+  try {
+    const loaded = await loadConfig(flags.config);
+    const settings = resolveSettings(flags, loaded.config, hostname());
+    if (settings.store === "etcd" && settings.etcd.endpoints.length === 0) throw new ConfigError("--store etcd needs --etcd-endpoints");
+    process.stdout.write(`${JSON.stringify({ ...settings, pools: [...loaded.pools.keys()] })}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ipamd serve: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}

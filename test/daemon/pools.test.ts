@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import { createApp } from "../../src/daemon/app.ts";
 import { IpamService } from "../../src/daemon/ipam-service.ts";
 import { compilePools, type NamedPoolInput } from "../../src/ipam/named-pool.ts";
-import type { PoolReport } from "../../src/protocol.ts";
+import type { PoolReport } from "../../src/protocol-admin.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ipamd-pools-"));

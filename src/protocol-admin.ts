@@ -1,0 +1,112 @@
+/**
+ * The admin API's schemas (pools, allocations, history, release, import): used by the daemon and
+ * the admin CLI, never by the plugin, so a plugin exec does not build them (see DESIGN.md, hot path).
+ */
+import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, string, unknown } from "valibot";
+import { RangeSetsInputSchema } from "./ipam/pool.ts";
+import { attachment, text } from "./protocol.ts";
+
+export const Admin = {
+  pools: "/v1/pools",
+  reload: "/v1/reload",
+} as const;
+
+export const PoolReportSchema = object({
+  name: string(),
+  /** `named` (daemon config), `node-subnet` (this node's part of a supernet pool) or `inline` (netconf ranges). */
+  kind: picklist(["named", "node-subnet", "inline"]),
+  family: picklist([4, 6]),
+  /** The pool as configured (named) or its canonical ranges (inline). */
+  definition: unknown(),
+  /** Counts as decimal strings: an IPv6 pool's size does not fit a JSON number. */
+  size: string(),
+  used: number(),
+  free: string(),
+  utilization: number(),
+  /** This node's subnet of a supernet pool. */
+  nodeSubnet: optional(string()),
+  nodeSubnets: optional(array(object({ node: string(), subnet: string() }))),
+  cooling: number(),
+  stickyParked: number(),
+  orphans: object({ count: number(), sample: array(string()) }),
+});
+export type PoolReport = InferOutput<typeof PoolReportSchema>;
+
+export const PoolsResponseSchema = object({ pools: array(PoolReportSchema) });
+export const ReloadResponseSchema = object({ pools: array(string()) });
+
+export const AdminPaths = {
+  allocations: "/v1/allocations",
+  history: "/v1/history",
+  gc: "/v1/gc",
+  import: "/v1/import",
+  metrics: "/metrics",
+} as const;
+
+export const AllocationSchema = object({
+  space: string(),
+  network: string(),
+  ip: string(),
+  family: picklist([4, 6]),
+  prefix: number(),
+  gateway: nullable(string()),
+  pool: string(),
+  containerID: string(),
+  ifname: string(),
+  netns: nullable(string()),
+  podNamespace: nullable(string()),
+  podName: nullable(string()),
+  podUid: nullable(string()),
+  node: string(),
+  createdAt: number(),
+  static: boolean(),
+});
+export type Allocation = InferOutput<typeof AllocationSchema>;
+
+export const HistoryEventSchema = object({
+  id: number(),
+  at: number(),
+  kind: picklist(["allocated", "static", "imported", "released", "reclaimed"]),
+  network: string(),
+  ip: string(),
+  containerID: nullable(string()),
+  ifname: nullable(string()),
+  podNamespace: nullable(string()),
+  podName: nullable(string()),
+  podUid: nullable(string()),
+  cause: nullable(string()),
+});
+export type HistoryEventBody = InferOutput<typeof HistoryEventSchema>;
+
+export const AllocationsResponseSchema = object({ allocations: array(AllocationSchema) });
+export const HistoryResponseSchema = object({ events: array(HistoryEventSchema) });
+export const AddressResponseSchema = object({ ip: string(), holders: array(AllocationSchema), history: array(HistoryEventSchema) });
+
+/** Releasing by hand is destructive: the caller must say so. */
+export const ReleaseRequestSchema = object({ confirm: literal(true), cause: optional(pipe(string(), maxLength(256))) });
+export const ReleaseResponseSchema = object({ released: array(AllocationSchema), unbound: number() });
+
+export const AdminGcRequestSchema = object({ dryRun: optional(boolean()) });
+export const SweepResultSchema = object({
+  reclaimed: array(object({ ip: string(), network: string(), containerID: string(), ifname: string(), netns: string(), reason: string() })),
+  pending: number(),
+  dryRun: boolean(),
+  blocksReleased: optional(array(string())),
+});
+
+export const ImportEntrySchema = object({ ip: text(64), containerID: text(256), ifname: text(15) });
+export const ImportRequestSchema = object({
+  network: attachment.network,
+  /** The network's ranges (from its netconf), to record prefix, gateway and range set; optional. */
+  ranges: optional(RangeSetsInputSchema),
+  entries: pipe(array(ImportEntrySchema), maxLength(10_000)),
+  /** host-local's last_reserved_ip.N: where allocation continues in range set N. */
+  cursors: optional(array(object({ rangeSet: pipe(number(), integer(), minValue(0)), ip: text(64) }))),
+});
+export type ImportRequest = InferOutput<typeof ImportRequestSchema>;
+export const ImportResponseSchema = object({
+  imported: number(),
+  unchanged: number(),
+  conflicts: array(object({ ip: string(), containerID: string(), heldBy: string() })),
+});
+export type ImportResponse = InferOutput<typeof ImportResponseSchema>;
