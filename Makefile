@@ -21,9 +21,11 @@ system-deps:
 
 deps: system-deps node_modules/.installed
 
-# --bytecode saves ~2 ms of parse time on every plugin exec; see DESIGN.md.
+# --bytecode saves ~2 ms of parse time on every plugin exec; see DESIGN.md. --splitting puts each
+# lazily imported face (plugin, CLI, daemon) in its own embedded chunk, so a plugin exec no longer
+# loads the daemon's bytecode before main.ts runs (~1 ms per exec; scripts/bench.ts measures it).
 dist/ipamd: node_modules/.installed $(SOURCES)
-	$(BUN) build src/main.ts --compile --minify --bytecode --format=esm --target=bun --outfile dist/ipamd
+	$(BUN) build src/main.ts --compile --splitting --minify --bytecode --format=esm --target=bun --outfile dist/ipamd
 
 build: dist/ipamd
 
@@ -33,6 +35,11 @@ run: deps build
 
 test: deps build typecheck
 	$(BUN) test
+
+# Exec wall time of ADD/DEL/VERSION against Debian's host-local and a bare Bun program, empty
+# pool and 10k in use; prints a Markdown table, writes bench/results.json. See scripts/bench.ts.
+bench: deps build
+	$(BUN) scripts/bench.ts
 
 typecheck: node_modules/.installed
 	node_modules/.bin/tsc --noEmit -p .
