@@ -13,10 +13,14 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # Debian packages the tests and `make run` use: the bridge and host-local plugins (the
-# end-to-end chain and the benchmark's peer), iproute2 and ping for network namespaces.
+# end-to-end chain and the benchmark's peer), iproute2 and ping for network namespaces, etcd
+# (the cluster store's tests start real members), promtool (checks /metrics), chromium (the
+# dashboard's browser test) and openssl (test certificates).
+SYSTEM_PACKAGES := containernetworking-plugins iproute2 iputils-ping etcd-server etcd-client prometheus chromium openssl
 system-deps:
-	@if ! { command -v ip && command -v ping && command -v hyperfine && test -x /usr/lib/cni/bridge; } >/dev/null 2>&1; then \
-		apt-get update -qq && apt-get install -y -qq containernetworking-plugins iproute2 iputils-ping hyperfine; \
+	@if ! { command -v ip && command -v ping && command -v etcd && command -v promtool && command -v chromium \
+		&& command -v openssl && test -x /usr/lib/cni/bridge; } >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	fi
 
 deps: system-deps node_modules/.installed

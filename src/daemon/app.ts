@@ -3,6 +3,7 @@ import { type Context, Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { cniRoutes } from "./cni-routes.ts";
 import { adminRoutes } from "./admin-routes.ts";
+import { dashboardRoutes } from "./dashboard.tsx";
 import type { ConsolaInstance } from "consola/core";
 import { errorResponse } from "./http-errors.ts";
 import type { DaemonMetrics } from "./metrics.ts";
@@ -35,6 +36,7 @@ export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
     });
   }
   app.route("/v1", adminRoutes(ipam, options));
+  app.route("/", dashboardRoutes(ipam, options));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
     if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);

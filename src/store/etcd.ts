@@ -25,6 +25,7 @@ import {
   type Cooling,
   type HistoryEvent,
   type HistoryFilter,
+  matchesSearch,
   type Store,
   type SubnetChooser,
 } from "./store.ts";
@@ -154,7 +155,8 @@ export class EtcdStore implements Store {
       (filter.podNamespace === undefined || r.podNamespace === filter.podNamespace) &&
       (filter.podName === undefined || r.podName === filter.podName) &&
       (filter.containerID === undefined || r.containerID === filter.containerID) &&
-      (filter.ip === undefined || r.ip === filter.ip);
+      (filter.ip === undefined || r.ip === filter.ip) &&
+      (filter.search === undefined || matchesSearch(r, filter.search));
     const offset = filter.offset ?? 0;
     return (await this.records("a")).filter(match).slice(offset, offset + (filter.limit ?? 1000));
   }
@@ -167,7 +169,8 @@ export class EtcdStore implements Store {
           (filter.ip === undefined || e.ip === filter.ip) &&
           (filter.containerID === undefined || e.containerID === filter.containerID) &&
           (filter.podNamespace === undefined || e.podNamespace === filter.podNamespace) &&
-          (filter.podName === undefined || e.podName === filter.podName),
+          (filter.podName === undefined || e.podName === filter.podName) &&
+          (filter.kind === undefined || e.kind === filter.kind),
       )
       .slice(0, filter.limit ?? 100);
   }

@@ -1,0 +1,167 @@
+/** Pool cards: utilization bar coloured by level, figures, node subnets, resting addresses, orphans. */
+import type { FC } from "hono/jsx";
+import type { PoolReport } from "../../protocol-admin.ts";
+import { allocationsHref, formatCount, formatPercent, levelOf } from "./format.ts";
+
+/** A named pool's definition in one line; inline ranges are already canonical text. */
+function definitionText(report: PoolReport): string {
+  const d = report.definition;
+  if (typeof d === "string") return d;
+  if (d && typeof d === "object") {
+    const p = d as { addresses?: unknown; supernet?: unknown; nodeSubnetPrefix?: unknown; gateway?: unknown; excludedAddresses?: unknown };
+    const parts: string[] = [];
+    if (Array.isArray(p.addresses)) parts.push(p.addresses.map(String).join(", "));
+    if (typeof p.supernet === "string") parts.push(`${p.supernet}, /${String(p.nodeSubnetPrefix)} per node`);
+    if (typeof p.gateway === "string") parts.push(`gateway ${p.gateway}`);
+    if (Array.isArray(p.excludedAddresses) && p.excludedAddresses.length > 0) parts.push(`${p.excludedAddresses.length} excluded`);
+    if (parts.length > 0) return parts.join(" · ");
+  }
+  return JSON.stringify(d) ?? "";
+}
+
+/** Inline pools are named `network|ranges`: the network is the readable part. */
+function titleOf(report: PoolReport): string {
+  if (report.kind !== "inline") return report.name;
+  const bar = report.name.indexOf("|");
+  return bar > 0 ? `network ${report.name.slice(0, bar)}` : report.name;
+}
+
+/** A count; a huge one (an IPv6 pool) as a power of two, exact on hover. */
+const Count: FC<{ value: string | number }> = ({ value }) => {
+  const text = formatCount(value);
+  const power = /^≈ 2\^(\d+)$/.exec(text);
+  return power ? (
+    <span title={String(value)}>
+      ≈ 2<sup>{power[1]}</sup>
+    </span>
+  ) : (
+    <>{text}</>
+  );
+};
+
+const KIND: Record<PoolReport["kind"], string> = { named: "pool", "node-subnet": "node subnet", inline: "netconf ranges" };
+
+export const UtilizationBar: FC<{ report: PoolReport }> = ({ report }) => {
+  const level = levelOf(report.utilization);
+  const width = Math.min(100, Math.max(0, report.utilization));
+  const percent = formatPercent(report.utilization, report.used);
+  return (
+    <div>
+      <div class={`util ${level}`}>
+        <strong>{percent}</strong>
+        <span class="muted">
+          <Count value={report.used} /> of <Count value={report.size} /> used
+        </span>
+      </div>
+      <div
+        class={`meter ${level}`}
+        role="progressbar"
+        aria-label={`${titleOf(report)} utilization`}
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={width}
+        aria-valuetext={percent}
+      >
+        <span style={`width:${width}%`} />
+      </div>
+    </div>
+  );
+};
+
+const PoolCard: FC<{ report: PoolReport }> = ({ report }) => {
+  const level = levelOf(report.utilization);
+  const subnets = report.nodeSubnets ?? [];
+  return (
+    <section class="card pool" aria-label={titleOf(report)}>
+      <div class="card-head">
+        <h3>
+          <a href={allocationsHref({ pool: report.name })} title="Browse this pool's allocations">
+            {titleOf(report)}
+          </a>
+        </h3>
+        <span>
+          {level !== "ok" && <span class={`badge ${level}`}>{level === "crit" ? "critical" : "high"}</span>}{" "}
+          <span class="badge">
+            {KIND[report.kind]} · IPv{report.family}
+          </span>
+        </span>
+      </div>
+      <p class="def" title={definitionText(report)}>
+        {definitionText(report)}
+      </p>
+      <UtilizationBar report={report} />
+      <dl class="figures">
+        <div>
+          <dt>Used</dt>
+          <dd>
+            <Count value={report.used} />
+          </dd>
+        </div>
+        <div>
+          <dt>Free</dt>
+          <dd>
+            <Count value={report.free} />
+          </dd>
+        </div>
+        <div>
+          <dt>Size</dt>
+          <dd>
+            <Count value={report.size} />
+          </dd>
+        </div>
+      </dl>
+      <div class="facts">
+        {report.nodeSubnet && (
+          <span>
+            this node <b>{report.nodeSubnet}</b>
+          </span>
+        )}
+        <span title="Released, resting before reuse (releaseCooldown)">
+          cooling <b>{report.cooling}</b>
+        </span>
+        <span title="Kept for a sticky pod that is gone for now">
+          sticky <b>{report.stickyParked}</b>
+        </span>
+        <span class={report.orphans.count > 0 ? "alert" : undefined} title="Held outside the pool's current definition">
+          orphaned <b>{report.orphans.count}</b>
+        </span>
+        <a href={allocationsHref({ pool: report.name })}>Browse →</a>
+      </div>
+      {report.orphans.count > 0 && (
+        <details>
+          <summary>Orphaned addresses</summary>
+          <p class="muted">Held in this pool's space but outside its current definition; they stay taken until released.</p>
+          <ul>
+            {report.orphans.sample.map((ip) => (
+              <li>{ip}</li>
+            ))}
+            {report.orphans.count > report.orphans.sample.length && <li>… {report.orphans.count - report.orphans.sample.length} more</li>}
+          </ul>
+        </details>
+      )}
+      {subnets.length > 0 && (
+        <details>
+          <summary>{subnets.length} node subnet{subnets.length === 1 ? "" : "s"}</summary>
+          <ul>
+            {subnets.map((s) => (
+              <li>
+                {s.subnet} → {s.node}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </section>
+  );
+};
+
+export const PoolGrid: FC<{ reports: PoolReport[] }> = ({ reports }) =>
+  reports.length === 0 ? (
+    <div class="card empty">No pools yet: named pools come from the daemon's config; netconf ranges appear with their first allocation.</div>
+  ) : (
+    <div class="grid">
+      {reports.map((r) => (
+        <PoolCard report={r} />
+      ))}
+    </div>
+  );
