@@ -29,6 +29,8 @@ export const ErrorCode = {
   AddressInUse: 101,
   AddressNotInPool: 102,
   NotFound: 103,
+  /** A mutating admin call on a listener that only may read (TCP without client certificates). */
+  Forbidden: 104,
   Internal: 110,
 } as const;
 

@@ -2,6 +2,7 @@
 import { type Context, Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { cniRoutes } from "./cni-routes.ts";
+import { VERSION } from "../version.ts";
 import { adminRoutes } from "./admin-routes.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
 import type { ConsolaInstance } from "consola/core";
@@ -22,12 +23,19 @@ export interface AppOptions {
   log?: ConsolaInstance;
   /** Throws when this listener may not change state (read-only TCP admin listener). */
   requireMutation?: (c: Context) => void;
+  /** The TCP admin listener: no CNI calls (those belong to the node's runtime, on the socket). */
+  adminOnly?: boolean;
 }
 
 export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   const app = new Hono();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
-  app.route("/v1", cniRoutes(ipam));
+  if (options.adminOnly) {
+    // Status stays: it is what probes and the dashboard's monitoring read.
+    app.get("/v1/status", (c) => c.json({ version: VERSION, allocations: ipam.allocationCount }));
+  } else {
+    app.route("/v1", cniRoutes(ipam));
+  }
   if (options.metrics) {
     const metrics = options.metrics;
     app.get("/metrics", async (c) => {

@@ -69,6 +69,10 @@ export interface ServeFlags {
   etcdCert?: string;
   etcdKey?: string;
   etcdPrefix?: string;
+  adminListen?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
 }
 
 export class ConfigError extends Error {}

@@ -18,6 +18,8 @@ export function httpStatusOf(code: number): ContentfulStatusCode {
     case ErrorCode.UnknownContainer:
     case ErrorCode.NotFound:
       return 404;
+    case ErrorCode.Forbidden:
+      return 403;
     case ErrorCode.PoolExhausted:
     case ErrorCode.AddressInUse:
       return 409;

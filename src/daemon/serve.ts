@@ -9,6 +9,7 @@ import { MAX_BODY_BYTES, Paths } from "../protocol.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
+import { startAdminListener } from "./admin-listener.ts";
 import { IpamService } from "./ipam-service.ts";
 import { openStore } from "./open-store.ts";
 import { DaemonMetrics } from "./metrics.ts";
@@ -81,7 +82,12 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     }
     return { pools };
   };
-  const app = createApp(ipam, { onUnexpectedError: (err) => log.error("unexpected error", err), reload, reclaimer, metrics, log });
+  const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log };
+  const app = createApp(ipam, appOptions);
+  const adminServer = flags.adminListen
+    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa }, appOptions)
+    : undefined;
+  if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
   const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
   process.umask(oldMask);
@@ -115,6 +121,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     (stopping ??= (async () => {
       clearTimeout(sweepTimer);
       process.off("SIGHUP", onHangup);
+      await adminServer?.stop(false);
       await server.stop(false); // stop accepting; requests in flight finish
       await store.close();
       await unlink(settings.socket).catch(() => undefined);

@@ -1,0 +1,63 @@
+/**
+ * `serve --admin-listen ADDR:PORT`: /metrics, the read-only admin API and the dashboard over
+ * TCP, for Prometheus and for people. On loopback it may be plain HTTP; anywhere else it
+ * requires TLS with client certificates (--tls-cert, --tls-key, --client-ca). Mutating calls
+ * (release, gc, import, reload) are allowed only over the unix socket or from a client that
+ * presented a certificate signed by the client CA.
+ */
+import type { Server } from "bun";
+import { ErrorCode, IpamError } from "../errors.ts";
+import { type AppOptions, createApp } from "./app.ts";
+import type { IpamService } from "./ipam-service.ts";
+
+export interface AdminListenOptions {
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  clientCa?: string;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+export function parseListen(listen: string): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new IpamError(ErrorCode.InvalidNetworkConfig, `--admin-listen must be ADDR:PORT (or [IPv6]:PORT), not "${listen}"`);
+  return { hostname: m[1] ?? m[2]!, port };
+}
+
+async function pem(path: string, what: string): Promise<string> {
+  const file = Bun.file(path);
+  if (!(await file.exists())) throw new IpamError(ErrorCode.IoFailure, `${what} ${path} does not exist`);
+  return file.text();
+}
+
+export async function startAdminListener(ipam: IpamService, options: AdminListenOptions, appOptions: AppOptions): Promise<Server<undefined>> {
+  const { hostname, port } = parseListen(options.listen);
+  const tls = options.tlsCert || options.tlsKey || options.clientCa;
+  if (!LOOPBACK.test(hostname) && !(options.tlsCert && options.tlsKey && options.clientCa)) {
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, `--admin-listen ${options.listen} is not loopback: it needs --tls-cert, --tls-key and --client-ca (client certificates are required)`);
+  }
+  if (tls && !(options.tlsCert && options.tlsKey && options.clientCa)) {
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, "TLS on the admin listener needs all of --tls-cert, --tls-key and --client-ca");
+  }
+  const app = createApp(ipam, {
+    ...appOptions,
+    adminOnly: true,
+    // With TLS every client has presented a certificate from the client CA (the handshake
+    // refuses others), so it may change state; plain loopback HTTP may only read.
+    requireMutation: tls
+      ? undefined
+      : () => {
+          throw new IpamError(ErrorCode.Forbidden, "this listener is read-only: release, gc, import and reload go over the unix socket or an mTLS client");
+        },
+  });
+  return Bun.serve({
+    hostname,
+    port,
+    fetch: app.fetch,
+    ...(tls
+      ? { tls: { cert: await pem(options.tlsCert!, "--tls-cert"), key: await pem(options.tlsKey!, "--tls-key"), ca: await pem(options.clientCa!, "--client-ca"), requestCert: true, rejectUnauthorized: true } }
+      : {}),
+  });
+}

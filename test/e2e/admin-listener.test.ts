@@ -1,0 +1,52 @@
+/** serve --admin-listen: metrics, read-only admin API and dashboard over TCP; mutations need mTLS. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { makeCerts } from "../store/etcd-cluster.ts";
+import { attachmentEnv, BINARY, cleanup, netconf, runPlugin, startDaemon, tempDir } from "./harness.ts";
+
+afterEach(cleanup);
+
+const port = () => 30000 + Math.floor(Math.random() * 20000);
+
+describe("admin listener", () => {
+  test("plain loopback HTTP: metrics, admin reads and the dashboard; no CNI calls and no mutations", async () => {
+    const p = port();
+    const daemon = await startDaemon({ args: ["--admin-listen", `127.0.0.1:${p}`] });
+    await runPlugin(attachmentEnv("ADD", "web"), netconf(daemon.socket));
+    const base = `http://127.0.0.1:${p}`;
+    expect(await (await fetch(`${base}/metrics`)).text()).toContain("ipamd_allocations_total");
+    expect(((await (await fetch(`${base}/v1/allocations`)).json()) as any).allocations[0].containerID).toBe("web");
+    const page = await fetch(`${base}/`);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const release = await fetch(`${base}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }) });
+    expect(release.status).toBe(403);
+    expect(((await release.json()) as any).code).toBe(104);
+    expect((await fetch(`${base}/v1/cni/add`, { method: "POST", body: "{}" })).status).toBe(404);
+    // Over the unix socket the same release is allowed.
+    expect((await fetch("http://ipamd/v1/allocations/10.20.0.2/release", { unix: daemon.socket, method: "POST", body: JSON.stringify({ confirm: true }) })).status).toBe(200);
+  });
+
+  test("a non-loopback address without TLS is refused at start", async () => {
+    const dir = tempDir();
+    const proc = Bun.spawn([BINARY, "serve", "--socket", join(dir, "s.sock"), "--db", join(dir, "d.db"), "--admin-listen", "0.0.0.0:9464"], { stderr: "pipe" });
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(1);
+    expect(stderr).toContain("needs --tls-cert, --tls-key and --client-ca");
+  });
+
+  test("mTLS: a client without a certificate from the client CA is refused; one with it may release", async () => {
+    const certs = await makeCerts(tempDir());
+    const p = port();
+    const daemon = await startDaemon({ args: ["--admin-listen", `127.0.0.1:${p}`, "--tls-cert", certs.serverCert, "--tls-key", certs.serverKey, "--client-ca", certs.ca] });
+    await runPlugin(attachmentEnv("ADD", "web"), netconf(daemon.socket));
+    const ca = await Bun.file(certs.ca).text();
+    const url = `https://127.0.0.1:${p}`;
+    await expect(fetch(`${url}/metrics`, { tls: { ca } })).rejects.toThrow();
+    const rogue = { ca, cert: await Bun.file(certs.rogueCert).text(), key: await Bun.file(certs.rogueKey).text() };
+    await expect(fetch(`${url}/metrics`, { tls: rogue })).rejects.toThrow();
+    const client = { ca, cert: await Bun.file(certs.clientCert).text(), key: await Bun.file(certs.clientKey).text() };
+    expect((await fetch(`${url}/metrics`, { tls: client })).status).toBe(200);
+    const release = await fetch(`${url}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }), tls: client });
+    expect(release.status).toBe(200);
+  });
+});
