@@ -15,11 +15,11 @@ node_modules/.installed: package.json package-lock.json
 # Debian packages the tests and `make run` use: the bridge and host-local plugins (the
 # end-to-end chain and the benchmark's peer), iproute2 and ping for network namespaces, etcd
 # (the cluster store's tests start real members), promtool (checks /metrics), chromium (the
-# dashboard's browser test) and openssl (test certificates).
-SYSTEM_PACKAGES := containernetworking-plugins iproute2 iputils-ping etcd-server etcd-client prometheus chromium openssl
+# dashboard's browser test), openssl (test certificates) and systemd (systemd-analyze verify).
+SYSTEM_PACKAGES := containernetworking-plugins iproute2 iputils-ping etcd-server etcd-client prometheus chromium openssl systemd
 system-deps:
 	@if ! { command -v ip && command -v ping && command -v etcd && command -v promtool && command -v chromium \
-		&& command -v openssl && test -x /usr/lib/cni/bridge; } >/dev/null 2>&1; then \
+		&& command -v openssl && command -v systemd-analyze && test -x /usr/lib/cni/bridge; } >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); \
 	fi
 
@@ -50,3 +50,13 @@ typecheck: node_modules/.installed
 
 clean:
 	rm -rf dist
+
+# The container image (k8s/Containerfile): only dist/ipamd on distroless/base, built with
+# whichever of podman, docker or buildah is installed. `make image IMAGE=registry/ipamd:tag`.
+VERSION := $(shell sed -n 's/^export const VERSION = "\(.*\)";$$/\1/p' src/version.ts)
+IMAGE ?= ipamd:$(VERSION)
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker || command -v buildah)
+.PHONY: image
+image: build
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image: needs podman, docker or buildah" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build -f k8s/Containerfile -t $(IMAGE) dist

@@ -14,7 +14,8 @@ const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
 Usage:
   ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
               [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
-              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/] [--check-config]
+              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
+              [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]] [--check-config]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
                       --check-config validates flags and config, prints the settings, exits
   ipamd status [--socket PATH]
@@ -64,6 +65,10 @@ export async function runCli(argv: string[]): Promise<number> {
           "etcd-key": { type: "string" },
           "etcd-prefix": { type: "string" },
           "check-config": { type: "boolean" },
+          "admin-listen": { type: "string" },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
+          "client-ca": { type: "string" },
         } as const);
         if (values.help) {
           process.stdout.write(USAGE);
@@ -81,6 +86,10 @@ export async function runCli(argv: string[]): Promise<number> {
           etcdCert: values["etcd-cert"],
           etcdKey: values["etcd-key"],
           etcdPrefix: values["etcd-prefix"],
+          adminListen: values["admin-listen"],
+          tlsCert: values["tls-cert"],
+          tlsKey: values["tls-key"],
+          clientCa: values["client-ca"],
         });
       }
       case "status": {
