@@ -220,6 +220,13 @@ export async function runCommand(env: Env, readInput: () => Promise<string>): Pr
 /** `stdin`: the read main.ts started before loading this module (see there); read here if absent. */
 export async function runPlugin(stdin?: Promise<string | Error>): Promise<number> {
   const outcome = await runCommand(process.env, () => readStdin(stdin));
-  if (outcome.stdout !== undefined) await Bun.write(Bun.stdout, `${JSON.stringify(outcome.stdout)}\n`);
+  const writes = [];
+  if (outcome.stdout !== undefined) writes.push(Bun.write(Bun.stdout, `${JSON.stringify(outcome.stdout)}\n`));
+  // The plugin logs only failures, one line on stderr (runtimes put it in their own logs).
+  if (outcome.exitCode !== 0) {
+    const e = outcome.stdout as { code?: number; msg?: string };
+    writes.push(Bun.write(Bun.stderr, `ipamd ${process.env.CNI_COMMAND}: error ${e?.code}: ${e?.msg}\n`));
+  }
+  await Promise.all(writes);
   return outcome.exitCode;
 }

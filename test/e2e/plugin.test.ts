@@ -30,6 +30,8 @@ function expectCniError(run: Awaited<ReturnType<typeof runPlugin>>, code: number
   expect(typeof run.json.cniVersion).toBe("string");
   if (msgPart) expect(run.json.msg).toContain(msgPart);
   expect(run.json.msg).not.toContain("\n");
+  // A failure is also one line on stderr, for the runtime's log.
+  expect(run.stderr).toMatch(new RegExp(`^ipamd [A-Z]+: error ${code}: .+\n$`));
   expect(run.stdout + run.stderr).not.toMatch(/\n\s+at .*\(|\.ts:\d+/); // never a stack trace
 }
 
@@ -40,6 +42,7 @@ describe("every command in every supported version", () => {
       const id = newId();
       const added = await runPlugin(attachmentEnv("ADD", id), c);
       expect(added.exitCode).toBe(0);
+      expect(added.stderr).toBe(""); // success logs nothing
       const legacy = version.startsWith("0.");
       expect(added.json).toEqual({
         cniVersion: version,
