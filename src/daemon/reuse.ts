@@ -54,8 +54,9 @@ export class ReuseState {
   }
 
   unbind(space: string, pod: string): Change {
+    const binding = this.bindings.get(bindingKey(space, pod));
     this.bindings.delete(bindingKey(space, pod));
-    return { op: "unbind", space, pod };
+    return binding?.releasedAt != null ? { op: "unbind", space, pod, heldIp: binding.ip } : { op: "unbind", space, pod };
   }
 
   cool(cooling: Cooling): Change {

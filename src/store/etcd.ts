@@ -11,6 +11,9 @@
  *   cur/POOL  cool/SPACE/IP  bind/SPACE/POD  subnet/POOL/SUBNET (value: node)
  *   block/SPACE/BLOCK (value: node)  node/NAME (leased: the node is alive)
  *   ev/TIME-SEQ                   history events
+ *
+ * An address resting after release (cooldown) or parked for a sticky pod keeps its a/ key,
+ * holding a marker instead of a record, so no other daemon can create it meanwhile.
  */
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
@@ -29,6 +32,17 @@ import {
   type Store,
   type SubnetChooser,
 } from "./store.ts";
+
+/** The a/ value of an address held for reuse rather than allocated. */
+interface HoldMarker {
+  held: "cooling" | "sticky";
+  space: string;
+  family: Family;
+  ip: string;
+}
+
+const holdMarker = (held: HoldMarker["held"], space: string, family: Family, ip: string): string => JSON.stringify({ held, space, family, ip } satisfies HoldMarker);
+const isHold = (value: unknown): value is HoldMarker => typeof value === "object" && value !== null && "held" in value;
 
 /** etcd's default --max-txn-ops is 128; a batch stays below it. */
 const MAX_OPS = 120;
@@ -109,10 +123,16 @@ export class EtcdStore implements Store {
     }
   }
 
-  private records = async (...parts: string[]): Promise<AllocationRecord[]> => (await this.scan(...parts)).map((kv) => JSON.parse(kv.value) as AllocationRecord);
+  /** Allocation records under a prefix (hold markers left out). */
+  private records = async (...parts: string[]): Promise<AllocationRecord[]> =>
+    (await this.scan(...parts)).map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
 
+  /** Allocations and holds alike: every address another daemon may not take. */
   async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
-    for (const r of await this.records("a")) visit(r.space, r.family, r.ip);
+    for (const kv of await this.scan("a")) {
+      const r = JSON.parse(kv.value) as AllocationRecord | HoldMarker;
+      visit(r.space, r.family, r.ip);
+    }
   }
 
   async cursors(): Promise<Map<string, string>> {
@@ -239,7 +259,11 @@ export class EtcdStore implements Store {
       case "allocate": {
         const r = change.record;
         const key = this.k("a", r.space, r.ip);
-        compares.push({ key, target: "CREATE", result: "EQUAL", create_revision: 0 });
+        compares.push(
+          change.replacesHold
+            ? { key, target: "VALUE", result: "EQUAL", value: holdMarker("sticky", r.space, r.family, r.ip) }
+            : { key, target: "CREATE", result: "EQUAL", create_revision: 0 },
+        );
         ops.push({ put: { key, value: JSON.stringify(r) } });
         ops.push({ put: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip), value: JSON.stringify(r) } });
         event(change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add");
@@ -257,17 +281,25 @@ export class EtcdStore implements Store {
       case "cursor":
         ops.push({ put: { key: this.k("cur", change.pool), value: change.ip } });
         break;
-      case "cool":
-        ops.push({ put: { key: this.k("cool", change.cooling.space, change.cooling.ip), value: JSON.stringify(change.cooling) } });
+      case "cool": {
+        const c = change.cooling;
+        ops.push({ put: { key: this.k("cool", c.space, c.ip), value: JSON.stringify(c) } });
+        ops.push({ put: { key: this.k("a", c.space, c.ip), value: holdMarker("cooling", c.space, c.family, c.ip) } });
         break;
+      }
       case "uncool":
         ops.push({ delete: { key: this.k("cool", change.space, change.ip) } });
+        ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
         break;
-      case "bind":
-        ops.push({ put: { key: this.k("bind", change.binding.space, change.binding.pod), value: JSON.stringify(change.binding) } });
+      case "bind": {
+        const b = change.binding;
+        ops.push({ put: { key: this.k("bind", b.space, b.pod), value: JSON.stringify(b) } });
+        if (b.releasedAt !== null) ops.push({ put: { key: this.k("a", b.space, b.ip), value: holdMarker("sticky", b.space, b.family, b.ip) } });
         break;
+      }
       case "unbind":
         ops.push({ delete: { key: this.k("bind", change.space, change.pod) } });
+        if (change.heldIp) ops.push({ delete: { key: this.k("a", change.space, change.heldIp) } });
         break;
     }
   }
@@ -301,7 +333,7 @@ export class EtcdStore implements Store {
     }
     const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
     if (result.succeeded) return;
-    const taken = result.ranges.flatMap((kvs) => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord)).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
+    const taken = result.ranges.flatMap((kvs) => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker)).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
     throw new ConflictError(taken);
   }
 

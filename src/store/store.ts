@@ -59,8 +59,12 @@ export type AllocateKind = "allocated" | "static" | "imported";
 export type ReleaseKind = "released" | "reclaimed";
 
 export type Change =
-  /** kind defaults to "static" or "allocated" after record.static. */
-  | { op: "allocate"; record: AllocationRecord; kind?: AllocateKind; cause?: string }
+  /**
+   * kind defaults to "static" or "allocated" after record.static. replacesHold: the address
+   * was held for this pod by a sticky binding (a shared store keeps such holds as the
+   * address's key, so taking it back is a swap, not a create).
+   */
+  | { op: "allocate"; record: AllocationRecord; kind?: AllocateKind; cause?: string; replacesHold?: boolean }
   /** record: what was released, for stores that write the event without reading it back. */
   | { op: "release"; space: string; ip: string; cause: string; kind?: ReleaseKind; record?: AllocationRecord }
   /** The last address handed out from a range set, so the next ADD continues after it. */
@@ -68,7 +72,8 @@ export type Change =
   | { op: "cool"; cooling: Cooling }
   | { op: "uncool"; space: string; ip: string }
   | { op: "bind"; binding: Binding }
-  | { op: "unbind"; space: string; pod: string };
+  /** heldIp: the binding was parked, holding this address, which the unbind frees. */
+  | { op: "unbind"; space: string; pod: string; heldIp?: string };
 
 /** One history event: every change of an address is kept for audit (DESIGN rule 7). */
 export interface HistoryEvent {

@@ -41,6 +41,30 @@ describe("etcd specifics", () => {
     expect((await a.holders("10.0.0.9")).length).toBe(1);
   });
 
+  test("an address cooling down or parked for a sticky pod stays held: no other daemon can create it", async () => {
+    const prefix = `/holds-${process.pid}/`;
+    const a = new EtcdStore(client(), prefix, "node-a");
+    const b = new EtcdStore(client(), prefix, "node-b");
+    const r = record("10.0.0.7", "pod-a");
+    await a.commit([{ op: "allocate", record: r }]);
+    await a.commit([{ op: "release", space: "net1", ip: r.ip, cause: "cni del", record: r }, { op: "cool", cooling: { space: "net1", family: 4, ip: r.ip, until: 1 } }]);
+    expect(await a.holders(r.ip)).toEqual([]);
+    await expect(b.commit([{ op: "allocate", record: record(r.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
+    const seen: string[] = [];
+    await b.forEachAllocated((space, family, ip) => seen.push(`${space}/${family}/${ip}`));
+    expect(seen).toEqual(["net1/4/10.0.0.7"]);
+    await a.commit([{ op: "uncool", space: "net1", ip: r.ip }]);
+    await b.commit([{ op: "allocate", record: record(r.ip, "next") }]);
+    // Sticky: parked for its pod, taken back by a swap of the hold for the allocation.
+    const s = record("10.0.0.8", "web-0-a");
+    const binding = { space: "net1", pod: "default/web-0", family: 4 as const, ip: s.ip, releasedAt: null };
+    await a.commit([{ op: "bind", binding }, { op: "allocate", record: s }]);
+    await a.commit([{ op: "release", space: "net1", ip: s.ip, cause: "cni del", record: s }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]);
+    await expect(b.commit([{ op: "allocate", record: record(s.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
+    await b.commit([{ op: "bind", binding }, { op: "allocate", record: record(s.ip, "web-0-b"), replacesHold: true }]);
+    expect((await a.holders(s.ip)).map((h) => h.containerID)).toEqual(["web-0-b"]);
+  });
+
   test("node subnet claims are exclusive across daemons", async () => {
     const prefix = `/subnets-${process.pid}/`;
     const stores = ["n1", "n2", "n3"].map((node) => [node, new EtcdStore(client(), prefix, node)] as const);
