@@ -13,7 +13,7 @@ import type { NamedPool } from "../ipam/named-pool.ts";
 import type { Range, RangeSet } from "../ipam/pool.ts";
 import type { AddRequest, AllocatedIp, AttachmentKey, CheckRequest, DelRequest, GcRequest } from "../protocol.ts";
 import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
-import { type AllocationRecord, type Change, ConflictError, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
+import { type AllocationRecord, type Binding, type Change, ConflictError, cursorKey, type ReleaseKind, type Store } from "../store/store.ts";
 import { AddressIndex } from "./address-index.ts";
 import { BlockAffinity, type BlockSizes } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
@@ -30,7 +30,9 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
 /** How often an ADD may lose a race for an address in a shared store before it gives up with 11. */
 const MAX_CONFLICT_RETRIES = 16;
 
-const podKeyOf = (req: AddRequest): string | null => (req.pod?.namespace && req.pod.name ? `${req.pod.namespace}/${req.pod.name}` : null);
+/** A sticky binding's key: the pool and the pod's namespace/name (one address per pool). */
+const stickyKey = (pool: string, namespace: string | null | undefined, name: string | null | undefined): string | null =>
+  namespace && name ? `${pool}:${namespace}/${name}` : null;
 
 /** Told of every durable change, for metrics and utilization warnings. */
 export interface AllocationObserver {
@@ -177,7 +179,7 @@ export class IpamService {
   /** Picks an address of one target: the pod's sticky one, a requested one, or the next free. */
   private pick(req: AddRequest, target: Target, taken: ExtentSet, wanted: Ip | undefined, scope: RangeSet): { value: bigint; range: Range; sticky: boolean } {
     const { set, policy, space } = target;
-    const pod = podKeyOf(req);
+    const pod = stickyKey(target.pool, req.pod?.namespace, req.pod?.name);
     const binding = policy.sticky && pod ? this.reuse.binding(space, pod) : undefined;
     if (binding && !wanted) {
       if (binding.releasedAt === null) {
@@ -210,7 +212,10 @@ export class IpamService {
     const cursorUpdates: [string, bigint][] = [];
     const unclaimed = new Set(requested);
     const now = this.now();
-    const pod = podKeyOf(req);
+    /** Bindings as they were before this request touched them, to put back if it fails. */
+    const previousBindings: [string, string, Binding | undefined][] = [];
+    /** Parked addresses this request's pod moved away from: free once committed. */
+    const leftBehind: Freed[] = [];
     try {
       for (const target of targets) {
         const { set, space } = target;
@@ -232,9 +237,21 @@ export class IpamService {
           cursorUpdates.push([pool, value]);
           changes.push({ op: "cursor", pool, ip });
         }
-        if (target.policy.sticky && pod) changes.push(this.reuse.bind({ space, pod, family: set.family, ip, releasedAt: null }));
+        const pod = stickyKey(target.pool, req.pod?.namespace, req.pod?.name);
+        if (target.policy.sticky && pod) {
+          const previous = this.reuse.binding(space, pod);
+          previousBindings.push([space, pod, previous]);
+          if (previous && previous.releasedAt !== null && previous.ip !== ip) {
+            // The pod comes back on another address (a static one, or its old one left the
+            // pool): the parked one is let go, not leaked.
+            changes.push(this.reuse.unbind(space, pod));
+            leftBehind.push({ space, family: previous.family, value: parseIp(previous.ip)!.value });
+          }
+          changes.push(this.reuse.bind({ space, pod, family: set.family, ip, releasedAt: null }));
+        }
         changes.push({
           op: "allocate",
+          replacesHold: sticky,
           record: {
             space,
             network: req.network,
@@ -263,24 +280,16 @@ export class IpamService {
     } catch (err) {
       // All or nothing: what this request marked is given back before it fails.
       for (const m of marked) this.index.settle(m.space, m.family, m.value, false);
-      for (const c of changes) if (c.op === "bind" && c.binding.releasedAt === null) this.restoreBinding(c.binding.space, c.binding.pod);
+      for (const [space, pod, previous] of previousBindings) this.reuse.restore(space, pod, previous);
       throw err;
     }
+    this.free(leftBehind);
     for (const m of marked) this.index.settle(m.space, m.family, m.value, true);
     for (const [pool, value] of cursorUpdates) this.index.cursors.set(pool, value);
     this.index.count += targets.length;
     const records = changes.flatMap((c) => (c.op === "allocate" ? [c.record] : []));
     records.forEach((r, i) => this.observer?.allocated(r, targets[i]!));
     return records.map(toAllocatedIp);
-  }
-
-  /** After a failed ADD, a binding it created or re-activated goes back to what the store holds. */
-  private restoreBinding(space: string, pod: string): void {
-    this.store.bindings().then((all) => {
-      const stored = all.find((b) => b.space === space && b.pod === pod);
-      if (stored) this.reuse.bind(stored);
-      else this.reuse.unbind(space, pod);
-    });
   }
 
   private free(freed: Freed[]): void {
@@ -339,12 +348,19 @@ export class IpamService {
     const freed: Freed[] = [];
     for (const r of records) {
       changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind, record: r });
-      const policy = this.registry.policyOf(r.space);
-      const pod = r.podNamespace && r.podName ? `${r.podNamespace}/${r.podName}` : null;
+      const policy = this.registry.policyOf(r);
+      const pod = stickyKey(r.pool, r.podNamespace, r.podName);
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
-      if (policy.sticky && binding && binding.ip === r.ip && kind === "released") {
+      const bound = binding !== undefined && binding.ip === r.ip;
+      if (bound && policy.sticky) {
+        // DEL, CNI GC or the leak sweep alike: the pod may come back (a StatefulSet), so
+        // its address is parked for it.
         changes.push(this.reuse.bind({ ...binding, releasedAt: now }));
-      } else if (policy.releaseCooldownMs > 0) {
+        continue;
+      }
+      // The pool stopped being sticky: the binding goes with the allocation.
+      if (bound) changes.push(this.reuse.unbind(r.space, pod!));
+      if (policy.releaseCooldownMs > 0) {
         changes.push(this.reuse.cool({ space: r.space, family: r.family, ip: r.ip, until: now + policy.releaseCooldownMs }));
       } else {
         freed.push({ space: r.space, family: r.family, value: parseIp(r.ip)!.value });
@@ -374,7 +390,11 @@ export class IpamService {
     const valid = new Set(req.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
     const stale: AllocationRecord[] = [];
     for (const key of await this.store.attachments(req.network)) {
-      if (!valid.has(`${key.containerID}\0${key.ifname}`)) stale.push(...(await this.store.attachment(req.network, key)));
+      if (valid.has(`${key.containerID}\0${key.ifname}`)) continue;
+      // A runtime lists only its own node's attachments: with a shared store, other nodes'
+      // allocations are theirs to collect, never this node's.
+      const records = await this.store.attachment(req.network, key);
+      stale.push(...(this.store.blocks ? records.filter((r) => r.node === this.node) : records));
     }
     return (await this.releaseRecords(stale, cause, "reclaimed")).map((r) => r.ip);
   }

@@ -6,7 +6,8 @@
  */
 import { ErrorCode, IpamError } from "../errors.ts";
 import { formatCidr, parseCidr } from "../ipam/address.ts";
-import { type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
+import type { Family } from "../ipam/address.ts";
+import { footprint, type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
 import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
 import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
 import type { AddRequest } from "../protocol.ts";
@@ -24,7 +25,13 @@ export interface Target {
   policy: PoolPolicy;
 }
 
-export const spaceOfPool = (name: string): string => `@${name}`;
+/**
+ * Named pools of one family share one address space. Pools never overlap (compilePools
+ * refuses it), so sharing costs nothing, and it keeps an address unique across pools even
+ * when a reload renames, splits or merges them: the addresses already handed out stay
+ * taken whatever the pool is now called.
+ */
+export const namedSpace = (family: Family): string => `@ipv${family}`;
 
 export class PoolRegistry {
   private pools = new Map<string, NamedPool>();
@@ -41,6 +48,21 @@ export class PoolRegistry {
 
   nodeSetOf(name: string): RangeSet | undefined {
     return this.nodeSets.get(name);
+  }
+
+  /**
+   * Inline ranges are keyed by network, named pools by family: an inline range over a named
+   * pool's addresses could hand one out twice, so it is refused.
+   */
+  private refuseOverlapWithNamed(set: RangeSet): void {
+    for (const pool of this.pools.values()) {
+      if (pool.family !== set.family) continue;
+      for (const [lo, hi] of footprint(pool)) {
+        if (set.ranges.some((r) => r.start <= hi && lo <= r.end)) {
+          throw new IpamError(ErrorCode.InvalidNetworkConfig, `ranges ${set.key} overlap the daemon's pool ${pool.name}: select it with "pool": "${pool.name}" instead`);
+        }
+      }
+    }
   }
 
   /** Installs a new set of pools, claiming this node's subnet of each supernet pool first. */
@@ -61,13 +83,15 @@ export class PoolRegistry {
     this.nodeSets = nodeSets;
   }
 
-  policyOf(space: string): PoolPolicy {
-    return space.startsWith("@") ? (this.pools.get(space.slice(1))?.policy ?? DEFAULT_POLICY) : DEFAULT_POLICY;
+  /** The reuse policy of the pool an allocation came from (as configured now). */
+  policyOf(record: { space: string; pool: string }): PoolPolicy {
+    return record.space.startsWith("@") ? (this.pools.get(record.pool)?.policy ?? DEFAULT_POLICY) : DEFAULT_POLICY;
   }
 
   targetsFor(req: AddRequest): Target[] {
     const targets: Target[] = [];
     for (const set of parseRangeSets(req.ranges ?? [])) {
+      this.refuseOverlapWithNamed(set);
       const target = { space: req.network, pool: `${req.network}|${set.key}`, set, policy: DEFAULT_POLICY };
       this.inline.set(target.pool, target);
       targets.push(target);
@@ -77,7 +101,7 @@ export class PoolRegistry {
       if (!pool) throw new IpamError(ErrorCode.InvalidNetworkConfig, `unknown pool "${name}": the daemon's config defines ${[...this.pools.keys()].join(", ") || "no pools"}`);
       const set = pool.rangeSet ?? this.nodeSets.get(name);
       if (!set) throw new IpamError(ErrorCode.PoolExhausted, `pool ${name}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
-      targets.push({ space: spaceOfPool(name), pool: name, set, policy: pool.policy });
+      targets.push({ space: namedSpace(pool.family), pool: name, set, policy: pool.policy });
     }
     if (targets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges, ipam.subnet or ipam.pool");
     return targets;

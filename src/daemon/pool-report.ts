@@ -4,38 +4,49 @@
  * in a pool's space that its current definition no longer covers (after a reload). Orphans
  * stay taken until released: they are reported, never dropped or handed out twice.
  */
-import { formatIp } from "../ipam/address.ts";
+import { cidrContains, type Family, formatIp, parseIp } from "../ipam/address.ts";
 import type { ExtentSet } from "../ipam/freespace.ts";
 import type { RangeSet } from "../ipam/pool.ts";
 import type { PoolReport } from "../protocol-admin.ts";
 import type { Store } from "../store/store.ts";
-import { spaceOfPool } from "./pool-registry.ts";
+import type { NamedPool } from "../ipam/named-pool.ts";
+import { namedSpace } from "./pool-registry.ts";
 import type { IpamService } from "./ipam-service.ts";
 
 const ORPHAN_SAMPLE = 20;
 
-function usage(set: RangeSet, taken: ExtentSet): { used: number; orphans: PoolReport["orphans"] } {
+function usedIn(set: RangeSet, taken: ExtentSet): number {
   let used = 0;
   for (const r of set.ranges) used += taken.countIn(r.start, r.end);
-  const ranges = [...set.ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
-  const sample: string[] = [];
-  let count = 0n;
-  const outside = (lo: bigint, hi: bigint) => {
-    count += hi - lo + 1n;
-    for (let x = lo; x <= hi && sample.length < ORPHAN_SAMPLE; x++) sample.push(formatIp(x, set.family));
-  };
+  return used;
+}
+
+/** Taken extents that no current pool of the space covers: orphans of a redefinition. */
+function orphanExtents(sets: RangeSet[], taken: ExtentSet): [bigint, bigint][] {
+  const ranges = sets.flatMap((s) => s.ranges).sort((a, b) => (a.start < b.start ? -1 : 1));
+  const out: [bigint, bigint][] = [];
   for (const [lo, hi] of taken.extents()) {
     let from = lo;
     for (const r of ranges) {
       if (r.end < from) continue;
       if (r.start > hi) break;
-      if (r.start > from) outside(from, r.start - 1n);
+      if (r.start > from) out.push([from, r.start - 1n]);
       from = r.end + 1n;
       if (from > hi) break;
     }
-    if (from <= hi) outside(from, hi);
+    if (from <= hi) out.push([from, hi]);
   }
-  return { used, orphans: { count: Number(count), sample } };
+  return out;
+}
+
+function orphansOf(extents: [bigint, bigint][], family: Family): PoolReport["orphans"] {
+  const sample: string[] = [];
+  let count = 0n;
+  for (const [lo, hi] of extents) {
+    count += hi - lo + 1n;
+    for (let x = lo; x <= hi && sample.length < ORPHAN_SAMPLE; x++) sample.push(formatIp(x, family));
+  }
+  return { count: Number(count), sample };
 }
 
 function figures(set: RangeSet, used: number) {
@@ -46,17 +57,36 @@ function figures(set: RangeSet, used: number) {
 
 export async function poolReports(ipam: IpamService, store: Store): Promise<PoolReport[]> {
   const reports: PoolReport[] = [];
-  for (const pool of ipam.registry.named.values()) {
-    const space = spaceOfPool(pool.name);
-    const set = pool.rangeSet ?? ipam.registry.nodeSetOf(pool.name);
+  const named = [...ipam.registry.named.values()];
+  const setOf = (pool: NamedPool) => pool.rangeSet ?? ipam.registry.nodeSetOf(pool.name);
+  // Orphans are found per family (named pools share a space) and told by the pool whose
+  // subnet holds them, else by the family's first pool, so each is counted once.
+  const orphansByPool = new Map<string, [bigint, bigint][]>();
+  for (const family of [4, 6] as const) {
+    const pools = named.filter((p) => p.family === family);
+    if (pools.length === 0) continue;
+    const sets = pools.flatMap((p) => setOf(p) ?? []);
+    for (const extent of orphanExtents(sets, ipam.takenSet(namedSpace(family), family))) {
+      const owner = pools.find((p) => setOf(p)?.ranges.some((r) => cidrContains(r.subnet, family, extent[0]))) ?? pools[0]!;
+      orphansByPool.set(owner.name, [...(orphansByPool.get(owner.name) ?? []), extent]);
+    }
+  }
+  for (const pool of named) {
+    const space = namedSpace(pool.family);
+    const set = setOf(pool);
     const taken = ipam.takenSet(space, pool.family);
-    const counts = ipam.reuse.counts(space);
+    const inPool = (ip: string) => {
+      const parsed = parseIp(ip);
+      return !!set && !!parsed && set.ranges.some((r) => parsed.value >= r.start && parsed.value <= r.end);
+    };
+    const counts = ipam.reuse.counts(space, inPool);
     const base = { name: pool.name, family: pool.family, definition: pool.input, cooling: counts.cooling, stickyParked: counts.parked };
+    const orphans = orphansOf(orphansByPool.get(pool.name) ?? [], pool.family);
     if (!set) {
-      reports.push({ ...base, kind: "node-subnet", size: "0", used: 0, free: "0", utilization: 100, nodeSubnets: await store.nodeSubnets(pool.name), orphans: { count: taken.size, sample: [] } });
+      reports.push({ ...base, kind: "node-subnet", size: "0", used: 0, free: "0", utilization: 100, nodeSubnets: await store.nodeSubnets(pool.name), orphans });
       continue;
     }
-    const { used, orphans } = usage(set, taken);
+    const used = usedIn(set, taken);
     const nodeSubnet = pool.nodeSubnet ? set.ranges[0]!.subnet : null;
     reports.push({
       ...base,
@@ -67,9 +97,7 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
     });
   }
   for (const target of ipam.registry.inline.values()) {
-    const taken = ipam.takenSet(target.space, target.set.family);
-    let used = 0;
-    for (const r of target.set.ranges) used += taken.countIn(r.start, r.end);
+    const used = usedIn(target.set, ipam.takenSet(target.space, target.set.family));
     reports.push({
       name: target.pool,
       kind: "inline",

@@ -53,6 +53,12 @@ export class ReuseState {
     return { op: "bind", binding };
   }
 
+  /** Puts a binding back as it was (undefined: there was none), after a failed ADD. */
+  restore(space: string, pod: string, binding: Binding | undefined): void {
+    if (binding) this.bindings.set(bindingKey(space, pod), binding);
+    else this.bindings.delete(bindingKey(space, pod));
+  }
+
   unbind(space: string, pod: string): Change {
     const binding = this.bindings.get(bindingKey(space, pod));
     this.bindings.delete(bindingKey(space, pod));
@@ -64,10 +70,11 @@ export class ReuseState {
     return { op: "cool", cooling };
   }
 
-  counts(space: string): { cooling: number; parked: number } {
+  /** Cooling and parked addresses of a space that `inPool` accepts (pools share a space). */
+  counts(space: string, inPool: (ip: string) => boolean): { cooling: number; parked: number } {
     let parked = 0;
-    for (const b of this.bindings.values()) if (b.space === space && b.releasedAt !== null) parked++;
-    return { cooling: this.cooling.get(space)?.length ?? 0, parked };
+    for (const b of this.bindings.values()) if (b.space === space && b.releasedAt !== null && inPool(b.ip)) parked++;
+    return { cooling: (this.cooling.get(space) ?? []).filter((c) => inPool(c.ip)).length, parked };
   }
 
   /** Drops every cooldown and binding that holds an address (an operator's release). */

@@ -81,7 +81,7 @@ describe("named pools", () => {
     }
     expect(again.size).toBe(511);
     expect((await add(d, "over2")).json.code).toBe(100);
-    expect(d.ipam.takenSet("@v4", 4).extentCount).toBe(1);
+    expect(d.ipam.takenSet("@ipv4", 4).extentCount).toBe(1);
     await d.store.close();
   });
 });
@@ -140,6 +140,39 @@ describe("reuse policy", () => {
     await del(d, "web-0-b");
     d.clock.now += 600_000;
     expect(addresses(await add(d, "other2", pod("other2")))).toEqual(["10.63.0.10/24"]);
+    await d.store.close();
+  });
+});
+
+describe("review regressions", () => {
+  test("renaming a pool on reload keeps its addresses taken: nothing is handed out twice", async () => {
+    const d = await daemon({ v4: { addresses: ["10.65.0.0/29"], prefix: 29 } });
+    expect(addresses(await add(d, "c1"))).toEqual(["10.65.0.1/29"]);
+    await d.ipam.reconfigure(compilePools({ pods: { addresses: ["10.65.0.0/29"], prefix: 29 } }));
+    expect(addresses(await add(d, "c2", { pools: ["pods"] }))).toEqual(["10.65.0.2/29"]);
+    expect(await report(d, "pods")).toMatchObject({ used: 2, orphans: { count: 0 } });
+    await d.store.close();
+  });
+
+  test("inline ranges over a named pool's addresses are refused", async () => {
+    const d = await daemon({ v4: { addresses: ["10.66.0.0/24"], prefix: 24 } });
+    const r = await add(d, "c1", { pools: undefined, ranges: [[{ subnet: "10.66.0.0/25" }]] });
+    expect(r.json.code).toBe(7);
+    expect(r.json.msg).toContain("overlap the daemon's pool v4");
+    await d.store.close();
+  });
+
+  test("sticky: an address reclaimed by CNI GC stays the pod's; moving to a static address lets the parked one go", async () => {
+    const d = await daemon({ v4: { addresses: ["10.67.0.1-10.67.0.3"], prefix: 24, sticky: "pod" } });
+    const pod = { pod: { namespace: "db", name: "pg-0" } };
+    expect(addresses(await add(d, "a", pod))).toEqual(["10.67.0.1/24"]);
+    await call(d, "/v1/cni/gc", { network: "net1", validAttachments: [] });
+    expect((await report(d, "v4")).stickyParked).toBe(1);
+    expect(addresses(await add(d, "b", pod))).toEqual(["10.67.0.1/24"]);
+    await del(d, "b");
+    expect(addresses(await add(d, "c", { ...pod, requestedIps: ["10.67.0.3"] }))).toEqual(["10.67.0.3/24"]);
+    expect((await report(d, "v4")).stickyParked).toBe(0);
+    expect(addresses(await add(d, "other", { pod: { namespace: "db", name: "other" } }))).toEqual(["10.67.0.1/24"]);
     await d.store.close();
   });
 });
