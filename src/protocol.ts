@@ -3,7 +3,7 @@
  * HTTP/1.1 on a unix socket, versioned paths under /v1. Both sides import these schemas, so
  * a request the plugin can build is exactly a request the daemon accepts.
  */
-import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, string, unknown } from "valibot";
+import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 
 export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
@@ -20,6 +20,9 @@ export const Paths = {
 
 export const text = (max: number) => pipe(string(), minLength(1), maxLength(max));
 
+/** libcni's rule for network names (and ours for pool names): they become store keys. */
+export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
 export const AttachmentKeySchema = object({
   containerID: text(256),
   ifname: text(15),
@@ -27,7 +30,7 @@ export const AttachmentKeySchema = object({
 export type AttachmentKey = InferOutput<typeof AttachmentKeySchema>;
 
 export const attachment = {
-  network: text(253),
+  network: pipe(text(253), regex(NAME_PATTERN, "a network name is letters, digits, '_', '.' and '-', starting with a letter or digit")),
   ...AttachmentKeySchema.entries,
 };
 

@@ -161,7 +161,9 @@ async function execute(command: Exclude<Command, "VERSION">, env: Env, conf: Net
         requestedIps: requestedIpsOf(conf, cniArgs),
         ...(pod ? { pod } : {}),
       };
-      const [answer, dns] = await Promise.all([callDaemon(socket, Paths.add, request, IpsResponseSchema), dnsOf(conf)]);
+      // resolvConf first: failing after the daemon committed would leave an address behind.
+      const dns = await dnsOf(conf);
+      const answer = await callDaemon(socket, Paths.add, request, IpsResponseSchema);
       return { stdout: renderResult(conf.cniVersion, answer.ips, conf.ipam.routes, dns), exitCode: 0 };
     }
     case "DEL":

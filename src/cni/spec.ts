@@ -14,11 +14,12 @@ import {
   object,
   optional,
   pipe,
+  regex,
   string,
 } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { RangeInputSchema, RangeSetsInputSchema } from "../ipam/pool.ts";
-import { AttachmentKeySchema, PoolNamesSchema } from "../protocol.ts";
+import { AttachmentKeySchema, NAME_PATTERN, PoolNamesSchema } from "../protocol.ts";
 
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -84,7 +85,7 @@ const AttachmentListSchema = pipe(array(AttachmentKeySchema), maxLength(1_000_00
 
 export const NetConfSchema = looseObject({
   cniVersion: string(),
-  name: pipe(string(), minLength(1), maxLength(253)),
+  name: pipe(string(), minLength(1), maxLength(253), regex(NAME_PATTERN, "a network name is letters, digits, '_', '.' and '-', starting with a letter or digit")),
   type: optional(string()),
   ipam: IpamConfigSchema,
   runtimeConfig: optional(looseObject({ ips: optional(IpListSchema) })),

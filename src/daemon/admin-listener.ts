@@ -7,6 +7,7 @@
  */
 import type { Server } from "bun";
 import { ErrorCode, IpamError } from "../errors.ts";
+import { MAX_BODY_BYTES } from "../protocol.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import type { IpamService } from "./ipam-service.ts";
 
@@ -47,7 +48,13 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
     // With TLS every client has presented a certificate from the client CA (the handshake
     // refuses others), so it may change state; plain loopback HTTP may only read.
     requireMutation: tls
-      ? undefined
+      ? (c) => {
+          // A browser holding a client certificate must not be talked into a mutation by
+          // another site: such a request is never JSON-typed and is marked cross-site.
+          const json = c.req.header("content-type")?.startsWith("application/json");
+          const crossSite = c.req.header("sec-fetch-site") === "cross-site";
+          if (!json || crossSite) throw new IpamError(ErrorCode.Forbidden, "mutating admin calls need content-type: application/json and may not come from another site");
+        }
       : () => {
           throw new IpamError(ErrorCode.Forbidden, "this listener is read-only: release, gc, import and reload go over the unix socket or an mTLS client");
         },
@@ -56,6 +63,7 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
     hostname,
     port,
     fetch: app.fetch,
+    maxRequestBodySize: MAX_BODY_BYTES,
     ...(tls
       ? { tls: { cert: await pem(options.tlsCert!, "--tls-cert"), key: await pem(options.tlsKey!, "--tls-key"), ca: await pem(options.clientCa!, "--client-ca"), requestCert: true, rejectUnauthorized: true } }
       : {}),

@@ -3,10 +3,10 @@
  * the command line win over the file; the file wins over built-in defaults. Unknown keys are
  * refused so a typo is an error at start-up, not a silently ignored setting.
  */
-import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, picklist, pipe, record, safeParse, strictObject, string } from "valibot";
+import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, picklist, pipe, record, regex, safeParse, strictObject, string } from "valibot";
 import { IpamError } from "../errors.ts";
 import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
-import { DEFAULT_SOCKET } from "../protocol.ts";
+import { DEFAULT_SOCKET, NAME_PATTERN } from "../protocol.ts";
 
 export const DEFAULT_CONFIG = "/etc/ipamd/config.json";
 export const DEFAULT_DB = "/var/lib/ipamd/ipamd.db";
@@ -19,11 +19,13 @@ export const DaemonConfigSchema = strictObject({
   /** The node name recorded with every allocation; the hostname by default. */
   node: optional(pipe(string(), minLength(1), maxLength(253))),
   /** Named pools (Cluster API in-cluster rules, or a supernet split per node), by name. */
-  pools: optional(record(pipe(string(), minLength(1), maxLength(253)), NamedPoolSchema)),
+  pools: optional(record(pipe(string(), regex(NAME_PATTERN, "a pool name is letters, digits, '_', '.' and '-'"), maxLength(253)), NamedPoolSchema)),
   /** Seconds between leak sweeps (0 turns the periodic sweep off; `ipamd gc` still works). */
   reclaimInterval: optional(pipe(number(), minValue(0), maxValue(86_400))),
   /** Seconds a netns must have been gone (and an allocation must have lived) before reclaiming. */
   reclaimGrace: optional(pipe(number(), minValue(0), maxValue(30 * 86_400))),
+  /** Directories whose netns paths the leak sweep may judge (must be visible to the daemon). */
+  reclaimNetnsDirs: optional(pipe(array(path), maxLength(16))),
   /** Days history events are kept. */
   historyRetention: optional(pipe(number(), minValue(0.001), maxValue(3650))),
   /** Utilization percentages that log a warning when a pool crosses them. */
@@ -52,6 +54,7 @@ export interface ServeSettings {
   node: string;
   reclaimIntervalMs: number;
   reclaimGraceMs: number;
+  reclaimNetnsDirs: string[];
   historyRetentionMs: number;
   utilizationThresholds: number[];
   store: "sqlite" | "etcd";
@@ -122,6 +125,7 @@ export function resolveSettings(flags: ServeFlags, config: DaemonConfig, hostnam
     node: flags.node ?? config.node ?? hostname,
     reclaimIntervalMs: (config.reclaimInterval ?? 60) * 1000,
     reclaimGraceMs: (config.reclaimGrace ?? 300) * 1000,
+    reclaimNetnsDirs: config.reclaimNetnsDirs ?? ["/var/run/netns", "/run/netns"],
     historyRetentionMs: (config.historyRetention ?? 30) * 86_400_000,
     utilizationThresholds: [...(config.utilizationThresholds ?? [80, 95])].sort((a, b) => a - b),
     store: storeKind(flags.store ?? config.store ?? "sqlite"),

@@ -10,6 +10,8 @@ import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
 import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
 import type { AddressIndex } from "./address-index.ts";
 
+const IMPORT_COMMIT_SLICE = 25;
+
 export interface ImportContext {
   index: AddressIndex;
   store: Store;
@@ -64,9 +66,10 @@ export async function importAllocations({ index, store, node, now }: ImportConte
     cursorUpdates.push([pool, parsed.value]);
     changes.push({ op: "cursor", pool, ip: formatIp(parsed.value, parsed.family) });
   }
+  // Committed in slices: a cluster store caps the operations of one transaction (etcd: 128).
   let committed = false;
   try {
-    await store.commit(changes);
+    for (let i = 0; i < changes.length; i += IMPORT_COMMIT_SLICE) await store.commit(changes.slice(i, i + IMPORT_COMMIT_SLICE));
     committed = true;
   } finally {
     for (const ip of picked) index.settle(req.network, ip.family, ip.value, committed);

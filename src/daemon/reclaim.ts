@@ -15,6 +15,12 @@ export interface ReclaimOptions {
   now: () => number;
   /** Whether a netns path exists; injectable so tests can use real temp paths or real netns. */
   exists?: (path: string) => Promise<boolean>;
+  /**
+   * Only netns paths under these directories are judged (the daemon must see them, e.g. the
+   * host's /var/run/netns mounted in); any other path (/proc/PID/ns/net, a runtime's own
+   * directory) proves nothing by being absent here and is left alone. Unset: every path.
+   */
+  netnsDirs?: string[];
 }
 
 export interface SweepResult {
@@ -54,7 +60,9 @@ export class Reclaimer {
     if (this.ipam.store.blocks && !dryRun) result.blocksReleased = await this.ipam.releaseAbandonedBlocks();
     const seen = new Set(paths);
     for (const path of this.missingSince.keys()) if (!seen.has(path)) this.missingSince.delete(path);
+    const dirs = this.options.netnsDirs?.map((d) => (d.endsWith("/") ? d : `${d}/`));
     for (const netns of paths) {
+      if (dirs && !dirs.some((d) => netns.startsWith(d))) continue;
       if (await this.exists(netns)) {
         this.missingSince.delete(netns);
         continue;

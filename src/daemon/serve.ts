@@ -69,7 +69,10 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     },
   });
   watch = new UtilizationWatch(metrics, log, (t) => t.set.ranges.reduce((n, r) => n + ipam.takenSet(t.space, t.set.family).countIn(r.start, r.end), 0), settings.utilizationThresholds);
-  const reclaimer = new Reclaimer(ipam, { graceMs: settings.reclaimGraceMs, now: Date.now });
+  const reclaimer = new Reclaimer(ipam, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
+  if (settings.store === "sqlite" && [...loaded.pools.values()].some((p) => p.nodeSubnet)) {
+    log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
+  }
   // A reload re-reads the pools only; socket, db and node need a restart. A bad file keeps
   // the running config and says why.
   const reload = async (): Promise<{ pools: string[] }> => {
@@ -103,6 +106,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   // The periodic sweep: reclaim leaks, then drop history past its retention. The next run is
   // scheduled only when this one is done, so sweeps never overlap.
   let sweepTimer: Timer | undefined;
+  let stopped = false;
   const sweep = async () => {
     try {
       const result = await reclaimer.sweep();
@@ -112,13 +116,14 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     } catch (err) {
       log.error("leak sweep failed", err);
     }
-    sweepTimer = setTimeout(sweep, settings.reclaimIntervalMs);
+    if (!stopped) sweepTimer = setTimeout(sweep, settings.reclaimIntervalMs);
   };
   if (settings.reclaimIntervalMs > 0) sweepTimer = setTimeout(sweep, Math.min(settings.reclaimIntervalMs, 5_000));
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      stopped = true;
       clearTimeout(sweepTimer);
       process.off("SIGHUP", onHangup);
       await adminServer?.stop(false);

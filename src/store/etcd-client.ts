@@ -41,14 +41,15 @@ export interface TxnResult {
 const enc = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const dec = (s: string | undefined) => (s ? Buffer.from(s, "base64").toString("utf8") : "");
 
-/** The key just past every key with this prefix: etcd's range_end for a prefix scan. */
+/**
+ * The key just past every key with this prefix: etcd's range_end for a prefix scan. Keys are
+ * ASCII here (names are validated, addresses and IDs are ASCII), so bumping the last
+ * character is bumping the last byte.
+ */
 export function prefixEnd(prefix: string): string {
-  const bytes = Buffer.from(prefix, "utf8");
-  for (let i = bytes.length - 1; i >= 0; i--) {
-    if (bytes[i]! < 0xff) {
-      bytes[i]!++;
-      return bytes.subarray(0, i + 1).toString("latin1");
-    }
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const c = prefix.charCodeAt(i);
+    if (c < 0x7f) return prefix.slice(0, i) + String.fromCharCode(c + 1);
   }
   return "\0";
 }
@@ -101,11 +102,15 @@ export class EtcdClient {
         const json = (await res.json()) as any;
         if (!res.ok || json?.error || json?.code) {
           lastError = `${endpoint}: ${json?.message ?? json?.error ?? `HTTP ${res.status}`}`;
+          // gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4): this member cannot serve, try the
+          // next. Anything else (a malformed or too large request) would fail everywhere.
+          if (json?.code !== undefined && json.code !== 14 && json.code !== 4) throw new IpamError(ErrorCode.Internal, `etcd refused the request: ${lastError}`);
           continue;
         }
         this.current = (this.current + attempt) % this.endpoints.length;
         return json;
       } catch (err) {
+        if (err instanceof IpamError) throw err;
         lastError = `${endpoint}: ${(err as Error).message}`;
       }
     }

@@ -115,6 +115,16 @@ describe("leak reclamation", () => {
     expect((await call("GET", "/v1/allocations/10.80.0.3")).json.history[0]).toMatchObject({ kind: "reclaimed", containerID: "dead" });
   });
 
+  test("netns paths outside the judged directories are never reclaimed", async () => {
+    const ipam = await IpamService.start(await SqliteStore.open(join(dir, `dirs-${n++}.db`)), { node: "node-a" });
+    await ipam.add({ network: "n1", containerID: "proc", ifname: "eth0", netns: "/proc/999999/ns/net", ranges });
+    await ipam.add({ network: "n1", containerID: "gone", ifname: "eth0", netns: join(netnsDir, "gone"), ranges });
+    const reclaimer = new Reclaimer(ipam, { graceMs: 0, now: () => Date.now() + 1, netnsDirs: [netnsDir] });
+    expect((await reclaimer.sweep()).reclaimed.map((r) => r.containerID)).toEqual(["gone"]);
+    expect((await reclaimer.sweep()).reclaimed).toEqual([]);
+    expect((await ipam.check({ network: "n1", containerID: "proc", ifname: "eth0" })).length).toBe(1);
+  });
+
   test("an allocation younger than the grace is not reclaimed even when its netns is long gone", async () => {
     const netns = join(netnsDir, "shared");
     await add("early", "default/early", netns);

@@ -29,6 +29,13 @@ describe("shared store", () => {
     expect(await a!.check({ network: "n", containerID: "on-a", ifname: "eth0" })).toHaveLength(1);
   });
 
+  test("importing more entries than one etcd transaction holds commits them all", async () => {
+    const [a] = await nodes(["node-a"]);
+    const entries = Array.from({ length: 80 }, (_, i) => ({ ip: `10.7.0.${i + 2}`, containerID: `hl-${i}`, ifname: "eth0" }));
+    expect(await a!.importAllocations({ network: "migr", ranges: [[{ subnet: "10.7.0.0/24" }]], entries })).toMatchObject({ imported: 80, unchanged: 0 });
+    expect(await a!.importAllocations({ network: "migr", entries })).toMatchObject({ imported: 0, unchanged: 80 });
+  });
+
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
     const [a] = await nodes(["node-a"], { db: { addresses: ["10.8.0.1-10.8.0.9"], prefix: 24, sticky: "pod" } });
     const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name: "pg-0" } });

@@ -46,7 +46,9 @@ describe("admin listener", () => {
     await expect(fetch(`${url}/metrics`, { tls: rogue })).rejects.toThrow();
     const client = { ca, cert: await Bun.file(certs.clientCert).text(), key: await Bun.file(certs.clientKey).text() };
     expect((await fetch(`${url}/metrics`, { tls: client })).status).toBe(200);
-    const release = await fetch(`${url}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }), tls: client });
+    const form = await fetch(`${url}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }), headers: { "content-type": "text/plain" }, tls: client });
+    expect(form.status).toBe(403); // what a cross-site form could send
+    const release = await fetch(`${url}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }), headers: { "content-type": "application/json" }, tls: client });
     expect(release.status).toBe(200);
   });
 });

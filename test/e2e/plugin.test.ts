@@ -206,6 +206,7 @@ describe("bad input: a CNI error object with the spec's code, never a crash", ()
     expectCniError(await add({ cniVersion: "1.0.0", name: "x" }), 7, "ipam");
     expectCniError(await add(conf({ ranges: "10.0.0.0/24" })), 7, "ipam.ranges");
   });
+  test("a network name that is not libcni's form → 7", async () => expectCniError(await add({ ...conf(), name: "a/b" }), 7, "network name"));
   test("no ranges → 7", async () => expectCniError(await add(conf({ ranges: undefined })), 7, "no IP ranges"));
   test("bad CIDR → 7", async () => expectCniError(await add(conf({ ranges: [[{ subnet: "10.0.0.0/40" }]] })), 7, "invalid subnet"));
   test("rangeStart outside its subnet → 7", async () =>
