@@ -4,7 +4,7 @@ SOCKET ?= /run/ipamd/ipamd.sock
 DB ?= /var/lib/ipamd/ipamd.db
 SOURCES := $(shell find src -name '*.ts' -o -name '*.tsx') package.json
 
-.PHONY: all build run test bench typecheck clean deps system-deps
+.PHONY: all build run test bench bench-cluster typecheck clean deps system-deps image
 
 all: build
 
@@ -60,3 +60,7 @@ CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker || command -v
 image: build
 	@test -n "$(CONTAINER_ENGINE)" || { echo "make image: needs podman, docker or buildah" >&2; exit 1; }
 	$(CONTAINER_ENGINE) build -f k8s/Containerfile -t $(IMAGE) dist
+
+# Three daemons on a real 3-member TLS etcd cluster against raw etcd throughput (issue 7).
+bench-cluster: deps build
+	$(BUN) scripts/bench-cluster.ts
