@@ -225,11 +225,19 @@ export class IpamService {
         const taken = this.takenSet(space, set.family);
         const wanted = requested.find((ip) => unclaimed.has(ip) && ip.family === set.family && set.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
         if (wanted) unclaimed.delete(wanted);
+        const stickyPod = target.policy.sticky ? stickyKey(target.pool, req.pod?.namespace, req.pod?.name) : null;
+        if (stickyPod && this.store.binding) {
+          // A shared store: the pod may have been bound on another node; the store knows.
+          const stored = await this.store.binding(space, stickyPod);
+          if (stored) this.reuse.restore(space, stickyPod, stored);
+        }
         const scope = wanted ? set : await this.scopeFor(target, taken);
         const { value, range, sticky } = this.pick(req, target, taken, wanted, scope);
         if (!sticky) {
           if (!this.index.pick(space, set.family, value)) throw new ConflictError([{ space, family: set.family, ip: formatIp(value, set.family) }]);
           marked.push({ space, family: set.family, value });
+        } else {
+          taken.add(value); // held for the pod already; a binding learned from the store may be news here
         }
         const ip = formatIp(value, set.family);
         const pool = cursorKey(space, set.key);

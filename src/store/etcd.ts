@@ -148,6 +148,11 @@ export class EtcdStore implements Store {
     return (await this.scan("bind")).map((kv) => JSON.parse(kv.value) as Binding).sort((a, b) => (a.releasedAt ?? 0) - (b.releasedAt ?? 0));
   }
 
+  async binding(space: string, pod: string): Promise<Binding | undefined> {
+    const [kv] = await this.client.range(this.k("bind", space, pod));
+    return kv ? (JSON.parse(kv.value) as Binding) : undefined;
+  }
+
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
     const rows = await this.records("att", network, key.containerID, key.ifname);
     return rows.sort((a, b) => a.family - b.family || (a.ip < b.ip ? -1 : 1));
@@ -231,6 +236,11 @@ export class EtcdStore implements Store {
     return (await this.client.rangePrefix(base)).map((kv) => ({ subnet: kv.key.slice(base.length), node: kv.value }));
   }
 
+  /** The hold marker of an address (its family follows from its spelling). */
+  private holdOf(space: string, ip: string, held: HoldMarker["held"]): string {
+    return holdMarker(held, space, ip.includes(":") ? 6 : 4, ip);
+  }
+
   private async recordAt(space: string, ip: string): Promise<AllocationRecord | undefined> {
     const [kv] = await this.client.range(this.k("a", space, ip));
     return kv ? (JSON.parse(kv.value) as AllocationRecord) : undefined;
@@ -289,6 +299,8 @@ export class EtcdStore implements Store {
       }
       case "uncool":
         ops.push({ delete: { key: this.k("cool", change.space, change.ip) } });
+        // Only our hold goes: if the key holds anything else now, the commit fails and we learn it.
+        compares.push({ key: this.k("a", change.space, change.ip), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.ip, "cooling") });
         ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
         break;
       case "bind": {
@@ -299,7 +311,11 @@ export class EtcdStore implements Store {
       }
       case "unbind":
         ops.push({ delete: { key: this.k("bind", change.space, change.pod) } });
-        if (change.heldIp) ops.push({ delete: { key: this.k("a", change.space, change.heldIp) } });
+        if (change.heldIp) {
+          // The pod may have taken its address back on another node meanwhile: delete our hold only.
+          compares.push({ key: this.k("a", change.space, change.heldIp), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.heldIp, "sticky") });
+          ops.push({ delete: { key: this.k("a", change.space, change.heldIp) } });
+        }
         break;
     }
   }

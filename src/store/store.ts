@@ -162,6 +162,11 @@ export interface Store {
   netnsPaths(): Promise<string[]>;
   /** The allocations made for one network namespace path. */
   byNetns(netns: string): Promise<AllocationRecord[]>;
+  /**
+   * One sticky binding, read fresh: with a shared store another node may have made it.
+   * Stores with one writer leave this out (the daemon's memory is the truth).
+   */
+  binding?(space: string, pod: string): Promise<Binding | undefined>;
   /** Every node subnet claim of a pool, for reports. */
   nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]>;
   close(): Promise<void>;

@@ -36,6 +36,18 @@ describe("shared store", () => {
     expect(await a!.importAllocations({ network: "migr", entries })).toMatchObject({ imported: 0, unchanged: 80 });
   });
 
+  test("a sticky pod re-created on another node gets its address back there", async () => {
+    const pools = { db: { addresses: ["10.6.0.1-10.6.0.9"], prefix: 24, sticky: "pod", stickyTTL: 60 } };
+    const [a, b] = await nodes(["node-a", "node-b"], pools);
+    const req = (containerID: string, name = "pg-0") => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name } });
+    const [first] = await a!.add(req("on-a"));
+    await a!.del({ network: "n", containerID: "on-a", ifname: "eth0" });
+    expect((await b!.add(req("on-b")))[0]!.address).toBe(first!.address);
+    // Node A still has the old parked binding in memory; nothing it does hands the address out.
+    const others = await Promise.all([1, 2, 3].map((i) => a!.add(req(`other-${i}`, `other-${i}`))));
+    expect(others.map((o) => o[0]!.address)).not.toContain(first!.address);
+  });
+
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
     const [a] = await nodes(["node-a"], { db: { addresses: ["10.8.0.1-10.8.0.9"], prefix: 24, sticky: "pod" } });
     const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name: "pg-0" } });
