@@ -48,7 +48,14 @@ describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
     const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
     const ds = await daemons(["node-a", "node-b", "node-c"], prefix);
     // 10.95.0.0/26 minus network, gateway and broadcast: 61 addresses for 90 ADDs.
-    const runs = await Promise.all(ds.flatMap((d, i) => Array.from({ length: 30 }, (_, j) => runPlugin(attachmentEnv("ADD", `n${i}-c${j}`), conf(d)))));
+    // Like a runtime, an ADD answered "try again later" (11: 90 plugin processes, 3 daemons and
+    // 3 etcd members share 2 cores here) is retried with the same container ID: idempotent.
+    const addUntilAnswered = async (d: Daemon, id: string) => {
+      let run = await runPlugin(attachmentEnv("ADD", id), conf(d));
+      for (let retry = 0; retry < 5 && run.json?.code === 11; retry++) run = await runPlugin(attachmentEnv("ADD", id), conf(d));
+      return run;
+    };
+    const runs = await Promise.all(ds.flatMap((d, i) => Array.from({ length: 30 }, (_, j) => addUntilAnswered(d, `n${i}-c${j}`))));
     const ok = runs.filter((r) => r.exitCode === 0);
     const failed = runs.filter((r) => r.exitCode !== 0);
     expect(ok).toHaveLength(61);
