@@ -9,6 +9,34 @@ import { ExtentSet } from "../ipam/freespace.ts";
 import type { Store } from "../store/store.ts";
 import type { ReuseState } from "./reuse.ts";
 
+/**
+ * A canonical dotted quad ("10.1.2.3", as the store writes them) as a number, without the
+ * allocations of split and BigInt; undefined for anything else, which parseIp then judges.
+ */
+function ipv4Number(text: string): number | undefined {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return undefined; // a leading zero
+      part = part * 10 + (c - 48);
+      if (part > 255) return undefined;
+      digits++;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return value * 256 + part;
+}
+
 export class AddressIndex {
   private taken = new Map<string, ExtentSet>();
   readonly cursors = new Map<string, bigint>();
@@ -46,7 +74,25 @@ export class AddressIndex {
   /** Rebuilds every extent set from the store, keeping in-flight picks taken. */
   async rebuild(store: Store, reuse: ReuseState): Promise<void> {
     const fresh = new AddressIndex();
-    await store.forEachAllocated((space, family, ip) => fresh.learn(space, family, ip));
+    // Collected per set, then loaded in bulk: a million one-by-one inserts would cost seconds.
+    const bySet = new Map<string, { space: string; family: Family; values: (bigint | number)[] }>();
+    let last: { space: string; family: Family; values: (bigint | number)[] } | undefined;
+    await store.forEachAllocated((space, family, ip) => {
+      let value: bigint | number | undefined = family === 4 ? ipv4Number(ip) : undefined;
+      if (value === undefined) {
+        const parsed = parseIp(ip);
+        if (!parsed) return;
+        value = parsed.value;
+      }
+      // Rows come ordered by space: the set of the row before is nearly always this row's.
+      if (!last || last.space !== space || last.family !== family) {
+        const key = `${space}/${family}`;
+        last = bySet.get(key);
+        if (!last) bySet.set(key, (last = { space, family, values: [] }));
+      }
+      last.values.push(value);
+    });
+    for (const { space, family, values } of bySet.values()) fresh.count += fresh.set(space, family).addAll(values);
     for (const held of reuse.held()) {
       const parsed = parseIp(held.ip);
       if (parsed) fresh.set(held.space, held.family).add(parsed.value);

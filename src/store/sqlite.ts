@@ -93,6 +93,14 @@ function prefixEnd(prefix: string): string {
 const SEARCH = `(ip >= ? AND ip < ?) OR (container_id >= ? AND container_id < ?) OR (pod_name >= ? AND pod_name < ?)
   OR (node >= ? AND node < ?) OR pod_namespace = ?`;
 
+/** ORDER BY family, ip: addresses are ASCII, so UTF-16 order is sqlite's BINARY order. */
+function byFamilyThenIp(a: Row, b: Row): number {
+  if (a.family !== b.family) return (a.family as number) - (b.family as number);
+  const x = a.ip as string;
+  const y = b.ip as string;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 function toRecord(row: Row): AllocationRecord {
   return {
     space: row.space as string,
@@ -132,6 +140,12 @@ export class SqliteStore implements Store {
   private readonly selectAttachment: Statement;
   private readonly selectAttachments: Statement;
   private readonly selectHolders: Statement;
+  private readonly begin: Statement;
+  private readonly commitStatement: Statement;
+  private readonly rollback: Statement;
+  private readonly savepoint: Statement;
+  private readonly releaseSavepoint: Statement;
+  private readonly rollbackSavepoint: Statement;
 
   private constructor(private readonly db: Database) {
     const prepare = (sql: string) => {
@@ -149,18 +163,25 @@ export class SqliteStore implements Store {
     );
     this.recordRelease = prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
-       SELECT ?1, ?5, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, ?4
-       FROM allocations WHERE space = ?2 AND ip = ?3`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ?");
+    // One b-tree search per release: the event is written from the row the DELETE returns.
+    this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ? RETURNING network, container_id, ifname, pod_namespace, pod_name, pod_uid");
     this.upsertCursor = prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
     this.insertCooling = prepare("INSERT OR REPLACE INTO cooling VALUES (?, ?, ?, ?)");
     this.deleteCooling = prepare("DELETE FROM cooling WHERE space = ? AND ip = ?");
     this.upsertBinding = prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)");
     this.deleteBinding = prepare("DELETE FROM bindings WHERE space = ? AND pod = ?");
-    this.selectAttachment = prepare("SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ? ORDER BY family, ip");
+    this.selectAttachment = prepare("SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ?");
     this.selectAttachments = prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
     this.selectHolders = prepare("SELECT * FROM allocations WHERE ip = ?");
+    // Prepared once: db.exec would parse them again for every caller of every commit.
+    this.begin = prepare("BEGIN IMMEDIATE");
+    this.commitStatement = prepare("COMMIT");
+    this.rollback = prepare("ROLLBACK");
+    this.savepoint = prepare("SAVEPOINT caller");
+    this.releaseSavepoint = prepare("RELEASE caller");
+    this.rollbackSavepoint = prepare("ROLLBACK TO caller");
   }
 
   /** bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. */
@@ -174,6 +195,8 @@ export class SqliteStore implements Store {
     db.exec("PRAGMA synchronous = FULL");
     db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
     db.exec(SCHEMA);
+    // Savepoints and sorts stay in memory: as files they cost a create and unlink each time.
+    db.exec("PRAGMA temp_store = MEMORY");
     return new SqliteStore(db);
   }
 
@@ -188,8 +211,11 @@ export class SqliteStore implements Store {
   }
 
   async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
-    this.once("SELECT space, family, ip FROM allocations", (s) => {
-      for (const [space, family, ip] of s.values() as [string, Family, string][]) visit(space, family, ip);
+    // Row by row: materialising a million rows first costs twice the time and memory. Only
+    // space and ip, so the scan reads the small covering index allocations_by_ip, not every
+    // row's sixteen columns; the family is the address's own (only IPv6 is written with ':').
+    this.once("SELECT space, ip FROM allocations", (s) => {
+      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip);
     });
   }
 
@@ -206,7 +232,10 @@ export class SqliteStore implements Store {
   }
 
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
-    return (this.selectAttachment.all(network, key.containerID, key.ifname) as Row[]).map(toRecord);
+    const rows = this.selectAttachment.all(network, key.containerID, key.ifname) as Row[];
+    // Ordered here, not by SQL: an ORDER BY would build a temporary b-tree for a row or two.
+    if (rows.length > 1) rows.sort(byFamilyThenIp);
+    return rows.map(toRecord);
   }
 
   async attachments(network: string): Promise<AttachmentKey[]> {
@@ -297,7 +326,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  private apply(change: Change, now: number): void {
+  /** cursors: where a cursor change goes; only the last one per pool is written, once per commit. */
+  private apply(change: Change, now: number, cursors: Map<string, string>): void {
     switch (change.op) {
       case "allocate": {
         const r = change.record;
@@ -307,11 +337,13 @@ export class SqliteStore implements Store {
         break;
       }
       case "release":
-        this.recordRelease.run(now, change.space, change.ip, change.cause, change.kind ?? "released");
-        this.deleteAllocation.run(change.space, change.ip);
+      {
+        const [row] = this.deleteAllocation.values(change.space, change.ip) as [string, string, string, string | null, string | null, string | null][];
+        if (row) this.recordRelease.run(now, change.kind ?? "released", row[0], change.ip, row[1], row[2], row[3], row[4], row[5], change.cause);
         break;
+      }
       case "cursor":
-        this.upsertCursor.run(change.pool, change.ip);
+        cursors.set(change.pool, change.ip);
         break;
       case "cool":
         this.insertCooling.run(change.cooling.space, change.cooling.ip, change.cooling.family, change.cooling.until);
@@ -335,21 +367,30 @@ export class SqliteStore implements Store {
     const batch = this.queue;
     this.queue = [];
     const failed = new Map<Pending, unknown>();
+    const cursors = new Map<string, string>();
     const now = Date.now();
     const started = performance.now();
     try {
-      this.db.exec("BEGIN IMMEDIATE");
+      this.begin.run();
       for (const pending of batch) {
-        this.db.exec("SAVEPOINT caller");
+        // A caller's cursor moves only if its changes commit; a lone caller needs no savepoint.
+        const mine = new Map<string, string>();
+        if (batch.length > 1) this.savepoint.run();
         try {
-          for (const change of pending.changes) this.apply(change, now);
-          this.db.exec("RELEASE caller");
+          for (const change of pending.changes) this.apply(change, now, mine);
+          if (batch.length > 1) this.releaseSavepoint.run();
+          for (const [pool, ip] of mine) cursors.set(pool, ip);
         } catch (err) {
-          this.db.exec("ROLLBACK TO caller; RELEASE caller");
+          if (batch.length > 1) {
+            this.rollbackSavepoint.run();
+            this.releaseSavepoint.run();
+          }
           failed.set(pending, err);
         }
       }
-      this.db.exec("COMMIT");
+      for (const [pool, ip] of cursors) this.upsertCursor.run(pool, ip);
+      if (failed.size === batch.length && batch.length === 1) this.rollback.run();
+      else this.commitStatement.run();
       this.onCommit?.((performance.now() - started) / 1000, batch.length);
     } catch (err) {
       if (this.db.inTransaction) this.db.exec("ROLLBACK");
