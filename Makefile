@@ -40,8 +40,10 @@ run: deps build
 test: deps build typecheck
 	$(BUN) test
 
-# Exec wall time of ADD/DEL/VERSION against Debian's host-local and a bare Bun program, empty
-# pool and 10k in use; prints a Markdown table, writes bench/results.json. See scripts/bench.ts.
+# Issue 4's suite (scripts/bench.ts, sections in scripts/bench-suite/): plugin exec cost against Debian's
+# host-local and a bare Bun program (empty, 10k in use), flatness at 100k and 1M, socket throughput
+# at 1/16/64/256 clients, RSS and restart with 1M, cost growth. Prints a Markdown table, writes
+# bench/results.json and bench/growth.svg; ~5 minutes. BENCH_SAMPLES, BENCH_MAX, BENCH_OPS shrink it.
 bench: deps build
 	$(BUN) scripts/bench.ts
 

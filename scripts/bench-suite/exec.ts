@@ -1,0 +1,101 @@
+/**
+ * Plugin exec cost (sections 1–3): the wall time of one exec, spawn to exit, of a CNI plugin
+ * with real CNI_* env and the netconf on stdin — what kubelet's runtime pays per pod. Samples
+ * are interleaved round-robin (floor, ipamd, host-local, floor, …) so drift and noise hit all
+ * alike.
+ *
+ * - floor: a program that only does `await Bun.write(Bun.stdout, "{}\n")`, compiled with the
+ *   same bun and flags as dist/ipamd. No Bun plugin can be faster.
+ * - ADD/DEL: a fresh container ID per sample, DEL removes it at once, so the number in use
+ *   stays what the fill made it. The ipamd figure includes the daemon's durable commit.
+ */
+import { join } from "node:path";
+import { type Figure, HOST_LOCAL, IPAMD, NETWORK, SAMPLES, SUBNET, socket, type Stats, stats, tmp, verdict } from "./common.ts";
+
+export type Impl = "floor" | "ipamd" | "hostLocal";
+const BUILD_FLAGS = ["--compile", "--splitting", "--minify", "--bytecode", "--format=esm", "--target=bun"]; // as the Makefile
+const binaries: Record<Impl, string> = { floor: join(tmp, "floor"), ipamd: IPAMD, hostLocal: HOST_LOCAL };
+const netconfs: Record<Impl, string> = {
+  floor: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "floor", ranges: [[{ subnet: SUBNET }]] } }),
+  ipamd: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "ipamd", socket, ranges: [[{ subnet: SUBNET }]] } }),
+  hostLocal: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "host-local", dataDir: join(tmp, "host-local"), ranges: [[{ subnet: SUBNET }]] } }),
+};
+
+export async function buildFloor(): Promise<void> {
+  const src = join(tmp, "floor.ts");
+  await Bun.write(src, 'await Bun.write(Bun.stdout, "{}\\n");\nexport {};\n');
+  const build = Bun.spawnSync([process.execPath, "build", src, ...BUILD_FLAGS, "--outfile", binaries.floor], { stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`building the floor failed: ${build.stderr.toString()}`);
+}
+
+function cniEnv(command: string, containerID: string): Record<string, string> {
+  return { CNI_COMMAND: command, CNI_CONTAINERID: containerID, CNI_NETNS: `/var/run/netns/${containerID}`, CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni" };
+}
+
+/** One exec, timed from spawn to exit; throws unless it succeeded (and, for ADD, allocated). */
+async function exec(impl: Impl, command: string, containerID: string): Promise<number> {
+  const start = Bun.nanoseconds();
+  const proc = Bun.spawn([binaries[impl]], { stdin: new Blob([netconfs[impl]]), stdout: "pipe", stderr: "pipe", env: cniEnv(command, containerID) });
+  const code = await proc.exited;
+  const ms = (Bun.nanoseconds() - start) / 1e6;
+  const out = await new Response(proc.stdout).text();
+  if (code !== 0 || (command === "ADD" && impl !== "floor" && !out.includes('"ips"'))) {
+    throw new Error(`${impl} ${command} ${containerID} failed (exit ${code}): ${out.trim()} ${(await new Response(proc.stderr).text()).trim()}`);
+  }
+  return ms;
+}
+
+let idCounter = 0;
+const freshId = (tag: string) => `bench-${tag}-${process.pid}-${++idCounter}`;
+export type Samples = Record<string, Partial<Record<Impl, number[]>>>;
+
+/** Per round, each command once per implementation, in order. */
+export async function measure(commands: string[], impls: Impl[], tag: string, rounds = SAMPLES): Promise<Samples> {
+  const samples: Samples = {};
+  for (const c of commands) samples[c] = Object.fromEntries(impls.map((i) => [i, []]));
+  for (let round = 0; round < rounds; round++) {
+    const ids = Object.fromEntries(impls.map((i) => [i, freshId(tag)])) as Record<Impl, string>;
+    for (const command of commands) {
+      for (const impl of impls) samples[command]![impl]!.push(await exec(impl, command, ids[impl]));
+    }
+  }
+  return samples;
+}
+
+const ms = (x: number) => x.toFixed(2);
+const pcts = (s: Stats) => ({ p50: s.p50, p90: s.p90, p99: s.p99, n: s.n });
+
+/** Sections 1 and 2: ipamd next to host-local, the floor alongside. */
+export function execFigure(section: string, name: string, s: Partial<Record<Impl, number[]>>, target?: "floor" | "ratio"): Figure {
+  const ipamd = stats(s.ipamd!);
+  const hl = stats(s.hostLocal!);
+  const floor = stats(s.floor!);
+  const ratio = hl.p50 / ipamd.p50;
+  const base = { section, name, unit: "ms p50", ipamd: ipamd.p50, peer: hl.p50, peerName: "host-local", ratio, extra: { ipamd: pcts(ipamd), hostLocal: pcts(hl), floor: pcts(floor) } };
+  if (target === "floor") {
+    const over = ipamd.p50 - floor.p50;
+    return { ...base, target: "≤ floor + 1.0 ms", pass: over <= 1.0, detail: verdict(over <= 1.0, `floor ${ms(floor.p50)} + ${ms(over)} ms`) };
+  }
+  if (target === "ratio") return { ...base, target: "≥ 20× host-local", pass: ratio >= 20, detail: verdict(ratio >= 20, `${ratio.toFixed(1)}×`) };
+  return { ...base, target: "—", pass: null, detail: `floor ${ms(floor.p50)} + ${ms(ipamd.p50 - floor.p50)} ms; p90 ${ms(ipamd.p90)}, p99 ${ms(ipamd.p99)}` };
+}
+
+/** Section 3: ipamd's ADD p50 with `inUse` addresses taken, against its own empty-pool p50. */
+export function flatnessFigure(inUse: number, s: Partial<Record<Impl, number[]>>, emptyAddP50: number): Figure {
+  const ipamd = stats(s.ipamd!);
+  const floor = stats(s.floor!);
+  const ratio = ipamd.p50 / emptyAddP50;
+  return {
+    section: "3 flatness",
+    name: `ADD, ${inUse.toLocaleString("en")} in use (vs own empty pool)`,
+    unit: "ms p50",
+    ipamd: ipamd.p50,
+    peer: emptyAddP50,
+    peerName: "ipamd, empty pool",
+    ratio,
+    target: "≤ 1.2× empty",
+    pass: ratio <= 1.2,
+    detail: verdict(ratio <= 1.2, `${ratio.toFixed(2)}×; p99 ${ms(ipamd.p99)}, floor ${ms(floor.p50)}`),
+    extra: { ipamd: pcts(ipamd), floor: pcts(floor) },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The daemon alone, through its socket API, without process start-up (sections 4 and 6):
+ * clients doing ADD then DEL of a fresh attachment, as fast as they can, with the daemon's
+ * durable commits on (synchronous=FULL; every answer after its fsync). Allocations/s counts
+ * ADDs answered per second of wall time; latencies are per request, in ms.
+ */
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { type Figure, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
+
+const headers = { "content-type": "application/json" };
+let counter = 0;
+
+async function post(unix: string, path: string, body: string): Promise<void> {
+  const res = await fetch(`http://ipamd${path}`, { unix, method: "POST", headers, body });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+}
+
+export interface Run { clients: number; ops: number; seconds: number; perSecond: number; add: Stats; del: Stats }
+
+/**
+ * The socket floor, the peer of the throughput figure: a Bun.serve on a unix socket that reads
+ * each body and answers `{"ips":[]}`, nothing else — what these clients and Bun's HTTP cost
+ * on this machine before the daemon does any work.
+ */
+export async function startSocketFloor(): Promise<{ unix: string; proc: Subprocess }> {
+  const unix = join(tmp, "floor.sock");
+  const src = join(tmp, "socket-floor.ts");
+  await Bun.write(src, `Bun.serve({ unix: ${JSON.stringify(unix)}, fetch: async (req) => { await req.arrayBuffer(); return Response.json({ ips: [] }); } });\n`);
+  const proc = Bun.spawn([process.execPath, src], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
+  for (let i = 0; i < 500 && !(await Bun.file(unix).exists()); i++) await Bun.sleep(10);
+  return { unix, proc };
+}
+
+/** `ops` ADD+DEL pairs spread over `clients` concurrent clients. */
+export async function addThenDel(clients: number, ops: number, unix = socket): Promise<Run> {
+  const addMs: number[] = [];
+  const delMs: number[] = [];
+  const tag = `tp-${process.pid}-${++counter}`;
+  const started = performance.now();
+  await workers(ops, clients, async (i) => {
+    const containerID = `${tag}-${i}`;
+    const key = { network: NETWORK, containerID, ifname: "eth0" };
+    let t = performance.now();
+    await post(unix, "/v1/cni/add", JSON.stringify({ ...key, netns: `/var/run/netns/${containerID}`, ranges: RANGES }));
+    addMs.push(performance.now() - t);
+    t = performance.now();
+    await post(unix, "/v1/cni/del", JSON.stringify(key));
+    delMs.push(performance.now() - t);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  return { clients, ops, seconds, perSecond: ops / seconds, add: stats(addMs), del: stats(delMs) };
+}
+
+/** Section 4: one row per concurrency level, each next to the socket floor; the target applies at 256 clients. */
+export async function throughputFigures(levels: number[], ops: number): Promise<Figure[]> {
+  await addThenDel(16, Math.min(2000, ops)); // warm-up: JIT, connections, sqlite's cache
+  const floor = await startSocketFloor();
+  const figures: Figure[] = [];
+  try {
+    await addThenDel(16, Math.min(2000, ops), floor.unix);
+    for (const clients of levels) {
+      const run = await addThenDel(clients, ops);
+      const peer = await addThenDel(clients, ops, floor.unix);
+      const targeted = clients === 256;
+      const pass = targeted ? run.perSecond >= 50_000 : null;
+      figures.push({
+        section: "4 throughput",
+        name: `socket ADD+DEL, ${clients} client${clients === 1 ? "" : "s"}`,
+        unit: "allocations/s",
+        ipamd: run.perSecond,
+        peer: peer.perSecond,
+        peerName: "socket floor (no-op server)",
+        ratio: run.perSecond / peer.perSecond,
+        target: targeted ? "≥ 50,000/s" : "—",
+        pass,
+        detail: verdict(pass, `ADD p50 ${run.add.p50.toFixed(2)} ms, p99 ${run.add.p99.toFixed(2)} ms; DEL p99 ${run.del.p99.toFixed(2)} ms; floor ADD p99 ${peer.add.p99.toFixed(2)} ms`),
+        extra: { run, floor: peer },
+      });
+      console.error(`throughput: ${clients} clients, ${Math.round(run.perSecond)} allocations/s (socket floor ${Math.round(peer.perSecond)}), ADD p99 ${run.add.p99.toFixed(2)} ms`);
+    }
+  } finally {
+    floor.proc.kill();
+    await floor.proc.exited;
+  }
+  return figures;
+}
+
+export interface GrowthPoint { live: number; addP50: number; addP99: number; perSecond: number }
+
+/** Section 6 at one level: ADD latency of a lone client and the throughput of 64. */
+export async function growthPoint(live: number, ops: number): Promise<GrowthPoint> {
+  const lone = await addThenDel(1, Math.max(200, Math.floor(ops / 10)));
+  const busy = await addThenDel(64, ops);
+  return { live, addP50: lone.add.p50, addP99: lone.add.p99, perSecond: busy.perSecond };
+}
