@@ -171,16 +171,14 @@ export function compileNamedPool(name: string, input: NamedPoolInput): NamedPool
     if (gw.family !== family) throw invalid(name, `gateway ${input.gateway} is not of the pool's address family`);
     gateway = gw.value;
   }
-  // The subnet is the one the gateway (or else the first address) lies in; every address must be inside it.
+  // The subnet is the one the gateway (or else the first address) lies in; every address must
+  // be inside it, which is also how a gateway outside the pool is caught.
   const anchor = gateway ?? spans[0]![0];
   const subnet: Cidr = { family, address: anchor & ~hostMask(family, prefix), prefix };
   for (const [lo, hi] of spans) {
     if (lo < networkOf(subnet) || hi > lastOf(subnet)) {
       throw invalid(name, `addresses ${formatIp(lo, family)}-${formatIp(hi, family)} lie outside ${formatIp(subnet.address, family)}/${prefix}`);
     }
-  }
-  if (gateway !== null && input.addresses!.length > 0 && (gateway < networkOf(subnet) || gateway > lastOf(subnet))) {
-    throw invalid(name, `gateway ${input.gateway} is outside the pool's subnet`);
   }
   const excluded = spansOf(name, family, input.excludedAddresses ?? [], "excluded address").spans;
   const allowed = subtract(subtract(spans, excluded), reservedOf(family, subnet, gateway, input.allocateReservedIPAddresses ?? false));
