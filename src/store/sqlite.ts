@@ -127,6 +127,7 @@ export class SqliteStore implements Store {
   /** Told of each group commit: how long it took and how many callers it served. */
   onCommit: ((seconds: number, callers: number) => void) | undefined;
   private flushScheduled = false;
+  private closed = false;
   private readonly statements: Statement[] = [];
   private readonly insertAllocation: Statement;
   private readonly recordEvent: Statement;
@@ -364,6 +365,7 @@ export class SqliteStore implements Store {
 
   private flush(): void {
     this.flushScheduled = false;
+    if (this.closed) return; // close() already flushed what was queued
     const batch = this.queue;
     this.queue = [];
     const failed = new Map<Pending, unknown>();
@@ -406,6 +408,7 @@ export class SqliteStore implements Store {
   /** Flushes what is queued, then closes for real: statements left open would keep the file locked. */
   async close(): Promise<void> {
     if (this.queue.length > 0) this.flush();
+    this.closed = true;
     for (const statement of this.statements) statement.finalize();
     this.db.close(true);
   }
