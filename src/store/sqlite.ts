@@ -318,6 +318,7 @@ export class SqliteStore implements Store {
   }
 
   commit(changes: Change[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("the store is closed"));
     return new Promise((resolve, reject) => {
       this.queue.push({ changes, resolve, reject });
       if (!this.flushScheduled) {
