@@ -26,6 +26,7 @@ import { buildFloor, execFigure, flatnessFigure, measure } from "./bench-suite/e
 import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
+import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
 import { type GrowthPoint, growthPoint, throughputFigures } from "./bench-suite/throughput.ts";
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
@@ -85,6 +86,8 @@ try {
   const rssRestarted = await settledRss();
   figures.push(rssFigure(`RSS, ${top.toLocaleString("en")} live, after restart`, top, rssRestarted, rss0), restart.figure);
   if (growth.length > 0) figures.push(...growthFigures(growth));
+  log("section 5b: a 99.9% full, fragmented pool");
+  figures.push(await nearlyFullFigure());
 
   const minutes = (performance.now() - started) / 60_000;
   console.log(`\n${table(figures)}\n\nexec figures: wall time per exec in ms, ${SAMPLES} samples each, interleaved; socket figures: durable (synchronous=FULL) ADD then DEL; bun ${Bun.version}, ${navigator.hardwareConcurrency} cpus; ${minutes.toFixed(1)} min`);
