@@ -34,27 +34,7 @@ export const attachment = {
   ...AttachmentKeySchema.entries,
 };
 
-export const PodSchema = object({
-  namespace: optional(pipe(string(), maxLength(253))),
-  name: optional(pipe(string(), maxLength(253))),
-  uid: optional(pipe(string(), maxLength(64))),
-});
-export type Pod = InferOutput<typeof PodSchema>;
-
 export const PoolNamesSchema = pipe(array(text(253)), minLength(1), maxLength(16));
-
-export const AddRequestSchema = object({
-  ...attachment,
-  netns: optional(pipe(string(), maxLength(4096))),
-  /** host-local style inline range sets; one address from each. */
-  ranges: optional(RangeSetsInputSchema),
-  /** Named pools of the daemon's config; one address from each. */
-  pools: optional(PoolNamesSchema),
-  /** Static addresses (CNI_ARGS IP=, runtimeConfig.ips, args.cni.ips), without prefix. */
-  requestedIps: optional(pipe(array(text(64)), maxLength(64))),
-  pod: optional(PodSchema),
-});
-export type AddRequest = InferOutput<typeof AddRequestSchema>;
 
 export const AllocatedIpSchema = object({
   family: picklist([4, 6]),
@@ -69,18 +49,6 @@ export type IpsResponse = InferOutput<typeof IpsResponseSchema>;
 
 /** The answer to calls that only succeed or fail (DEL). */
 export const EmptyResponseSchema = object({});
-
-export const DelRequestSchema = object(attachment);
-export type DelRequest = InferOutput<typeof DelRequestSchema>;
-
-export const CheckRequestSchema = object(attachment);
-export type CheckRequest = InferOutput<typeof CheckRequestSchema>;
-
-export const GcRequestSchema = object({
-  network: attachment.network,
-  validAttachments: pipe(array(AttachmentKeySchema), maxLength(1_000_000)),
-});
-export type GcRequest = InferOutput<typeof GcRequestSchema>;
 
 export const GcResponseSchema = object({ released: array(string()) });
 export type GcResponse = InferOutput<typeof GcResponseSchema>;

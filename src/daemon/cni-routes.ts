@@ -1,6 +1,6 @@
 /** The plugin's calls: add, del, check, gc, status. Each validates its body before the core sees it. */
 import { Hono } from "hono";
-import { AddRequestSchema, CheckRequestSchema, DelRequestSchema, GcRequestSchema } from "../protocol.ts";
+import { AddRequestSchema, CheckRequestSchema, DelRequestSchema, GcRequestSchema } from "../protocol-requests.ts";
 import { VERSION } from "../version.ts";
 import { readBody } from "./http-errors.ts";
 import type { IpamService } from "./ipam-service.ts";

@@ -10,7 +10,7 @@ import type { Family } from "../ipam/address.ts";
 import { footprint, type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
 import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
 import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
-import type { AddRequest } from "../protocol.ts";
+import type { AddRequest } from "../protocol-requests.ts";
 import type { Store } from "../store/store.ts";
 
 export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false, stickyTtlMs: null };
