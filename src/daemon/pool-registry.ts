@@ -13,6 +13,9 @@ import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
 import type { AddRequest } from "../protocol-requests.ts";
 import type { Store } from "../store/store.ts";
 
+/** Inline range sets kept for `ipamd pools` and the metrics (the most recently used). */
+const MAX_INLINE_REPORTED = 256;
+
 export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false, stickyTtlMs: null };
 
 /** One range set an ADD takes an address from. */
@@ -93,7 +96,10 @@ export class PoolRegistry {
     for (const set of parseRangeSets(req.ranges ?? [])) {
       this.refuseOverlapWithNamed(set);
       const target = { space: req.network, pool: `${req.network}|${set.key}`, set, policy: DEFAULT_POLICY };
+      // Remembered for reports, newest last; bounded, since every distinct netconf adds one.
+      this.inline.delete(target.pool);
       this.inline.set(target.pool, target);
+      if (this.inline.size > MAX_INLINE_REPORTED) this.inline.delete(this.inline.keys().next().value!);
       targets.push(target);
     }
     for (const name of req.pools ?? []) {
