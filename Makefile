@@ -2,6 +2,7 @@
 BUN := node_modules/.bin/bun
 SOCKET ?= /run/ipamd/ipamd.sock
 DB ?= /var/lib/ipamd/ipamd.db
+CONFIG ?= scripts/default-pools.yaml
 SOURCES := $(shell find src -name '*.ts' -o -name '*.tsx') package.json
 
 .PHONY: all build run test bench bench-cluster typecheck clean deps system-deps image
@@ -35,7 +36,7 @@ build: dist/ipamd
 
 # Installs what is missing, builds, and starts the daemon in the foreground on the embedded store.
 run: deps build
-	dist/ipamd serve --socket $(SOCKET) --db $(DB)
+	dist/ipamd serve --socket $(SOCKET) --db $(DB) --config $(CONFIG)
 
 test: deps build typecheck
 	$(BUN) test
