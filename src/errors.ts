@@ -1,3 +1,5 @@
+import { type BaseIssue, getDotPath } from "valibot";
+
 /**
  * Errors are values with CNI codes (DESIGN rule 6). The same codes travel from the core,
  * through the daemon's structured error bodies, to the plugin's CNI error object, so a
@@ -35,6 +37,12 @@ export const ErrorCode = {
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** "field.path: message" of a failed parse's first issue: the one line every boundary reports. */
+export function firstIssue(issues: readonly BaseIssue<unknown>[]): string {
+  const issue = issues[0]!;
+  return `${getDotPath(issue) ?? "(top level)"}: ${issue.message}`;
+}
 
 export class IpamError extends Error {
   constructor(

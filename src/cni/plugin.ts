@@ -5,7 +5,7 @@
  * schemas and the pure range parser, and touches no Node built-in module.
  */
 import { safeParse } from "valibot";
-import { ErrorCode, IpamError, toIpamError } from "../errors.ts";
+import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
 import { parseRangeSets, type RangeSetsInput } from "../ipam/pool.ts";
 import { DEFAULT_SOCKET, EmptyResponseSchema, GcResponseSchema, IpsResponseSchema, Paths, StatusResponseSchema } from "../protocol.ts";
@@ -63,9 +63,7 @@ function parseNetConf(stdin: string): NetConf {
   }
   const parsed = safeParse(NetConfSchema, json);
   if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const path = issue.path?.map((p) => String(p.key)).join(".") || "(top level)";
-    throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid network configuration: ${path}: ${issue.message}`);
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid network configuration: ${firstIssue(parsed.issues)}`);
   }
   return parsed.output;
 }

@@ -4,7 +4,7 @@
  * refused so a typo is an error at start-up, not a silently ignored setting.
  */
 import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, picklist, pipe, record, regex, safeParse, strictObject, string } from "valibot";
-import { IpamError } from "../errors.ts";
+import { firstIssue, IpamError } from "../errors.ts";
 import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
 import { DEFAULT_SOCKET, NAME_PATTERN } from "../protocol.ts";
 
@@ -107,9 +107,7 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   }
   const parsed = safeParse(DaemonConfigSchema, data ?? {});
   if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const field = issue.path?.map((p) => String(p.key)).join(".") || "(top level)";
-    throw new ConfigError(`config file ${path}: ${field}: ${issue.message}`);
+    throw new ConfigError(`config file ${path}: ${firstIssue(parsed.issues)}`);
   }
   try {
     return { config: parsed.output, pools: compilePools(parsed.output.pools ?? {}) };

@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type BaseIssue, safeParse, type BaseSchema, type InferOutput } from "valibot";
-import { ErrorCode, IpamError, toIpamError } from "../errors.ts";
+import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
 import { MAX_BODY_BYTES } from "../protocol.ts";
 
 export function httpStatusOf(code: number): ContentfulStatusCode {
@@ -50,9 +50,7 @@ export async function readBody<S extends BaseSchema<unknown, unknown, BaseIssue<
   }
   const parsed = safeParse(schema, json);
   if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const path = issue.path?.map((p) => String(p.key)).join(".") ?? "";
-    throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid request${path ? ` at ${path}` : ""}: ${issue.message}`);
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid request: ${firstIssue(parsed.issues)}`);
   }
   return parsed.output;
 }

@@ -9,6 +9,7 @@
 import { array, check, type InferOutput, looseObject, minLength, maxLength, optional, pipe, regex, safeParse, string } from "valibot";
 import { SUPPORTED_VERSIONS, NetConfSchema } from "../cni/spec.ts";
 import { parseRangeSets, type RangeSetsInput } from "../ipam/pool.ts";
+import { firstIssue } from "../errors.ts";
 
 /** libcni's rule for network names. */
 const NameSchema = pipe(string(), minLength(1), maxLength(253), regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, "must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"));
@@ -36,11 +37,6 @@ type Plugin = InferOutput<typeof PluginSchema>;
 
 export class NetconfError extends Error {}
 
-function firstIssue(issues: readonly { message: string; path?: { key: unknown }[] }[]): string {
-  const issue = issues[0]!;
-  const field = issue.path?.map((p) => String(p.key)).join(".") || "(top level)";
-  return `${field}: ${issue.message}`;
-}
 
 /** The checks the plugin makes on the conf it is handed (name and version come from the list). */
 function checkIpamdPlugin(file: string, where: string, conf: Record<string, unknown>): void {
