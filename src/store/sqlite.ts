@@ -101,6 +101,12 @@ function byFamilyThenIp(a: Row, b: Row): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/** `column = ?` for every filter field that is set, with its value: the WHERE of the admin queries. */
+function equalities<F extends object>(columns: [keyof F, string][], filter: F): { conditions: string[]; params: (string | number)[] } {
+  const set = columns.filter(([key]) => filter[key] !== undefined);
+  return { conditions: set.map(([, column]) => `${column} = ?`), params: set.map(([key]) => filter[key] as string) };
+}
+
 function toRecord(row: Row): AllocationRecord {
   return {
     space: row.space as string,
@@ -257,9 +263,7 @@ export class SqliteStore implements Store {
       ["containerID", "container_id"],
       ["ip", "ip"],
     ];
-    const where = columns.filter(([key]) => filter[key] !== undefined);
-    const conditions = where.map(([, c]) => `${c} = ?`);
-    const params: (string | number)[] = where.map(([key]) => filter[key] as string);
+    const { conditions, params } = equalities(columns, filter);
     if (filter.search) {
       conditions.push(`(${SEARCH})`);
       const range = [filter.search, prefixEnd(filter.search)];
@@ -279,11 +283,11 @@ export class SqliteStore implements Store {
       ["podName", "pod_name"],
       ["kind", "kind"],
     ];
-    const where = columns.filter(([key]) => filter[key] !== undefined);
+    const { conditions, params } = equalities(columns, filter);
     const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,
       pod_name AS podName, pod_uid AS podUid, cause FROM events
-      ${where.length ? `WHERE ${where.map(([, c]) => `${c} = ?`).join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
-    const params = [...where.map(([key]) => filter[key] as string), filter.limit ?? 100];
+      ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
+    params.push(filter.limit ?? 100);
     return this.once(sql, (s) => s.all(...params) as HistoryEvent[]);
   }
 
