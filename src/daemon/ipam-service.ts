@@ -177,11 +177,13 @@ export class IpamService {
     return target.set;
   }
 
-  /** Picks an address of one target: the pod's sticky one, a requested one, or the next free. */
-  private pick(req: AddRequest, target: Target, taken: ExtentSet, wanted: Ip | undefined, scope: RangeSet): { value: bigint; range: Range; sticky: boolean } {
-    const { set, policy, space } = target;
-    const pod = stickyKey(target.pool, req.pod?.namespace, req.pod?.name);
-    const binding = policy.sticky && pod ? this.reuse.binding(space, pod) : undefined;
+  /**
+   * Picks an address of one target: the pod's sticky one, a requested one, or the next free.
+   * pod: the sticky binding's key, when the pool is sticky and the pod is known.
+   */
+  private pick(pod: string | null, target: Target, taken: ExtentSet, wanted: Ip | undefined, scope: RangeSet): { value: bigint; range: Range; sticky: boolean } {
+    const { set, space } = target;
+    const binding = pod ? this.reuse.binding(space, pod) : undefined;
     if (binding && !wanted) {
       if (binding.releasedAt === null) {
         throw new IpamError(ErrorCode.AddressInUse, `address ${binding.ip} is bound to pod ${pod} and still held by another of its attachments; retry once that one is deleted`);
@@ -226,28 +228,25 @@ export class IpamService {
         const taken = this.takenSet(space, set.family);
         const wanted = requested.find((ip) => unclaimed.has(ip) && ip.family === set.family && set.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
         if (wanted) unclaimed.delete(wanted);
-        const stickyPod = target.policy.sticky ? stickyKey(target.pool, req.pod?.namespace, req.pod?.name) : null;
-        if (stickyPod && this.store.binding) {
+        const pod = target.policy.sticky ? stickyKey(target.pool, req.pod?.namespace, req.pod?.name) : null;
+        if (pod && this.store.binding) {
           // A shared store: the pod may have been bound on another node; the store knows.
-          const stored = await this.store.binding(space, stickyPod);
-          if (stored) this.reuse.restore(space, stickyPod, stored);
+          const stored = await this.store.binding(space, pod);
+          if (stored) this.reuse.restore(space, pod, stored);
         }
         const scope = wanted ? set : await this.scopeFor(target, taken);
-        const { value, range, sticky } = this.pick(req, target, taken, wanted, scope);
-        if (!sticky) {
-          if (!this.index.pick(space, set.family, value)) throw new ConflictError([{ space, family: set.family, ip: formatIp(value, set.family) }]);
-          marked.push({ space, family: set.family, value });
-        } else {
-          taken.add(value); // held for the pod already; a binding learned from the store may be news here
-        }
+        const { value, range, sticky } = this.pick(pod, target, taken, wanted, scope);
         const ip = formatIp(value, set.family);
-        const pool = cursorKey(space, set.key);
-        if (!sticky) {
+        if (sticky) {
+          taken.add(value); // held for the pod already; a binding learned from the store may be news here
+        } else {
+          if (!this.index.pick(space, set.family, value)) throw new ConflictError([{ space, family: set.family, ip }]);
+          marked.push({ space, family: set.family, value });
+          const pool = cursorKey(space, set.key);
           cursorUpdates.push([pool, value]);
           changes.push({ op: "cursor", pool, ip });
         }
-        const pod = stickyKey(target.pool, req.pod?.namespace, req.pod?.name);
-        if (target.policy.sticky && pod) {
+        if (pod) {
           const previous = this.reuse.binding(space, pod);
           previousBindings.push([space, pod, previous]);
           if (previous && previous.releasedAt !== null && previous.ip !== ip) {
