@@ -27,9 +27,14 @@ import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
-import { type GrowthPoint, growthPoint, throughputFigures } from "./bench-suite/throughput.ts";
+import { type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } from "./bench-suite/throughput.ts";
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    socketFloor?.proc.kill();
+    void cleanup().finally(() => process.exit(130));
+  });
+}
 
 const fmt = (x: number, unit: string) => (unit.startsWith("ms") ? x.toFixed(2) : Math.round(x).toLocaleString("en"));
 
@@ -42,6 +47,9 @@ function table(figures: Figure[]): string {
   ].join("\n");
 }
 
+/** The no-op server behind the round-trip floor and the socket floor; stopped at the end. */
+let socketFloor: Awaited<ReturnType<typeof startSocketFloor>> | undefined;
+
 const log = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
 
 try {
@@ -49,10 +57,11 @@ try {
   const started = performance.now();
   await buildFloor();
   await startDaemon();
+  socketFloor = await startSocketFloor();
   const rss0 = await settledRss();
   log(`daemon up, RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB with 0 allocations; ${SAMPLES} interleaved samples per exec figure; bun ${Bun.version}`);
 
-  const empty = await measure(["VERSION", "ADD", "DEL"], ["floor", "ipamd", "hostLocal"], "empty");
+  const empty = await measure(["VERSION", "ADD", "DEL"], ["floor", "roundTrip", "ipamd", "hostLocal"], "empty");
   const emptyAdd = empty.ADD!;
   const figures: Figure[] = [
     execFigure("1 exec, empty", "VERSION", empty.VERSION!),
@@ -71,7 +80,7 @@ try {
     if (levels.includes(level)) growth.push(await growthPoint(level, Math.min(THROUGHPUT_OPS, 10_000)));
     if (level === FILL) {
       fillHostLocal(FILL);
-      const full = await measure(["ADD", "DEL"], ["floor", "ipamd", "hostLocal"], "full");
+      const full = await measure(["ADD", "DEL"], ["floor", "roundTrip", "ipamd", "hostLocal"], "full");
       figures.push(execFigure(`2 exec, ${FILL} in use`, `ADD, ${FILL} in use`, full.ADD!, "ratio"), execFigure(`2 exec, ${FILL} in use`, `DEL, ${FILL} in use`, full.DEL!));
     }
     if (level === 100_000 || level === 1_000_000) {
@@ -100,5 +109,7 @@ try {
   console.error(`bench failed: ${(err as Error).stack ?? err}`);
   process.exitCode = 2;
 } finally {
+  socketFloor?.proc.kill();
+  await socketFloor?.proc.exited;
   await cleanup();
 }

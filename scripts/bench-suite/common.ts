@@ -27,6 +27,8 @@ export const RANGES = [[{ subnet: SUBNET }]];
 
 export const tmp = mkdtempSync(join(tmpdir(), "ipamd-bench-"));
 export const socket = join(tmp, "ipamd.sock");
+/** The no-op server's socket (throughput.ts): the socket floor, and the round-trip floor's peer. */
+export const floorSocket = join(tmp, "floor.sock");
 export const dbPath = join(tmp, "ipamd.db");
 
 export interface Stats { n: number; p50: number; p90: number; p99: number; mean: number }

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { type Figure, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
+import { type Figure, floorSocket, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
 
 const headers = { "content-type": "application/json" };
 let counter = 0;
@@ -25,7 +25,7 @@ export interface Run { clients: number; ops: number; seconds: number; perSecond:
  * on this machine before the daemon does any work.
  */
 export async function startSocketFloor(): Promise<{ unix: string; proc: Subprocess }> {
-  const unix = join(tmp, "floor.sock");
+  const unix = floorSocket;
   const src = join(tmp, "socket-floor.ts");
   await Bun.write(src, `Bun.serve({ unix: ${JSON.stringify(unix)}, fetch: async (req) => { await req.arrayBuffer(); return Response.json({ ips: [] }); } });\n`);
   const proc = Bun.spawn([process.execPath, src], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
@@ -53,36 +53,30 @@ export async function addThenDel(clients: number, ops: number, unix = socket): P
   return { clients, ops, seconds, perSecond: ops / seconds, add: stats(addMs), del: stats(delMs) };
 }
 
-/** Section 4: one row per concurrency level, each next to the socket floor; the target applies at 256 clients. */
+/** Section 4: one row per concurrency level, each next to the socket floor (already started); the target applies at 256 clients. */
 export async function throughputFigures(levels: number[], ops: number): Promise<Figure[]> {
   await addThenDel(16, Math.min(2000, ops)); // warm-up: JIT, connections, sqlite's cache
-  const floor = await startSocketFloor();
   const figures: Figure[] = [];
-  try {
-    await addThenDel(16, Math.min(2000, ops), floor.unix);
-    for (const clients of levels) {
-      const run = await addThenDel(clients, ops);
-      const peer = await addThenDel(clients, ops, floor.unix);
-      const targeted = clients === 256;
-      const pass = targeted ? run.perSecond >= 50_000 : null;
-      figures.push({
-        section: "4 throughput",
-        name: `socket ADD+DEL, ${clients} client${clients === 1 ? "" : "s"}`,
-        unit: "allocations/s",
-        ipamd: run.perSecond,
-        peer: peer.perSecond,
-        peerName: "socket floor (no-op server)",
-        ratio: run.perSecond / peer.perSecond,
-        target: targeted ? "≥ 50,000/s" : "—",
-        pass,
-        detail: verdict(pass, `ADD p50 ${run.add.p50.toFixed(2)} ms, p99 ${run.add.p99.toFixed(2)} ms; DEL p99 ${run.del.p99.toFixed(2)} ms; floor ADD p99 ${peer.add.p99.toFixed(2)} ms`),
-        extra: { run, floor: peer },
-      });
-      console.error(`throughput: ${clients} clients, ${Math.round(run.perSecond)} allocations/s (socket floor ${Math.round(peer.perSecond)}), ADD p99 ${run.add.p99.toFixed(2)} ms`);
-    }
-  } finally {
-    floor.proc.kill();
-    await floor.proc.exited;
+  await addThenDel(16, Math.min(2000, ops), floorSocket);
+  for (const clients of levels) {
+    const run = await addThenDel(clients, ops);
+    const peer = await addThenDel(clients, ops, floorSocket);
+    const targeted = clients === 256;
+    const pass = targeted ? run.perSecond >= 50_000 : null;
+    figures.push({
+      section: "4 throughput",
+      name: `socket ADD+DEL, ${clients} client${clients === 1 ? "" : "s"}`,
+      unit: "allocations/s",
+      ipamd: run.perSecond,
+      peer: peer.perSecond,
+      peerName: "socket floor (no-op server)",
+      ratio: run.perSecond / peer.perSecond,
+      target: targeted ? "≥ 50,000/s" : "—",
+      pass,
+      detail: verdict(pass, `ADD p50 ${run.add.p50.toFixed(2)} ms, p99 ${run.add.p99.toFixed(2)} ms; DEL p99 ${run.del.p99.toFixed(2)} ms; floor ADD p99 ${peer.add.p99.toFixed(2)} ms`),
+      extra: { run, floor: peer },
+    });
+    console.error(`throughput: ${clients} clients, ${Math.round(run.perSecond)} allocations/s (socket floor ${Math.round(peer.perSecond)}), ADD p99 ${run.add.p99.toFixed(2)} ms`);
   }
   return figures;
 }
