@@ -5,7 +5,8 @@
  * endpoint at a time and move on to the next when one fails, so losing a member only costs
  * a retry; losing quorum surfaces as an error within the request deadline.
  */
-import { ErrorCode, IpamError } from "../errors.ts";
+import { array, type BaseIssue, type BaseSchema, boolean, type InferOutput, object, optional, safeParse, string } from "valibot";
+import { ErrorCode, firstIssue, IpamError } from "../errors.ts";
 
 export interface EtcdTls {
   ca?: string;
@@ -54,7 +55,22 @@ export function prefixEnd(prefix: string): string {
   return "\0";
 }
 
-function toKv(kv: Record<string, string>): KeyValue {
+/** The gateway's JSON (proto3: int64 as strings, bytes as base64, empty fields left out). */
+const wireKv = object({ key: string(), value: optional(string()), create_revision: optional(string()), mod_revision: optional(string()), lease: optional(string()) });
+const rangeResponse = object({ kvs: optional(array(wireKv)) });
+const txnResponse = object({
+  header: optional(object({ revision: optional(string()) })),
+  succeeded: optional(boolean()),
+  responses: optional(array(object({ response_range: optional(rangeResponse) }))),
+});
+
+function parseResponse<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(schema: S, json: unknown, what: string): InferOutput<S> {
+  const parsed = safeParse(schema, json);
+  if (!parsed.success) throw new IpamError(ErrorCode.Internal, `etcd answered an unexpected ${what}: ${firstIssue(parsed.issues)}`);
+  return parsed.output;
+}
+
+function toKv(kv: InferOutput<typeof wireKv>): KeyValue {
   return { key: dec(kv.key), value: dec(kv.value), createRevision: Number(kv.create_revision ?? 0), modRevision: Number(kv.mod_revision ?? 0), lease: kv.lease };
 }
 
@@ -73,6 +89,8 @@ const wireCompare = (c: Compare) => {
 
 export class EtcdClient {
   private current = 0;
+  /** HTTP requests sent so far, retries on other members included (for tests and metrics). */
+  requests = 0;
 
   constructor(
     private readonly endpoints: string[],
@@ -92,6 +110,7 @@ export class EtcdClient {
       const left = deadline - Date.now();
       if (left <= 0) break;
       try {
+        this.requests++;
         const res = await fetch(`${endpoint}${path}`, {
           method: "POST",
           body: JSON.stringify(body),
@@ -119,7 +138,7 @@ export class EtcdClient {
 
   async range(key: string, rangeEnd?: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {
     const body = { key: enc(key), ...(rangeEnd ? { range_end: enc(rangeEnd) } : {}), ...(options.keysOnly ? { keys_only: true } : {}), ...(options.limit ? { limit: String(options.limit) } : {}) };
-    const json = await this.call("/v3/kv/range", body);
+    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", body), "range response");
     return (json.kvs ?? []).map(toKv);
   }
 
@@ -127,11 +146,19 @@ export class EtcdClient {
     return this.range(prefix, prefixEnd(prefix), options);
   }
 
+  /**
+   * One transaction. A read-only one (no compares, only range ops) is a linearizable
+   * multi-key read: `ranges[i]` answers `success[i]`.
+   */
   async txn(compare: Compare[], success: Op[], failure: Op[] = []): Promise<TxnResult> {
-    const json = await this.call("/v3/kv/txn", { compare: compare.map(wireCompare), success: success.map(wireOp), failure: failure.map(wireOp) });
-    const responses: any[] = json.responses ?? [];
+    const json = parseResponse(txnResponse, await this.call("/v3/kv/txn", { compare: compare.map(wireCompare), success: success.map(wireOp), failure: failure.map(wireOp) }), "txn response");
+    const succeeded = json.succeeded === true;
+    const responses = json.responses ?? [];
+    // Callers hand each op's answer to whoever asked for it: a short answer must not shift them.
+    const sent = succeeded ? success.length : failure.length;
+    if (responses.length !== sent) throw new IpamError(ErrorCode.Internal, `etcd answered ${responses.length} of ${sent} txn operations`);
     return {
-      succeeded: json.succeeded === true,
+      succeeded,
       ranges: responses.map((r) => (r.response_range?.kvs ?? []).map(toKv)),
       revision: Number(json.header?.revision ?? 0),
     };
