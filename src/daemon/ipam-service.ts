@@ -56,6 +56,8 @@ export class IpamService {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Block affinity, with a shared store only. */
   private affinity: BlockAffinity | undefined;
+  /** The block claim in flight per range set (cursorKey), shared by the ADDs that wait for it. */
+  private readonly claiming = new Map<string, Promise<boolean>>();
   readonly registry: PoolRegistry;
   readonly reuse = new ReuseState();
   readonly node: string;
@@ -166,15 +168,24 @@ export class IpamService {
     });
   }
 
-  /** Where a dynamic address of this target comes from: this node's blocks, a new block, or anywhere (borrowing). */
-  private async scopeFor(target: Target, taken: ExtentSet): Promise<RangeSet> {
-    const affinity = this.affinity;
-    if (!affinity) return target.set;
-    const cursor = this.index.cursors.get(cursorKey(target.space, target.set.key)) ?? null;
-    const view = affinity.view(target.space, target.set);
-    if (view && allocateNext(view, taken, cursor)) return view;
-    if (await affinity.claimFree(target.space, target.set, taken)) return affinity.view(target.space, target.set) ?? target.set;
-    return target.set;
+  /** This node's blocks of the target while they have a free address (null: full); the whole set without a shared store. */
+  private ownScope(target: Target, taken: ExtentSet): RangeSet | null {
+    if (!this.affinity) return target.set;
+    const view = this.affinity.view(target.space, target.set);
+    return view && allocateNext(view, taken, this.index.cursors.get(cursorKey(target.space, target.set.key)) ?? null) ? view : null;
+  }
+
+  /** Claims a free block for the target (false: the pool has none left, time to borrow). */
+  private claimBlock(target: Target, taken: ExtentSet): Promise<boolean> {
+    // ADDs that find their blocks full together share one claim instead of racing each other
+    // for the same free block, a read and a CAS apiece: under load nearly one per ADD.
+    const key = cursorKey(target.space, target.set.key);
+    let claim = this.claiming.get(key);
+    if (!claim) {
+      claim = this.affinity!.claimFree(target.space, target.set, taken).finally(() => this.claiming.delete(key));
+      this.claiming.set(key, claim);
+    }
+    return claim;
   }
 
   /**
@@ -234,7 +245,11 @@ export class IpamService {
           const stored = await this.store.binding(space, pod);
           if (stored) this.reuse.restore(space, pod, stored);
         }
-        const scope = wanted ? set : await this.scopeFor(target, taken);
+        // Where a dynamic address comes from: this node's blocks, a new block, or anywhere
+        // (borrowing). Checked again after each await and then picked at once, so concurrent
+        // ADDs never both count on the last free address of a block.
+        let scope = wanted ? set : this.ownScope(target, taken);
+        while (scope === null) scope = (await this.claimBlock(target, taken)) ? this.ownScope(target, taken) : set;
         const { value, range, sticky } = this.pick(pod, target, taken, wanted, scope);
         const ip = formatIp(value, set.family);
         if (sticky) {

@@ -44,8 +44,32 @@ interface HoldMarker {
 const holdMarker = (held: HoldMarker["held"], space: string, family: Family, ip: string): string => JSON.stringify({ held, space, family, ip } satisfies HoldMarker);
 const isHold = (value: unknown): value is HoldMarker => typeof value === "object" && value !== null && "held" in value;
 
-/** etcd's default --max-txn-ops is 128; a batch stays below it. */
+/** etcd's default --max-txn-ops is 128 (compares, success ops and failure ops counted apart); a batch stays below it. */
 const MAX_OPS = 120;
+
+/**
+ * At most what one caller's changes add to a transaction (see translate): writes, and
+ * compares (each with one range among the failure ops). A cursor already moved in the batch
+ * costs nothing more: the writes of one key merge.
+ */
+function costOf(changes: Change[], batchCursors: Set<string>): { writes: number; compares: number; cursors: Set<string> } {
+  const cursors = new Set<string>();
+  let writes = 0;
+  let compares = 0;
+  for (const change of changes) {
+    if (change.op === "cursor") {
+      if (!batchCursors.has(change.pool) && !cursors.has(change.pool)) writes++;
+      cursors.add(change.pool);
+    } else if (change.op === "allocate" || change.op === "release") {
+      writes += 3;
+      compares++;
+    } else {
+      writes += 2;
+      if (change.op === "uncool" || (change.op === "unbind" && change.heldIp)) compares++;
+    }
+  }
+  return { writes, compares, cursors };
+}
 
 interface Pending {
   changes: Change[];
@@ -53,9 +77,37 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** One caller's attachment lookup, waiting for the next batched read. */
+interface Lookup {
+  prefix: string;
+  resolve: (records: AllocationRecord[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * A condition of a commit. orAbsent: it also holds when the key is gone, as for a release of
+ * an allocation somebody else already released.
+ */
+interface Guard {
+  compare: Compare;
+  orAbsent?: boolean;
+}
+
+/** Whether a compare holds for a key's current value (kv: undefined when the key is gone), as etcd decides it. */
+function holds(c: Compare, kv: KeyValue | undefined): boolean {
+  if (c.target === "VALUE") return kv !== undefined && kv.value === c.value;
+  const actual = c.target === "CREATE" ? (kv?.createRevision ?? 0) : (kv?.modRevision ?? 0);
+  const wanted = c.target === "CREATE" ? c.create_revision : c.mod_revision;
+  return c.result === "EQUAL" ? actual === wanted : c.result === "GREATER" ? actual > wanted : actual < wanted;
+}
+
+const byAddress = (a: AllocationRecord, b: AllocationRecord) => a.family - b.family || (a.ip < b.ip ? -1 : 1);
+
 export class EtcdStore implements Store {
   private queue: Pending[] = [];
   private flushing = false;
+  private lookups: Lookup[] = [];
+  private lookingUp = false;
   private eventSeq = 0;
   onCommit: ((seconds: number, callers: number) => void) | undefined;
   private keepAlive: Timer | undefined;
@@ -153,9 +205,48 @@ export class EtcdStore implements Store {
     return kv ? (JSON.parse(kv.value) as Binding) : undefined;
   }
 
-  async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
-    const rows = await this.records("att", network, key.containerID, key.ifname);
-    return rows.sort((a, b) => a.family - b.family || (a.ip < b.ip ? -1 : 1));
+  attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
+    return new Promise((resolve, reject) => {
+      this.lookups.push({ prefix: this.k("att", network, key.containerID, key.ifname, ""), resolve, reject });
+      if (!this.lookingUp) void this.lookUp();
+    });
+  }
+
+  /**
+   * Lookups are batched like commits (one read-only transaction in flight, a range per caller,
+   * as linearizable as a plain range) because every ADD starts with one: a request apiece made
+   * them most of what etcd served once the commits were shared.
+   */
+  private async lookUp(): Promise<void> {
+    this.lookingUp = true;
+    try {
+      while (this.lookups.length > 0) {
+        const queued = this.lookups.splice(0);
+        const batches: Lookup[][] = [];
+        for (let i = 0; i < queued.length; i += MAX_OPS) batches.push(queued.slice(i, i + MAX_OPS));
+        await Promise.all(batches.map((batch) => this.lookUpBatch(batch)));
+      }
+    } finally {
+      this.lookingUp = false;
+    }
+  }
+
+  private async lookUpBatch(batch: Lookup[]): Promise<void> {
+    let ranges: KeyValue[][];
+    try {
+      ranges = (await this.client.txn([], batch.map((l) => ({ range: { key: l.prefix, rangeEnd: prefixEnd(l.prefix) } })))).ranges;
+    } catch (err) {
+      for (const l of batch) l.reject(err);
+      return;
+    }
+    batch.forEach((l, i) => {
+      try {
+        const rows = ranges[i]!.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
+        l.resolve(rows.sort(byAddress));
+      } catch (err) {
+        l.reject(err);
+      }
+    });
   }
 
   async attachments(network: string): Promise<AttachmentKey[]> {
@@ -241,13 +332,15 @@ export class EtcdStore implements Store {
     return holdMarker(held, space, ip.includes(":") ? 6 : 4, ip);
   }
 
+  /** The allocation at an address; undefined when there is none or only a hold marker. */
   private async recordAt(space: string, ip: string): Promise<AllocationRecord | undefined> {
     const [kv] = await this.client.range(this.k("a", space, ip));
-    return kv ? (JSON.parse(kv.value) as AllocationRecord) : undefined;
+    const value = kv ? (JSON.parse(kv.value) as AllocationRecord | HoldMarker) : undefined;
+    return value && !isHold(value) ? value : undefined;
   }
 
   /** The ops and conditions of one change. */
-  private translate(change: Change, now: number, compares: Compare[], ops: Op[]): void {
+  private translate(change: Change, now: number, guards: Guard[], ops: Op[]): void {
     const event = (kind: HistoryEvent["kind"], r: AllocationRecord, cause: string) => {
       const e: HistoryEvent = {
         id: now * 1000 + (this.eventSeq % 1000),
@@ -269,20 +362,25 @@ export class EtcdStore implements Store {
       case "allocate": {
         const r = change.record;
         const key = this.k("a", r.space, r.ip);
-        compares.push(
-          change.replacesHold
+        guards.push({
+          compare: change.replacesHold
             ? { key, target: "VALUE", result: "EQUAL", value: holdMarker("sticky", r.space, r.family, r.ip) }
             : { key, target: "CREATE", result: "EQUAL", create_revision: 0 },
-        );
+        });
         ops.push({ put: { key, value: JSON.stringify(r) } });
         ops.push({ put: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip), value: JSON.stringify(r) } });
         event(change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add");
         break;
       }
       case "release": {
-        ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
+        const key = this.k("a", change.space, change.ip);
+        ops.push({ delete: { key } });
         const r = change.record;
         if (r) {
+          // A stale release (the address was released elsewhere meanwhile and handed out
+          // again) must not delete, or cover with a hold, the newer owner's key: only the
+          // value allocate wrote for this very record may go. A key already gone is fine.
+          guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: JSON.stringify(r) }, orAbsent: true });
           ops.push({ delete: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip) } });
           event(change.kind ?? "released", r, change.cause);
         }
@@ -300,7 +398,7 @@ export class EtcdStore implements Store {
       case "uncool":
         ops.push({ delete: { key: this.k("cool", change.space, change.ip) } });
         // Only our hold goes: if the key holds anything else now, the commit fails and we learn it.
-        compares.push({ key: this.k("a", change.space, change.ip), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.ip, "cooling") });
+        guards.push({ compare: { key: this.k("a", change.space, change.ip), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.ip, "cooling") } });
         ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
         break;
       case "bind": {
@@ -313,7 +411,7 @@ export class EtcdStore implements Store {
         ops.push({ delete: { key: this.k("bind", change.space, change.pod) } });
         if (change.heldIp) {
           // The pod may have taken its address back on another node meanwhile: delete our hold only.
-          compares.push({ key: this.k("a", change.space, change.heldIp), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.heldIp, "sticky") });
+          guards.push({ compare: { key: this.k("a", change.space, change.heldIp), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.heldIp, "sticky") } });
           ops.push({ delete: { key: this.k("a", change.space, change.heldIp) } });
         }
         break;
@@ -329,14 +427,14 @@ export class EtcdStore implements Store {
 
   /** One transaction for a caller; a failed compare becomes a ConflictError naming the losers. */
   private async commitOne(pending: Pending[], now: number): Promise<void> {
-    const compares: Compare[] = [];
+    const guards: Guard[] = [];
     const ops: Op[] = [];
     for (const p of pending) {
       for (const c of p.changes) {
         // A release names its record so the attachment index and the event can be written;
         // when the caller did not pass it, read it (one more round trip).
         const change = c.op === "release" && !c.record ? { ...c, record: await this.recordAt(c.space, c.ip) } : c;
-        this.translate(change, now, compares, ops);
+        this.translate(change, now, guards, ops);
       }
     }
     // etcd refuses a transaction that writes one key twice (two callers moving one cursor):
@@ -347,28 +445,49 @@ export class EtcdStore implements Store {
       byKey.delete(key);
       byKey.set(key, op);
     }
-    const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
-    if (result.succeeded) return;
-    const taken = result.ranges.flatMap((kvs) => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker)).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
-    throw new ConflictError(taken);
+    const success = [...byKey.values()];
+    for (;;) {
+      const compares = guards.map((g) => g.compare);
+      const result = await this.client.txn(compares, success, compares.map((c) => ({ range: { key: c.key } })));
+      if (result.succeeded) return;
+      const failed = guards.flatMap((g, i) => {
+        const kv = result.ranges[i]![0];
+        return holds(g.compare, kv) ? [] : [{ g, kv }];
+      });
+      const gone = failed.filter((f) => f.g.orAbsent && f.kv === undefined);
+      if (gone.length === 0 || gone.length < failed.length) {
+        const taken = failed.flatMap((f) => (f.kv ? [JSON.parse(f.kv.value) as AllocationRecord | HoldMarker] : [])).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
+        throw new ConflictError(taken);
+      }
+      // Only releases of keys already gone failed: they are done, so apply the rest, on the
+      // condition that nothing was created at those keys meanwhile.
+      for (const { g } of gone) {
+        g.compare = { key: g.compare.key, target: "CREATE", result: "EQUAL", create_revision: 0 };
+        g.orAbsent = false;
+      }
+    }
   }
 
   /**
    * Group commit: while one transaction is in flight, later callers queue; then as many as
-   * fit go out in one transaction. If that one fails its compares, each caller is retried
-   * alone so only the real losers see a conflict.
+   * fit etcd's limit on operations go out in one transaction. If that one fails its compares,
+   * each caller is retried alone so only the real losers see a conflict.
    */
   private async flush(): Promise<void> {
     this.flushing = true;
     try {
       while (this.queue.length > 0) {
         const batch: Pending[] = [];
-        let size = 0;
+        const cursors = new Set<string>();
+        let writes = 0;
+        let compares = 0;
         while (this.queue.length > 0) {
-          const cost = this.queue[0]!.changes.length * 4;
-          if (batch.length > 0 && size + cost > MAX_OPS) break;
+          const cost = costOf(this.queue[0]!.changes, cursors);
+          if (batch.length > 0 && (writes + cost.writes > MAX_OPS || compares + cost.compares > MAX_OPS)) break;
           batch.push(this.queue.shift()!);
-          size += cost;
+          for (const pool of cost.cursors) cursors.add(pool);
+          writes += cost.writes;
+          compares += cost.compares;
         }
         const started = performance.now();
         const now = Date.now();
@@ -391,6 +510,6 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     clearInterval(this.keepAlive);
-    while (this.flushing || this.queue.length > 0) await Bun.sleep(5);
+    while (this.flushing || this.queue.length > 0 || this.lookingUp) await Bun.sleep(5);
   }
 }

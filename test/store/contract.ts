@@ -79,6 +79,48 @@ export function storeContract(name: string, target: ContractTarget): void {
       await store.close();
     });
 
+    test("many concurrent attachment lookups each get their own answer, unknown attachments none", async () => {
+      const store = await target.open();
+      // Odd containers hold an IPv4 and an IPv6 address, even ones only an IPv4 address.
+      await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          store.commit([{ op: "allocate", record: record(`10.0.0.${i + 2}`, `c${i}`) }, ...(i % 2 ? [{ op: "allocate" as const, record: record(`fd00::${i + 2}`, `c${i}`) }] : [])]),
+        ),
+      );
+      const expected = (i: number) => (i < 60 ? [record(`10.0.0.${i + 2}`, `c${i}`), ...(i % 2 ? [record(`fd00::${i + 2}`, `c${i}`)] : [])] : []);
+      // More lookups at once than one etcd transaction may hold; c60 and up are unknown.
+      const ids = Array.from({ length: 300 }, (_, n) => (n * 7) % 150);
+      const answers = await Promise.all(ids.map((i) => store.attachment("net1", { containerID: `c${i}`, ifname: "eth0" })));
+      ids.forEach((i, n) => expect({ containerID: `c${i}`, answer: answers[n] }).toEqual({ containerID: `c${i}`, answer: expected(i) }));
+      const other = await Promise.all([
+        store.attachment("net1", { containerID: "c1", ifname: "eth1" }),
+        store.attachment("net2", { containerID: "c1", ifname: "eth0" }),
+        store.attachment("net1", { containerID: "c1", ifname: "eth0" }),
+      ]);
+      expect(other).toEqual([[], [], expected(1)]);
+      await store.close();
+    });
+
+    test("releasing an allocation that is already released succeeds and touches nothing else", async () => {
+      const store = await target.open();
+      const gone = record("10.0.0.2", "c1");
+      const kept = record("10.0.0.3", "c2");
+      await store.commit([{ op: "allocate", record: gone }, { op: "allocate", record: kept }]);
+      await store.commit([{ op: "release", space: "net1", ip: gone.ip, cause: "cni del", record: gone }]);
+      // A DEL retried by the runtime, alone and sharing a commit with others.
+      await store.commit([{ op: "release", space: "net1", ip: gone.ip, cause: "cni del", record: gone }]);
+      await Promise.all([
+        store.commit([{ op: "release", space: "net1", ip: gone.ip, cause: "cni del", record: gone }, { op: "cursor", pool: "net1|p", ip: gone.ip }]),
+        store.commit([{ op: "allocate", record: record("10.0.0.4", "c3") }]),
+        store.commit([{ op: "release", space: "net1", ip: gone.ip, cause: "cni del" }]),
+      ]);
+      expect(await taken(store)).toEqual(["net1/4/10.0.0.3", "net1/4/10.0.0.4"]);
+      expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([kept]);
+      expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+      expect(await store.cursors()).toEqual(new Map([["net1|p", gone.ip]]));
+      await store.close();
+    });
+
     test("what was committed survives closing and reopening", async () => {
       const store = await target.open();
       await Promise.all(Array.from({ length: 50 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.0.${i + 2}`, `c${i}`) }])));

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { IpamService } from "../../src/daemon/ipam-service.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { ConflictError } from "../../src/store/store.ts";
@@ -63,6 +64,101 @@ describe("etcd specifics", () => {
     await expect(b.commit([{ op: "allocate", record: record(s.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
     await b.commit([{ op: "bind", binding }, { op: "allocate", record: record(s.ip, "web-0-b"), replacesHold: true }]);
     expect((await a.holders(s.ip)).map((h) => h.containerID)).toEqual(["web-0-b"]);
+  });
+
+  test("concurrent attachment lookups share round trips to etcd", async () => {
+    const c = client();
+    const store = new EtcdStore(c, `/lookups-${process.pid}/`, "node-a");
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.1.${i + 2}`, `c${i}`) }])));
+    const before = c.requests;
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => store.attachment("net1", { containerID: `c${i}`, ifname: "eth0" })));
+    // The first lookup goes alone; the 199 queued behind it go as two transactions (120 ops at most each).
+    expect({ requests: c.requests - before }).toEqual({ requests: 3 });
+    answers.forEach((a, i) => expect(a).toEqual(i < 100 ? [record(`10.0.1.${i + 2}`, `c${i}`)] : []));
+  });
+
+  test("a lookup batch etcd refuses fails only its own callers", async () => {
+    const store = new EtcdStore(client(), `/lookup-errors-${process.pid}/`, "node-a");
+    await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }]);
+    const lookup = (containerID: string) => store.attachment("net1", { containerID, ifname: "eth0" });
+    // The first goes out alone; the next two share a request too large for etcd (--max-request-bytes 1.5 MiB).
+    const [alone, huge, queued] = await Promise.allSettled([lookup("c1"), lookup("x".repeat(2 * 1024 * 1024)), lookup("c1")]);
+    expect(alone).toEqual({ status: "fulfilled", value: [record("10.0.0.2", "c1")] });
+    expect(huge.status).toBe("rejected");
+    expect(queued.status).toBe("rejected");
+    expect(await lookup("c1")).toEqual([record("10.0.0.2", "c1")]);
+  });
+
+  test("a stale release never deletes or covers a newer owner's allocation; only the stale caller of a shared commit fails", async () => {
+    const prefix = `/stale-${process.pid}/`;
+    const a = new EtcdStore(client(), prefix, "node-a");
+    const b = new EtcdStore(client(), prefix, "node-b");
+    const old = record("10.0.0.5", "pod-a", { node: "node-a" });
+    await a.commit([{ op: "allocate", record: old }]);
+    // Released meanwhile (say by an operator on another node), and handed out again by B.
+    await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
+    const newer = record(old.ip, "pod-b", { node: "node-b" });
+    await b.commit([{ op: "allocate", record: newer }]);
+    // A's DEL read the old record before all that and commits its release only now.
+    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }]);
+    await expect(stale).rejects.toBeInstanceOf(ConflictError);
+    await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
+    // With a cooldown the release would put a hold marker over the key: refused just the same.
+    await expect(a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }, { op: "cool", cooling: { space: "net1", family: 4, ip: old.ip, until: 1 } }])).rejects.toBeInstanceOf(ConflictError);
+    // Sharing a group commit with others: the stale release alone fails.
+    const released = record("10.0.0.6", "pod-c");
+    await a.commit([{ op: "allocate", record: released }]);
+    await a.commit([{ op: "release", space: "net1", ip: released.ip, cause: "cni del", record: released }]);
+    const busy = a.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.1" }]);
+    const results = await Promise.allSettled([
+      a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }]),
+      a.commit([{ op: "allocate", record: record("10.0.0.7", "pod-d") }]),
+      a.commit([{ op: "release", space: "net1", ip: released.ip, cause: "cni del", record: released }]),
+    ]);
+    await busy;
+    expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
+    expect(await a.holders(old.ip)).toEqual([newer]);
+    expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([newer]);
+    const held: string[] = [];
+    await b.forEachAllocated((space, family, ip) => held.push(`${space}/${family}/${ip}`));
+    expect(held.sort()).toEqual(["net1/4/10.0.0.5", "net1/4/10.0.0.7"]);
+    // The newer owner's own release still works.
+    await b.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "cni del", record: newer }]);
+    expect(await b.holders(old.ip)).toEqual([]);
+  });
+
+  test("a group commit takes as many callers as etcd's 128 operations per transaction allow", async () => {
+    const store = new EtcdStore(client(), `/batches-${process.pid}/`, "node-a");
+    const batches: number[] = [];
+    store.onCommit = (_, callers) => batches.push(callers);
+    const busy = store.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.2.1" }]);
+    // Like 39 ADDs: 3 writes and 1 compare each, and one cursor they all move: 118 writes.
+    await Promise.all(Array.from({ length: 39 }, (_, i) => store.commit([{ op: "cursor", pool: "net1|p", ip: `10.0.2.${i + 2}` }, { op: "allocate", record: record(`10.0.2.${i + 2}`, `c${i}`) }])));
+    await busy;
+    expect(batches).toEqual([1, 39]);
+    expect((await store.allocations({})).length).toBe(39);
+    expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.2.40"]]));
+  });
+
+  test("concurrent ADDs that find a node's blocks full share each block claim, and stay inside the node's blocks", async () => {
+    const c = client();
+    const prefix = `/claims-${process.pid}/`;
+    const service = await IpamService.start(new EtcdStore(c, prefix, "node-a"), { node: "node-a", blockSizes: { v4: 28, v6: 122 } });
+    // 10.5.0.0/24 cut into /28 blocks: the first holds 14 addresses (.0 and the gateway .1 are
+    // never handed out), the others 16. Fill the first, then 50 ADDs at once need 4 more.
+    const add = (id: string) => service.add({ network: "claims", containerID: id, ifname: "eth0", ranges: [[{ subnet: "10.5.0.0/24" }]] });
+    for (let i = 0; i < 14; i++) await add(`first-${i}`);
+    const before = c.requests;
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => add(`c${i}`)));
+    const requests = c.requests - before;
+    const blocks = (await c.rangePrefix(`${prefix}block/`)).map((kv) => ({ block: kv.key.slice(kv.key.lastIndexOf("/", kv.key.lastIndexOf("/") - 1) + 1), node: kv.value }));
+    expect(blocks).toEqual(["0", "16", "32", "48", "64"].map((b) => ({ block: `10.5.0.${b}/28`, node: "node-a" })));
+    const last = answers.map((a) => Number(a[0]!.address.split(".")[3]));
+    expect(new Set(last).size).toBe(50);
+    expect(last.filter((n) => n < 16 || n >= 80)).toEqual([]);
+    // Four claims of a read and a compare-and-swap each, plus batched lookups and commits. ADDs
+    // racing each other for the same free block cost several requests apiece.
+    expect({ requests: requests < 40 }).toEqual({ requests: true });
   });
 
   test("node subnet claims are exclusive across daemons", async () => {
