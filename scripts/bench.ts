@@ -21,7 +21,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
+import { cleanup, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, stats, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
 import { buildFloor, execFigure, flatnessFigure, measure } from "./bench-suite/exec.ts";
 import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
@@ -69,6 +69,7 @@ try {
     execFigure("1 exec, empty", "DEL, empty pool", empty.DEL!),
   ];
   const emptyAddP50 = figures[1]!.ipamd;
+  const emptyFloorP50 = stats(emptyAdd.floor!).p50;
   log("section 1 done; section 4: throughput");
   figures.push(...(await throughputFigures([1, 16, 64, 256], THROUGHPUT_OPS)));
 
@@ -85,7 +86,7 @@ try {
     }
     if (level === 100_000 || level === 1_000_000) {
       const flat = await measure(["ADD", "DEL"], ["floor", "ipamd"], `flat${level}`);
-      figures.push(flatnessFigure(level, flat.ADD!, emptyAddP50));
+      figures.push(flatnessFigure(level, flat.ADD!, emptyAddP50, emptyFloorP50));
     }
   }
   const top = levels.at(-1) ?? FILL;
