@@ -56,12 +56,16 @@ export class Reclaimer {
   async sweep(dryRun = false): Promise<SweepResult> {
     const now = this.options.now();
     const result: SweepResult = { reclaimed: [], pending: 0, dryRun };
-    const paths = await this.ipam.store.netnsPaths();
+    const byNetns = new Map<string, AllocationRecord[]>();
+    for (const r of await this.ipam.store.netnsAllocations(this.ipam.node)) {
+      const records = byNetns.get(r.netns!);
+      if (records) records.push(r);
+      else byNetns.set(r.netns!, [r]);
+    }
     if (this.ipam.store.blocks && !dryRun) result.blocksReleased = await this.ipam.releaseAbandonedBlocks();
-    const seen = new Set(paths);
-    for (const path of this.missingSince.keys()) if (!seen.has(path)) this.missingSince.delete(path);
+    for (const path of this.missingSince.keys()) if (!byNetns.has(path)) this.missingSince.delete(path);
     const dirs = this.options.netnsDirs?.map((d) => (d.endsWith("/") ? d : `${d}/`));
-    for (const netns of paths) {
+    for (const [netns, records] of byNetns) {
       if (dirs && !dirs.some((d) => netns.startsWith(d))) continue;
       if (await this.exists(netns)) {
         this.missingSince.delete(netns);
@@ -69,8 +73,6 @@ export class Reclaimer {
       }
       const since = this.missingSince.get(netns) ?? now;
       if (!this.missingSince.has(netns)) this.missingSince.set(netns, now);
-      // netns paths are node-local: with a shared store, only this node's allocations are judged.
-      const records = (await this.ipam.store.byNetns(netns)).filter((r) => r.node === this.ipam.node);
       const due = records.filter((r) => now - since >= this.options.graceMs && now - r.createdAt >= this.options.graceMs);
       result.pending += records.length - due.length;
       if (due.length === 0) continue;

@@ -297,12 +297,8 @@ export class EtcdStore implements Store {
     return old.length;
   }
 
-  async netnsPaths(): Promise<string[]> {
-    return [...new Set((await this.records("a")).flatMap((r) => (r.netns ? [r.netns] : [])))];
-  }
-
-  async byNetns(netns: string): Promise<AllocationRecord[]> {
-    return (await this.records("a")).filter((r) => r.netns === netns);
+  async netnsAllocations(node: string): Promise<AllocationRecord[]> {
+    return (await this.records("a")).filter((r) => r.node === node && !!r.netns);
   }
 
   async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {

@@ -295,12 +295,8 @@ export class SqliteStore implements Store {
     return this.once("DELETE FROM events WHERE at < ?", (s) => s.run(before).changes);
   }
 
-  async netnsPaths(): Promise<string[]> {
-    return this.once("SELECT DISTINCT netns FROM allocations WHERE netns IS NOT NULL AND netns != ''", (s) => (s.values() as [string][]).map(([p]) => p));
-  }
-
-  async byNetns(netns: string): Promise<AllocationRecord[]> {
-    return this.once("SELECT * FROM allocations WHERE netns = ?", (s) => (s.all(netns) as Row[]).map(toRecord));
+  async netnsAllocations(node: string): Promise<AllocationRecord[]> {
+    return this.once("SELECT * FROM allocations WHERE node = ? AND netns IS NOT NULL AND netns != ''", (s) => (s.all(node) as Row[]).map(toRecord));
   }
 
   async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {

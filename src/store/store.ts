@@ -158,10 +158,12 @@ export interface Store {
   history(filter: HistoryFilter): Promise<HistoryEvent[]>;
   /** Drops events older than `before` (ms); resolves with how many went. */
   pruneHistory(before: number): Promise<number>;
-  /** Every distinct network namespace path that allocations were made for. */
-  netnsPaths(): Promise<string[]>;
-  /** The allocations made for one network namespace path. */
-  byNetns(netns: string): Promise<AllocationRecord[]>;
+  /**
+   * One node's allocations that name a network namespace path: what the leak sweep judges.
+   * One read per sweep, whatever the number of paths (netns paths only mean something on the
+   * node that made them).
+   */
+  netnsAllocations(node: string): Promise<AllocationRecord[]>;
   /**
    * One sticky binding, read fresh: with a shared store another node may have made it.
    * Stores with one writer leave this out (the daemon's memory is the truth).

@@ -121,6 +121,22 @@ export function storeContract(name: string, target: ContractTarget): void {
       await store.close();
     });
 
+    test("the leak sweep's read: one node's allocations that name a netns, and only those", async () => {
+      const store = await target.open();
+      await store.commit([
+        { op: "allocate", record: record("10.0.0.2", "c1") },
+        { op: "allocate", record: record("fd00::2", "c1") },
+        { op: "allocate", record: record("10.0.0.3", "c2", { netns: null }) },
+        { op: "allocate", record: record("10.0.0.4", "c3", { netns: "" }) },
+        { op: "allocate", record: record("10.0.0.5", "c4", { node: "node-b" }) },
+      ]);
+      const mine = await store.netnsAllocations("node-a");
+      expect(mine.map((r) => `${r.ip} ${r.netns}`).sort()).toEqual(["10.0.0.2 /var/run/netns/c1", "fd00::2 /var/run/netns/c1"]);
+      expect((await store.netnsAllocations("node-b")).map((r) => r.ip)).toEqual(["10.0.0.5"]);
+      expect(await store.netnsAllocations("node-c")).toEqual([]);
+      await store.close();
+    });
+
     test("what was committed survives closing and reopening", async () => {
       const store = await target.open();
       await Promise.all(Array.from({ length: 50 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.0.${i + 2}`, `c${i}`) }])));
