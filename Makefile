@@ -45,8 +45,10 @@ test: deps build typecheck
 # host-local and a bare Bun program (empty, 10k in use), flatness at 100k and 1M, socket throughput
 # at 1/16/64/256 clients, RSS and restart with 1M, cost growth. Prints a Markdown table, writes
 # bench/results.json and bench/growth.svg; ~5 minutes. BENCH_SAMPLES, BENCH_MAX, BENCH_OPS shrink it.
+# Then the cluster-store figures of issue 7 (bench-cluster, below; ~1 minute). Both always run;
+# the exit status is the worse of the two (1: a target MISSED, 2: the run failed).
 bench: deps build
-	$(BUN) scripts/bench.ts
+	@$(BUN) scripts/bench.ts; suite=$$?; $(BUN) scripts/bench-cluster.ts; cluster=$$?; exit $$(( suite > cluster ? suite : cluster ))
 
 typecheck: node_modules/.installed
 	node_modules/.bin/tsc --noEmit -p .
