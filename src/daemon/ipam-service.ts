@@ -30,6 +30,8 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
 
 /** How often an ADD may lose a race for an address in a shared store before it gives up with 11. */
 const MAX_CONFLICT_RETRIES = 16;
+/** Run-out holds one ADD ends before allocating; more wait for the next ADD, so none waits long. */
+const MAX_EXPIRED_PER_ADD = 32;
 
 /** A sticky binding's key: the pool and the pod's namespace/name (one address per pool). */
 const stickyKey = (pool: string, namespace: string | null | undefined, name: string | null | undefined): string | null =>
@@ -233,9 +235,7 @@ export class IpamService {
     try {
       for (const target of targets) {
         const { set, space } = target;
-        const expired = this.reuse.expire(space, target.policy, now);
-        changes.push(...expired.changes);
-        this.free(expired.freed);
+        await this.endExpiredHolds(target, now);
         const taken = this.takenSet(space, set.family);
         const wanted = requested.find((ip) => unclaimed.has(ip) && ip.family === set.family && set.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
         if (wanted) unclaimed.delete(wanted);
@@ -315,15 +315,52 @@ export class IpamService {
     return records.map(toAllocatedIp);
   }
 
+  /**
+   * Ends the target space's run-out cooldowns and sticky bindings before it allocates, each in
+   * a commit of its own (group commit still writes them together), and frees an address only
+   * once its change is durable: memory never calls free what the store still holds, and a
+   * failure cannot strand them half-done. A change refused as a conflict (the address was
+   * taken over elsewhere) is dropped and the address stays taken; any other failure puts the
+   * hold back for a later ADD.
+   */
+  private async endExpiredHolds(target: Target, now: number): Promise<void> {
+    const expired = this.reuse.expire(target.space, target.policy, now, MAX_EXPIRED_PER_ADD);
+    await Promise.all(
+      expired.map(async (hold) => {
+        try {
+          await this.store.commit([hold.change]);
+        } catch (err) {
+          if (!(err instanceof ConflictError)) hold.putBack();
+          return;
+        }
+        if (hold.freed) this.free([hold.freed]);
+      }),
+    );
+  }
+
   private free(freed: Freed[]): void {
     for (const f of freed) this.takenSet(f.space, f.family).delete(f.value);
   }
 
   async del(req: DelRequest): Promise<void> {
-    await this.serialised(req.network, req, async () => {
-      const existing = await this.store.attachment(req.network, req);
-      await this.release(existing, "cni del");
-    });
+    await this.serialised(req.network, req, () => this.releaseCurrent(() => this.store.attachment(req.network, req), "cni del"));
+  }
+
+  /**
+   * Reads what an attachment holds and releases it. With a shared store another node may have
+   * released an address and handed it out again between the read and the commit, which the
+   * store refuses as a conflict: then what is still this attachment's is read again and goes.
+   */
+  private async releaseCurrent(read: () => Promise<AllocationRecord[]>, cause: string, kind: ReleaseKind = "released"): Promise<AllocationRecord[]> {
+    let current = await read();
+    try {
+      await this.release(current, cause, kind);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      current = await read();
+      await this.release(current, cause, kind);
+    }
+    return current;
   }
 
   /**
@@ -337,9 +374,8 @@ export class IpamService {
     const wanted = new Set(records.map((r) => `${r.space}\0${r.ip}`));
     for (const r of byAttachment.values()) {
       await this.serialised(r.network, r, async () => {
-        const current = (await this.store.attachment(r.network, r)).filter((c) => wanted.has(`${c.space}\0${c.ip}`));
-        await this.release(current, cause, kind);
-        released.push(...current);
+        const read = async () => (await this.store.attachment(r.network, r)).filter((c) => wanted.has(`${c.space}\0${c.ip}`));
+        released.push(...(await this.releaseCurrent(read, cause, kind)));
       });
     }
     return released;
@@ -369,12 +405,15 @@ export class IpamService {
     const now = this.now();
     const changes: Change[] = [];
     const freed: Freed[] = [];
+    /** What this release did to the reuse state, undone if its commit fails. */
+    const undo: (() => void)[] = [];
     for (const r of records) {
       changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind, record: r });
       const policy = this.registry.policyOf(r);
       const pod = stickyKey(r.pool, r.podNamespace, r.podName);
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
       const bound = binding !== undefined && binding.ip === r.ip;
+      if (bound) undo.push(() => this.reuse.restore(r.space, pod!, binding));
       if (bound && policy.sticky) {
         // DEL, CNI GC or the leak sweep alike: the pod may come back (a StatefulSet), so
         // its address is parked for it.
@@ -384,12 +423,19 @@ export class IpamService {
       // The pool stopped being sticky: the binding goes with the allocation.
       if (bound) changes.push(this.reuse.unbind(r.space, pod!));
       if (policy.releaseCooldownMs > 0) {
-        changes.push(this.reuse.cool({ space: r.space, family: r.family, ip: r.ip, until: now + policy.releaseCooldownMs }));
+        const cooling = { space: r.space, family: r.family, ip: r.ip, until: now + policy.releaseCooldownMs };
+        changes.push(this.reuse.cool(cooling));
+        undo.push(() => this.reuse.dropCooling(cooling));
       } else {
         freed.push({ space: r.space, family: r.family, value: parseIp(r.ip)!.value });
       }
     }
-    await this.store.commit(changes);
+    try {
+      await this.store.commit(changes);
+    } catch (err) {
+      for (const step of undo.reverse()) step();
+      throw err;
+    }
     this.free(freed);
     this.index.count -= records.length;
     for (const r of records) this.observer?.released(r, kind);

@@ -15,6 +15,13 @@ export interface Freed {
   value: bigint;
 }
 
+/** A cooldown or parked binding that ran out: the change that ends it in the store, what it frees, the way back. */
+export interface ExpiredHold {
+  change: Change;
+  freed: Freed | undefined;
+  putBack: () => void;
+}
+
 const bindingKey = (space: string, pod: string) => `${space}\0${pod}`;
 
 export class ReuseState {
@@ -70,6 +77,13 @@ export class ReuseState {
     return { op: "cool", cooling };
   }
 
+  /** Takes back one cooldown (its release did not commit). */
+  dropCooling(cooling: Cooling): void {
+    const queue = this.cooling.get(cooling.space);
+    const at = queue?.indexOf(cooling) ?? -1;
+    if (at >= 0) queue!.splice(at, 1);
+  }
+
   /** Cooling and parked addresses of a space that `inPool` accepts (pools share a space). */
   counts(space: string, inPool: (ip: string) => boolean): { cooling: number; parked: number } {
     let parked = 0;
@@ -96,30 +110,37 @@ export class ReuseState {
     return { changes, freed };
   }
 
-  /** Ends the cooldowns and sticky bindings of a space that have run out by `now`. */
-  expire(space: string, policy: PoolPolicy, now: number): { changes: Change[]; freed: Freed[] } {
-    const changes: Change[] = [];
-    const freed: Freed[] = [];
-    const free = (family: Family, ip: string) => {
+  /**
+   * Ends at most `limit` cooldowns and sticky bindings of a space that have run out by `now`
+   * (the rest wait for the next call). They leave this state at once, each with the store
+   * change that ends it, the address it frees, and a way back if that change fails.
+   */
+  expire(space: string, policy: PoolPolicy, now: number, limit = Number.POSITIVE_INFINITY): ExpiredHold[] {
+    const expired: ExpiredHold[] = [];
+    const freed = (family: Family, ip: string): Freed | undefined => {
       const parsed = parseIp(ip);
-      if (parsed) freed.push({ space, family, value: parsed.value });
+      return parsed ? { space, family, value: parsed.value } : undefined;
     };
-    const cooling = this.cooling.get(space);
-    while (cooling && cooling.length > 0 && cooling[0]!.until <= now) {
+    const cooling = this.queue(this.cooling, space);
+    while (expired.length < limit && cooling.length > 0 && cooling[0]!.until <= now) {
       const c = cooling.shift()!;
-      changes.push({ op: "uncool", space, ip: c.ip });
-      free(c.family, c.ip);
+      // Back at the front: every entry put back has run out, so the queue's order still holds.
+      expired.push({ change: { op: "uncool", space, ip: c.ip }, freed: freed(c.family, c.ip), putBack: () => cooling.unshift(c) });
     }
-    const parked = this.parked.get(space);
+    const parked = this.queue(this.parked, space);
     const ttl = policy.stickyTtlMs;
     // A pool that stopped being sticky lets its parked bindings go at once.
     const expiredBy = (b: Binding) => !policy.sticky || (ttl !== null && b.releasedAt! + ttl <= now);
-    while (parked && parked.length > 0 && expiredBy(parked[0]!)) {
+    while (expired.length < limit && parked.length > 0 && expiredBy(parked[0]!)) {
       const b = parked.shift()!;
       if (this.bindings.get(bindingKey(space, b.pod)) !== b) continue; // re-bound or released since
-      changes.push(this.unbind(space, b.pod));
-      free(b.family, b.ip);
+      const putBack = () => {
+        if (this.bindings.has(bindingKey(space, b.pod))) return; // bound again meanwhile
+        this.bindings.set(bindingKey(space, b.pod), b);
+        parked.unshift(b);
+      };
+      expired.push({ change: this.unbind(space, b.pod), freed: freed(b.family, b.ip), putBack });
     }
-    return { changes, freed };
+    return expired;
   }
 }

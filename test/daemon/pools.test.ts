@@ -126,6 +126,36 @@ describe("reuse policy", () => {
     await again.store.close();
   });
 
+  test("run-out cooldowns end in bounded steps, each durable before its address is handed out", async () => {
+    const pools = { v4: { addresses: ["10.64.0.0/24"], prefix: 24, releaseCooldown: 30 } };
+    const d = await daemon(pools);
+    for (let i = 0; i < 100; i++) expect((await add(d, `c${i}`)).status).toBe(200);
+    for (let i = 0; i < 100; i++) await del(d, `c${i}`);
+    expect((await report(d, "v4")).cooling).toBe(100);
+    d.clock.now += 30_000;
+    // One ADD ends at most 32 run-out holds (one commit stays small); the next ones the rest.
+    expect((await add(d, "n0")).status).toBe(200);
+    expect((await report(d, "v4")).cooling).toBe(68);
+    for (let i = 1; i <= 3; i++) await add(d, `n${i}`);
+    expect((await report(d, "v4")).cooling).toBe(0);
+    await d.store.close();
+  });
+
+  test("an ADD that fails still leaves the holds it ended ended, in memory and on disk alike", async () => {
+    const pools = { v4: { addresses: ["10.67.0.10-10.67.0.11"], prefix: 24, releaseCooldown: 30 } };
+    const d = await daemon(pools);
+    await add(d, "a");
+    await del(d, "a");
+    d.clock.now += 30_000;
+    // Fails after the pool's run-out cooldown was ended: the address is not in the pool.
+    expect((await add(d, "b", { requestedIps: ["10.99.0.1"] })).json.code).toBe(102);
+    expect((await report(d, "v4")).cooling).toBe(0);
+    await d.store.close();
+    const again = await daemon(pools, { path: d.path, clock: d.clock });
+    expect((await report(again, "v4")).cooling).toBe(0);
+    await again.store.close();
+  });
+
   test("sticky: pod — a re-created pod gets its address back, nobody else takes it, the TTL returns it", async () => {
     const d = await daemon({ v4: { addresses: ["10.63.0.10-10.63.0.12"], prefix: 24, sticky: "pod", stickyTTL: 600 } });
     const pod = (name: string) => ({ pod: { namespace: "db", name } });

@@ -48,6 +48,35 @@ describe("shared store", () => {
     expect(others.map((o) => o[0]!.address)).not.toContain(first!.address);
   });
 
+  test("a DEL that loses a race with a release and a new owner on another node succeeds, and leaves the new owner alone", async () => {
+    /** Node A's store, paused after an attachment lookup while the test lets node B act. */
+    class PausingStore extends EtcdStore {
+      pause: Promise<void> | undefined;
+      override async attachment(...args: Parameters<EtcdStore["attachment"]>) {
+        const found = await super.attachment(...args);
+        if (this.pause) await this.pause;
+        return found;
+      }
+    }
+    const prefix = `/race-${process.pid}-${n++}/`;
+    const storeA = new PausingStore(new EtcdClient(etcd.endpoints), prefix, "node-a");
+    const a = await IpamService.start(storeA, { node: "node-a", pools: compilePools({}) });
+    const b = await IpamService.start(new EtcdStore(new EtcdClient(etcd.endpoints), prefix, "node-b"), { node: "node-b", pools: compilePools({}) });
+    const [mine] = await a.add({ network: "n", containerID: "c1", ifname: "eth0", ranges });
+    let resume!: () => void;
+    storeA.pause = new Promise((r) => (resume = r));
+    const deleting = a.del({ network: "n", containerID: "c1", ifname: "eth0" });
+    await Bun.sleep(50); // A has read c1's allocation and waits
+    await b.releaseAddress(mine!.address, "operator");
+    await b.add({ network: "n", containerID: "c2", ifname: "eth0", ranges, requestedIps: [mine!.address] });
+    storeA.pause = undefined;
+    resume();
+    await deleting;
+    expect((await b.check({ network: "n", containerID: "c2", ifname: "eth0" })).map((ip) => ip.address)).toEqual([mine!.address]);
+    expect((await storeA.holders(mine!.address)).map((r) => r.containerID)).toEqual(["c2"]);
+    expect(await storeA.attachment("n", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+  });
+
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
     const [a] = await nodes(["node-a"], { db: { addresses: ["10.8.0.1-10.8.0.9"], prefix: 24, sticky: "pod" } });
     const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name: "pg-0" } });
