@@ -20,6 +20,7 @@
  * Results: a Markdown table on stdout, bench/results.json and bench/growth.svg.
  */
 import { mkdirSync } from "node:fs";
+import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { cleanup, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, stats, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
 import { buildFloor, execFigure, flatnessFigure, measure } from "./bench-suite/exec.ts";
@@ -31,7 +32,7 @@ import { type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } fr
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    socketFloor?.proc.kill();
+    socketFloor?.kill();
     void cleanup().finally(() => process.exit(130));
   });
 }
@@ -48,7 +49,7 @@ function table(figures: Figure[]): string {
 }
 
 /** The no-op server behind the round-trip floor and the socket floor; stopped at the end. */
-let socketFloor: Awaited<ReturnType<typeof startSocketFloor>> | undefined;
+let socketFloor: Subprocess | undefined;
 
 const log = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
 
@@ -68,7 +69,7 @@ try {
     execFigure("1 exec, empty", "ADD, empty pool", emptyAdd, "floor"),
     execFigure("1 exec, empty", "DEL, empty pool", empty.DEL!),
   ];
-  const emptyAddP50 = figures[1]!.ipamd;
+  const emptyAddP50 = stats(emptyAdd.ipamd!).p50;
   const emptyFloorP50 = stats(emptyAdd.floor!).p50;
   log("section 1 done; section 4: throughput");
   figures.push(...(await throughputFigures([1, 16, 64, 256], THROUGHPUT_OPS)));
@@ -110,7 +111,7 @@ try {
   console.error(`bench failed: ${(err as Error).stack ?? err}`);
   process.exitCode = 2;
 } finally {
-  socketFloor?.proc.kill();
-  await socketFloor?.proc.exited;
+  socketFloor?.kill();
+  await socketFloor?.exited;
   await cleanup();
 }

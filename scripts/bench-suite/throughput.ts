@@ -24,13 +24,12 @@ export interface Run { clients: number; ops: number; seconds: number; perSecond:
  * each body and answers `{"ips":[]}`, nothing else — what these clients and Bun's HTTP cost
  * on this machine before the daemon does any work.
  */
-export async function startSocketFloor(): Promise<{ unix: string; proc: Subprocess }> {
-  const unix = floorSocket;
+export async function startSocketFloor(): Promise<Subprocess> {
   const src = join(tmp, "socket-floor.ts");
-  await Bun.write(src, `Bun.serve({ unix: ${JSON.stringify(unix)}, fetch: async (req) => { await req.arrayBuffer(); return Response.json({ ips: [] }); } });\n`);
+  await Bun.write(src, `Bun.serve({ unix: ${JSON.stringify(floorSocket)}, fetch: async (req) => { await req.arrayBuffer(); return Response.json({ ips: [] }); } });\n`);
   const proc = Bun.spawn([process.execPath, src], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
-  for (let i = 0; i < 500 && !(await Bun.file(unix).exists()); i++) await Bun.sleep(10);
-  return { unix, proc };
+  for (let i = 0; i < 500 && !(await Bun.file(floorSocket).exists()); i++) await Bun.sleep(10);
+  return proc;
 }
 
 /** `ops` ADD+DEL pairs spread over `clients` concurrent clients. */

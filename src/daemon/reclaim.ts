@@ -56,12 +56,7 @@ export class Reclaimer {
   async sweep(dryRun = false): Promise<SweepResult> {
     const now = this.options.now();
     const result: SweepResult = { reclaimed: [], pending: 0, dryRun };
-    const byNetns = new Map<string, AllocationRecord[]>();
-    for (const r of await this.ipam.store.netnsAllocations(this.ipam.node)) {
-      const records = byNetns.get(r.netns!);
-      if (records) records.push(r);
-      else byNetns.set(r.netns!, [r]);
-    }
+    const byNetns = Map.groupBy(await this.ipam.store.netnsAllocations(this.ipam.node), (r) => r.netns!);
     if (this.ipam.store.blocks && !dryRun) result.blocksReleased = await this.ipam.releaseAbandonedBlocks();
     for (const path of this.missingSince.keys()) if (!byNetns.has(path)) this.missingSince.delete(path);
     const dirs = this.options.netnsDirs?.map((d) => (d.endsWith("/") ? d : `${d}/`));

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS events (
   pod_uid TEXT,
   cause TEXT
 );
-CREATE INDEX IF NOT EXISTS allocations_by_netns ON allocations (netns);
+DROP INDEX IF EXISTS allocations_by_netns;
 CREATE INDEX IF NOT EXISTS allocations_by_container ON allocations (container_id);
 CREATE INDEX IF NOT EXISTS allocations_by_pod ON allocations (pod_namespace, pod_name);
 CREATE INDEX IF NOT EXISTS allocations_by_pod_name ON allocations (pod_name);
