@@ -9,8 +9,9 @@
  * - aggregate durable allocations/s (ADDs answered, each committed to etcd quorum first),
  *   target ≥ 5,000/s, and duplicates found by a full scan of etcd afterwards, target 0;
  * - raw etcd transaction throughput measured in the same run (192 clients doing one
- *   compare-and-create txn each, straight at the gateway): the physical limit here, and the
- *   ratio ipamd reaches of it;
+ *   compare-and-create txn each, straight at the gateway): the reference, what one CAS per
+ *   allocation would reach here, and ipamd's rate as a share of it (batching several
+ *   allocations into one transaction lets ipamd go past 100%);
  * - plugin ADD p50 (dist/ipamd exec) against an etcd daemon vs an embedded-store daemon,
  *   interleaved, target ≤ 1.5× the embedded figure.
  * Everything it starts (etcd members, daemons, temp dirs) is removed at the end, even on failure.
@@ -111,7 +112,7 @@ async function main(): Promise<number> {
       "|---|---:|---|---|",
       row("durable allocations/s (aggregate)", `${rate.toFixed(0)}/s (p50 ${p(latencies, 0.5).toFixed(1)} ms, p99 ${p(latencies, 0.99).toFixed(1)} ms, ${failures} failed)`, "≥ 5,000/s", rate >= 5000),
       row("duplicates (full etcd scan)", `${duplicates} (${answered.length} answered, ${stored.length} in etcd, ${missing} answered but missing)`, "0", duplicates === 0 && missing === 0),
-      row("raw etcd CAS txns/s (same run)", `${rawRate.toFixed(0)}/s; ipamd reaches ${((rate / rawRate) * 100).toFixed(0)}%`, "(the physical limit)", true),
+      row("raw etcd CAS txns/s (same run)", `${rawRate.toFixed(0)}/s; ipamd reaches ${((rate / rawRate) * 100).toFixed(0)}%`, "(reference: one CAS per allocation)", true),
       row("plugin ADD p50, etcd vs embedded", `${p(onEtcd, 0.5).toFixed(2)} vs ${p(onSqlite, 0.5).toFixed(2)} ms (${pluginRatio.toFixed(2)}×)`, "≤ 1.5×", pluginRatio <= 1.5),
     ].join("\n"),
   );

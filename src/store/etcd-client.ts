@@ -89,7 +89,7 @@ const wireCompare = (c: Compare) => {
 
 export class EtcdClient {
   private current = 0;
-  /** HTTP requests sent so far, retries on other members included (for tests and metrics). */
+  /** HTTP requests sent so far, retries on other members included: tests count round trips with it. */
   requests = 0;
 
   constructor(

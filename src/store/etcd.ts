@@ -13,7 +13,8 @@
  *   ev/TIME-SEQ                   history events
  *
  * An address resting after release (cooldown) or parked for a sticky pod keeps its a/ key,
- * holding a marker instead of a record, so no other daemon can create it meanwhile.
+ * holding a marker instead of a record, so no other daemon can create it meanwhile; unless
+ * the release found the key gone (released elsewhere): then it was not ours to hold.
  */
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
@@ -44,31 +45,33 @@ interface HoldMarker {
 const holdMarker = (held: HoldMarker["held"], space: string, family: Family, ip: string): string => JSON.stringify({ held, space, family, ip } satisfies HoldMarker);
 const isHold = (value: unknown): value is HoldMarker => typeof value === "object" && value !== null && "held" in value;
 
-/** etcd's default --max-txn-ops is 128 (compares, success ops and failure ops counted apart); a batch stays below it. */
+/** The allocation records among a/ or att/ values, hold markers left out. */
+const recordsOf = (kvs: KeyValue[]): AllocationRecord[] => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
+
+/**
+ * etcd refuses a transaction whose compare list, success list or failure list, each judged
+ * alone, is longer than --max-txn-ops (128 by default). A commit's success list holds its
+ * writes; a compare comes only with a change costOf counts as two writes or more (the one
+ * compare of a key found gone stands for those of the changes at it), and the failure list
+ * holds one range per compare: so a batch whose counted writes stay within MAX_OPS keeps
+ * all three lists within it. Lookups send at most MAX_OPS ranges per transaction.
+ */
 const MAX_OPS = 120;
 
 /**
- * At most what one caller's changes add to a transaction (see translate): writes, and
- * compares (each with one range among the failure ops). A cursor already moved in the batch
- * costs nothing more: the writes of one key merge.
+ * At most how many writes one caller's changes add to a transaction (see translate). A
+ * cursor already moved in the batch costs nothing more: the writes of one key merge.
  */
-function costOf(changes: Change[], batchCursors: Set<string>): { writes: number; compares: number; cursors: Set<string> } {
+function costOf(changes: Change[], batchCursors: Set<string>): { writes: number; cursors: Set<string> } {
   const cursors = new Set<string>();
   let writes = 0;
-  let compares = 0;
   for (const change of changes) {
     if (change.op === "cursor") {
       if (!batchCursors.has(change.pool) && !cursors.has(change.pool)) writes++;
       cursors.add(change.pool);
-    } else if (change.op === "allocate" || change.op === "release") {
-      writes += 3;
-      compares++;
-    } else {
-      writes += 2;
-      if (change.op === "uncool" || (change.op === "unbind" && change.heldIp)) compares++;
-    }
+    } else writes += change.op === "allocate" || change.op === "release" ? 3 : 2;
   }
-  return { writes, compares, cursors };
+  return { writes, cursors };
 }
 
 interface Pending {
@@ -85,12 +88,19 @@ interface Lookup {
 }
 
 /**
- * A condition of a commit. orAbsent: it also holds when the key is gone, as for a release of
- * an allocation somebody else already released.
+ * A condition of a commit. orAbsent: the change it guards is done already when the key is
+ * gone (a release of an allocation somebody else released, the end of a hold nobody holds):
+ * then the commit is sent again without what that change would do at the key.
  */
 interface Guard {
   compare: Compare;
   orAbsent?: boolean;
+}
+
+/** A change as commitOne translates it; read: a release without its record, guarded on the revision read. */
+interface Prepared {
+  change: Change;
+  read?: Compare;
 }
 
 /** Whether a compare holds for a key's current value (kv: undefined when the key is gone), as etcd decides it. */
@@ -176,8 +186,7 @@ export class EtcdStore implements Store {
   }
 
   /** Allocation records under a prefix (hold markers left out). */
-  private records = async (...parts: string[]): Promise<AllocationRecord[]> =>
-    (await this.scan(...parts)).map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
+  private records = async (...parts: string[]): Promise<AllocationRecord[]> => recordsOf(await this.scan(...parts));
 
   /** Allocations and holds alike: every address another daemon may not take. */
   async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
@@ -213,9 +222,10 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * Lookups are batched like commits (one read-only transaction in flight, a range per caller,
-   * as linearizable as a plain range) because every ADD starts with one: a request apiece made
-   * them most of what etcd served once the commits were shared.
+   * Lookups are batched because every ADD starts with one: a request apiece made them most
+   * of what etcd served once the commits were shared. While one round is in flight, later
+   * lookups queue; then the whole queue goes out as read-only transactions of a range per
+   * caller (as linearizable as a plain range), MAX_OPS ranges each, sent in parallel.
    */
   private async lookUp(): Promise<void> {
     this.lookingUp = true;
@@ -241,8 +251,7 @@ export class EtcdStore implements Store {
     }
     batch.forEach((l, i) => {
       try {
-        const rows = ranges[i]!.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
-        l.resolve(rows.sort(byAddress));
+        l.resolve(recordsOf(ranges[i]!).sort(byAddress));
       } catch (err) {
         l.reject(err);
       }
@@ -328,15 +337,27 @@ export class EtcdStore implements Store {
     return holdMarker(held, space, ip.includes(":") ? 6 : 4, ip);
   }
 
-  /** The allocation at an address; undefined when there is none or only a hold marker. */
-  private async recordAt(space: string, ip: string): Promise<AllocationRecord | undefined> {
-    const [kv] = await this.client.range(this.k("a", space, ip));
-    const value = kv ? (JSON.parse(kv.value) as AllocationRecord | HoldMarker) : undefined;
-    return value && !isHold(value) ? value : undefined;
+  /**
+   * A release names its record so the attachment index and the event can be written; when
+   * the caller did not pass it, it is read here (one more round trip), and the release is
+   * guarded on what was read: the key unchanged since, or still absent.
+   */
+  private async prepare(change: Change, gone: Set<string>): Promise<Prepared> {
+    if (change.op !== "release" || change.record) return { change };
+    const key = this.k("a", change.space, change.ip);
+    const [kv] = await this.client.range(key);
+    if (!kv) {
+      gone.add(key);
+      return { change };
+    }
+    return { change: { ...change, record: recordsOf([kv])[0] }, read: { key, target: "MOD", result: "EQUAL", mod_revision: kv.modRevision } };
   }
 
-  /** The ops and conditions of one change. */
-  private translate(change: Change, now: number, guards: Guard[], ops: Op[]): void {
+  /**
+   * The ops and conditions of one change. gone: the a/ keys found absent where a change
+   * expected them (see Guard): no change writes at them, and they must stay absent.
+   */
+  private translate({ change, read }: Prepared, now: number, gone: Set<string>, guards: Guard[], ops: Op[]): void {
     const event = (kind: HistoryEvent["kind"], r: AllocationRecord, cause: string) => {
       const e: HistoryEvent = {
         id: now * 1000 + (this.eventSeq % 1000),
@@ -370,16 +391,17 @@ export class EtcdStore implements Store {
       }
       case "release": {
         const key = this.k("a", change.space, change.ip);
-        ops.push({ delete: { key } });
         const r = change.record;
-        if (r) {
-          // A stale release (the address was released elsewhere meanwhile and handed out
-          // again) must not delete, or cover with a hold, the newer owner's key: only the
-          // value allocate wrote for this very record may go. A key already gone is fine.
-          guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: JSON.stringify(r) }, orAbsent: true });
-          ops.push({ delete: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip) } });
-          event(change.kind ?? "released", r, change.cause);
-        }
+        // The attachment index entry goes in any case: harmless when already gone.
+        if (r) ops.push({ delete: { key: this.k("att", r.network, r.containerID, r.ifname, r.space, r.ip) } });
+        // Released elsewhere meanwhile: nothing more to do here, no second event (rule 7).
+        if (gone.has(key)) break;
+        // A stale release (the address was released elsewhere meanwhile and handed out
+        // again) must not delete, or cover with a hold, the newer owner's key: only the
+        // value allocate wrote for this very record may go, or the key as it was read.
+        guards.push({ compare: read ?? { key, target: "VALUE", result: "EQUAL", value: JSON.stringify(r) }, orAbsent: true });
+        ops.push({ delete: { key } });
+        if (r) event(change.kind ?? "released", r, change.cause);
         break;
       }
       case "cursor":
@@ -388,29 +410,37 @@ export class EtcdStore implements Store {
       case "cool": {
         const c = change.cooling;
         ops.push({ put: { key: this.k("cool", c.space, c.ip), value: JSON.stringify(c) } });
-        ops.push({ put: { key: this.k("a", c.space, c.ip), value: holdMarker("cooling", c.space, c.family, c.ip) } });
+        const key = this.k("a", c.space, c.ip);
+        if (!gone.has(key)) ops.push({ put: { key, value: holdMarker("cooling", c.space, c.family, c.ip) } });
         break;
       }
-      case "uncool":
+      case "uncool": {
         ops.push({ delete: { key: this.k("cool", change.space, change.ip) } });
-        // Only our hold goes: if the key holds anything else now, the commit fails and we learn it.
-        guards.push({ compare: { key: this.k("a", change.space, change.ip), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.ip, "cooling") } });
-        ops.push({ delete: { key: this.k("a", change.space, change.ip) } });
+        // Only our hold goes: if the key holds anything else now, the commit fails and we
+        // learn it; if it holds nothing (the release found it gone), there is nothing to end.
+        const key = this.k("a", change.space, change.ip);
+        if (gone.has(key)) break;
+        guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.ip, "cooling") }, orAbsent: true });
+        ops.push({ delete: { key } });
         break;
+      }
       case "bind": {
         const b = change.binding;
         ops.push({ put: { key: this.k("bind", b.space, b.pod), value: JSON.stringify(b) } });
-        if (b.releasedAt !== null) ops.push({ put: { key: this.k("a", b.space, b.ip), value: holdMarker("sticky", b.space, b.family, b.ip) } });
+        const key = this.k("a", b.space, b.ip);
+        if (b.releasedAt !== null && !gone.has(key)) ops.push({ put: { key, value: holdMarker("sticky", b.space, b.family, b.ip) } });
         break;
       }
-      case "unbind":
+      case "unbind": {
         ops.push({ delete: { key: this.k("bind", change.space, change.pod) } });
-        if (change.heldIp) {
-          // The pod may have taken its address back on another node meanwhile: delete our hold only.
-          guards.push({ compare: { key: this.k("a", change.space, change.heldIp), target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.heldIp, "sticky") } });
-          ops.push({ delete: { key: this.k("a", change.space, change.heldIp) } });
-        }
+        if (!change.heldIp) break;
+        // The pod may have taken its address back on another node meanwhile: delete our hold only.
+        const key = this.k("a", change.space, change.heldIp);
+        if (gone.has(key)) break;
+        guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: this.holdOf(change.space, change.heldIp, "sticky") }, orAbsent: true });
+        ops.push({ delete: { key } });
         break;
+      }
     }
   }
 
@@ -421,46 +451,41 @@ export class EtcdStore implements Store {
     });
   }
 
-  /** One transaction for a caller; a failed compare becomes a ConflictError naming the losers. */
+  /**
+   * One transaction for a batch of callers; a failed compare becomes a ConflictError naming
+   * the losers. When only changes already done failed (their keys gone), the transaction is
+   * built again without what they would do at those keys, on the condition that nothing was
+   * created there meanwhile; each round removes at least one orAbsent guard, so it ends.
+   */
   private async commitOne(pending: Pending[], now: number): Promise<void> {
-    const guards: Guard[] = [];
-    const ops: Op[] = [];
-    for (const p of pending) {
-      for (const c of p.changes) {
-        // A release names its record so the attachment index and the event can be written;
-        // when the caller did not pass it, read it (one more round trip).
-        const change = c.op === "release" && !c.record ? { ...c, record: await this.recordAt(c.space, c.ip) } : c;
-        this.translate(change, now, guards, ops);
-      }
-    }
-    // etcd refuses a transaction that writes one key twice (two callers moving one cursor):
-    // the later write is the one that stands.
-    const byKey = new Map<string, Op>();
-    for (const op of ops) {
-      const key = "put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key;
-      byKey.delete(key);
-      byKey.set(key, op);
-    }
-    const success = [...byKey.values()];
+    const gone = new Set<string>();
+    const prepared: Prepared[] = [];
+    for (const p of pending) for (const c of p.changes) prepared.push(await this.prepare(c, gone));
     for (;;) {
+      const guards: Guard[] = [];
+      const ops: Op[] = [];
+      for (const p of prepared) this.translate(p, now, gone, guards, ops);
+      for (const key of gone) guards.push({ compare: { key, target: "CREATE", result: "EQUAL", create_revision: 0 } });
+      // etcd refuses a transaction that writes one key twice (two callers moving one cursor):
+      // the later write is the one that stands.
+      const byKey = new Map<string, Op>();
+      for (const op of ops) {
+        const key = "put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key;
+        byKey.delete(key);
+        byKey.set(key, op);
+      }
       const compares = guards.map((g) => g.compare);
-      const result = await this.client.txn(compares, success, compares.map((c) => ({ range: { key: c.key } })));
+      const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
       if (result.succeeded) return;
       const failed = guards.flatMap((g, i) => {
         const kv = result.ranges[i]![0];
         return holds(g.compare, kv) ? [] : [{ g, kv }];
       });
-      const gone = failed.filter((f) => f.g.orAbsent && f.kv === undefined);
-      if (gone.length === 0 || gone.length < failed.length) {
+      if (failed.length === 0 || failed.some((f) => !f.g.orAbsent || f.kv !== undefined)) {
         const taken = failed.flatMap((f) => (f.kv ? [JSON.parse(f.kv.value) as AllocationRecord | HoldMarker] : [])).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
         throw new ConflictError(taken);
       }
-      // Only releases of keys already gone failed: they are done, so apply the rest, on the
-      // condition that nothing was created at those keys meanwhile.
-      for (const { g } of gone) {
-        g.compare = { key: g.compare.key, target: "CREATE", result: "EQUAL", create_revision: 0 };
-        g.orAbsent = false;
-      }
+      for (const { g } of failed) gone.add(g.compare.key);
     }
   }
 
@@ -476,14 +501,12 @@ export class EtcdStore implements Store {
         const batch: Pending[] = [];
         const cursors = new Set<string>();
         let writes = 0;
-        let compares = 0;
         while (this.queue.length > 0) {
           const cost = costOf(this.queue[0]!.changes, cursors);
-          if (batch.length > 0 && (writes + cost.writes > MAX_OPS || compares + cost.compares > MAX_OPS)) break;
+          if (batch.length > 0 && writes + cost.writes > MAX_OPS) break;
           batch.push(this.queue.shift()!);
           for (const pool of cost.cursors) cursors.add(pool);
           writes += cost.writes;
-          compares += cost.compares;
         }
         const started = performance.now();
         const now = Date.now();

@@ -118,6 +118,9 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([kept]);
       expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
       expect(await store.cursors()).toEqual(new Map([["net1|p", gone.ip]]));
+      // Explained once (DESIGN rule 7): the retried releases wrote no second event.
+      const kinds = (await store.history({ ip: gone.ip })).map((e) => e.kind);
+      expect({ ip: gone.ip, kinds }).toEqual({ ip: gone.ip, kinds: ["released", "allocated"] });
       await store.close();
     });
 

@@ -16,6 +16,41 @@ afterAll(cleanup);
 let n = 0;
 const client = () => new EtcdClient(etcd.endpoints);
 
+/**
+ * A real client that lets another daemon act at a chosen moment of this one's commit: right
+ * after it reads a key, or right after a transaction that failed its compares. Each hook runs
+ * once; everything still goes to the real etcd.
+ */
+class RacingClient extends EtcdClient {
+  afterRange: (() => Promise<unknown>) | undefined;
+  afterFailedTxn: (() => Promise<unknown>) | undefined;
+
+  override async range(...args: Parameters<EtcdClient["range"]>): ReturnType<EtcdClient["range"]> {
+    const kvs = await super.range(...args);
+    const hook = this.afterRange;
+    this.afterRange = undefined;
+    await hook?.();
+    return kvs;
+  }
+
+  override async txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+    const result = await super.txn(...args);
+    const hook = result.succeeded ? undefined : this.afterFailedTxn;
+    if (hook) this.afterFailedTxn = undefined;
+    await hook?.();
+    return result;
+  }
+}
+
+/** Every address a daemon may not take (allocations and holds), as "space/family/ip". */
+async function taken(store: EtcdStore): Promise<string[]> {
+  const out: string[] = [];
+  await store.forEachAllocated((space, family, ip) => out.push(`${space}/${family}/${ip}`));
+  return out.sort();
+}
+
+const kindsAt = async (store: EtcdStore, ip: string) => ({ ip, kinds: (await store.history({ ip })).map((e) => e.kind) });
+
 storeContract("etcd", {
   async open() {
     return new EtcdStore(client(), `/contract-${process.pid}-${n++}/`);
@@ -125,6 +160,112 @@ describe("etcd specifics", () => {
     // The newer owner's own release still works.
     await b.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "cni del", record: newer }]);
     expect(await b.holders(old.ip)).toEqual([]);
+  });
+
+  test("a release of an address released elsewhere meanwhile is a no-op for it: no second event, no hold from its cooldown or parking, the rest of the commit stands", async () => {
+    const prefix = `/gone-${process.pid}/`;
+    const a = new EtcdStore(client(), prefix, "node-a");
+    const b = new EtcdStore(client(), prefix, "node-b");
+    const cooled = record("10.0.0.2", "c1");
+    const parked = record("10.0.0.3", "web-0");
+    const binding = { space: "net1", pod: "default/web-0", family: 4 as const, ip: parked.ip, releasedAt: null };
+    await a.commit([{ op: "allocate", record: cooled }, { op: "allocate", record: parked }, { op: "bind", binding }]);
+    // An operator on node B releases both; A's DELs read the records before that and commit only now.
+    await b.commit([
+      { op: "release", space: "net1", ip: cooled.ip, cause: "operator", record: cooled },
+      { op: "release", space: "net1", ip: parked.ip, cause: "operator", record: parked },
+    ]);
+    const busy = a.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.1" }]);
+    await Promise.all([
+      a.commit([{ op: "release", space: "net1", ip: cooled.ip, cause: "cni del", record: cooled }, { op: "cool", cooling: { space: "net1", family: 4, ip: cooled.ip, until: 1 } }, { op: "cursor", pool: "net1|p", ip: cooled.ip }]),
+      a.commit([{ op: "release", space: "net1", ip: parked.ip, cause: "cni del", record: parked }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]),
+      a.commit([{ op: "allocate", record: record("10.0.0.4", "c3") }]),
+    ]);
+    await busy;
+    // Each allocation explained once, and no hold marker put over the addresses.
+    expect(await kindsAt(a, cooled.ip)).toEqual({ ip: cooled.ip, kinds: ["released", "allocated"] });
+    expect(await kindsAt(a, parked.ip)).toEqual({ ip: parked.ip, kinds: ["released", "allocated"] });
+    expect(await taken(a)).toEqual(["net1/4/10.0.0.4"]);
+    // The rest of those commits stands.
+    expect(await a.cursors()).toEqual(new Map([["net1|p", cooled.ip]]));
+    expect(await a.cooling()).toEqual([{ space: "net1", family: 4, ip: cooled.ip, until: 1 }]);
+    expect(await a.bindings()).toEqual([{ ...binding, releasedAt: 5 }]);
+    expect(await a.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+    // The cooldown and the parking end although they hold no key; the addresses are free for B.
+    await a.commit([{ op: "uncool", space: "net1", ip: cooled.ip }, { op: "unbind", space: "net1", pod: binding.pod, heldIp: parked.ip }]);
+    expect({ cooling: await a.cooling(), bindings: await a.bindings() }).toEqual({ cooling: [], bindings: [] });
+    await b.commit([{ op: "allocate", record: record(cooled.ip, "b1") }, { op: "allocate", record: record(parked.ip, "b2") }]);
+  });
+
+  test("a release found gone, whose address is taken again before the retry, fails as a conflict naming it", async () => {
+    const prefix = `/gone-taken-${process.pid}/`;
+    const racing = new RacingClient(etcd.endpoints);
+    const a = new EtcdStore(racing, prefix, "node-a");
+    const b = new EtcdStore(client(), prefix, "node-b");
+    const old = record("10.0.0.5", "pod-a");
+    await a.commit([{ op: "allocate", record: old }]);
+    await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
+    const newer = record(old.ip, "pod-b", { node: "node-b" });
+    racing.afterFailedTxn = () => b.commit([{ op: "allocate", record: newer }]);
+    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }, { op: "cool", cooling: { space: "net1", family: 4, ip: old.ip, until: 1 } }]);
+    await expect(stale).rejects.toBeInstanceOf(ConflictError);
+    await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
+    expect(await a.holders(old.ip)).toEqual([newer]);
+    expect(await a.cooling()).toEqual([]);
+    expect(await kindsAt(a, old.ip)).toEqual({ ip: old.ip, kinds: ["allocated", "released", "allocated"] });
+  });
+
+  test("a release without its record is guarded on what it read: a newer owner's allocation is never deleted", async () => {
+    const prefix = `/unnamed-${process.pid}/`;
+    const racing = new RacingClient(etcd.endpoints);
+    const a = new EtcdStore(racing, prefix, "node-a");
+    const b = new EtcdStore(client(), prefix, "node-b");
+    const old = record("10.0.0.5", "pod-a");
+    await a.commit([{ op: "allocate", record: old }]);
+    // Between A's read and A's transaction, B releases the address and hands it out again.
+    const newer = record(old.ip, "pod-b", { node: "node-b" });
+    racing.afterRange = async () => {
+      await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
+      await b.commit([{ op: "allocate", record: newer }]);
+    };
+    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator" }]);
+    await expect(stale).rejects.toBeInstanceOf(ConflictError);
+    await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
+    expect(await a.holders(old.ip)).toEqual([newer]);
+    expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([newer]);
+    // Read absent, then taken before the transaction: refused just the same.
+    racing.afterRange = () => b.commit([{ op: "allocate", record: record("10.0.0.6", "pod-c") }]);
+    await expect(a.commit([{ op: "release", space: "net1", ip: "10.0.0.6", cause: "operator" }])).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: "10.0.0.6" }] });
+    expect((await a.holders("10.0.0.6")).map((h) => h.containerID)).toEqual(["pod-c"]);
+    // Read holding a cooldown's hold, which ends and B takes the address: refused too.
+    await a.commit([{ op: "cool", cooling: { space: "net1", family: 4, ip: "10.0.0.8", until: 1 } }]);
+    racing.afterRange = async () => {
+      await b.commit([{ op: "uncool", space: "net1", ip: "10.0.0.8" }]);
+      await b.commit([{ op: "allocate", record: record("10.0.0.8", "pod-d") }]);
+    };
+    await expect(a.commit([{ op: "release", space: "net1", ip: "10.0.0.8", cause: "operator" }])).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: "10.0.0.8" }] });
+    expect((await a.holders("10.0.0.8")).map((h) => h.containerID)).toEqual(["pod-d"]);
+    await b.commit([{ op: "release", space: "net1", ip: "10.0.0.8", cause: "cni del" }]);
+    // Read absent and still absent: a no-op for the address, as a release found gone.
+    await a.commit([{ op: "release", space: "net1", ip: "10.0.0.7", cause: "operator" }, { op: "cool", cooling: { space: "net1", family: 4, ip: "10.0.0.7", until: 1 } }]);
+    expect(await taken(a)).toEqual(["net1/4/10.0.0.5", "net1/4/10.0.0.6"]);
+    // Read present and unchanged: released, with its event and its attachment entry.
+    await a.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "operator" }]);
+    expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([]);
+    expect(await kindsAt(a, newer.ip)).toEqual({ ip: newer.ip, kinds: ["released", "allocated", "released", "allocated"] });
+    expect(await taken(a)).toEqual(["net1/4/10.0.0.6"]);
+  });
+
+  test("etcd judges compares, success ops and failure ops apart against --max-txn-ops (128 by default)", async () => {
+    const c = client();
+    const keys = (count: number) => Array.from({ length: count }, (_, i) => `/txn-ops-${process.pid}/${i}`);
+    const compares = (count: number) => keys(count).map((key) => ({ key, target: "CREATE" as const, result: "EQUAL" as const, create_revision: 0 }));
+    const puts = (count: number) => keys(count).map((key) => ({ put: { key, value: "x" } }));
+    const ranges = (count: number) => keys(count).map((key) => ({ range: { key } }));
+    expect((await c.txn(compares(128), puts(128), ranges(128))).succeeded).toBe(true);
+    for (const [cmp, ok, failed] of [[129, 0, 0], [0, 129, 0], [0, 0, 129]] as const) {
+      await expect(c.txn(compares(cmp), puts(ok), ranges(failed))).rejects.toThrow("too many operations in txn request");
+    }
   });
 
   test("a group commit takes as many callers as etcd's 128 operations per transaction allow", async () => {
