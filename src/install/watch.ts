@@ -47,6 +47,11 @@ export async function watchAndReinstall(options: WatchOptions): Promise<number> 
     process.stderr.write(`ipamd install: ${options.report(err)}\n`);
     return 1;
   }
+  // Listening for SIGTERM before saying "watching": a stop that follows at once exits 0 too.
+  const stopped = new Promise<void>((resolve) => {
+    process.once("SIGTERM", resolve);
+    process.once("SIGINT", resolve);
+  });
   process.stdout.write(`watching ${options.netconfSource ?? "the installed files"} for changes\n`);
 
   // One pass at a time; a change during a pass schedules exactly one more.
@@ -82,10 +87,7 @@ export async function watchAndReinstall(options: WatchOptions): Promise<number> 
   watcher?.on("error", () => undefined); // the poll below still runs
   const poll = setInterval(check, options.pollMs ?? 2000);
 
-  await new Promise<void>((resolve) => {
-    process.once("SIGTERM", resolve);
-    process.once("SIGINT", resolve);
-  });
+  await stopped;
   clearInterval(poll);
   clearTimeout(debounce);
   watcher?.close();
