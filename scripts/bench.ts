@@ -23,7 +23,7 @@ import { mkdirSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { cleanup, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, stats, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
-import { buildFloor, execFigure, flatnessFigure, measure } from "./bench-suite/exec.ts";
+import { execFigure, flatnessFigure, measure, prepareBinaries } from "./bench-suite/exec.ts";
 import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
@@ -56,7 +56,7 @@ const log = (text: string) => console.error(`[${new Date().toISOString().slice(1
 try {
   for (const bin of [IPAMD, HOST_LOCAL]) if (!(await Bun.file(bin).exists())) throw new Error(`${bin} is missing (make build; make system-deps)`);
   const started = performance.now();
-  await buildFloor();
+  await prepareBinaries();
   await startDaemon();
   socketFloor = await startSocketFloor();
   const rss0 = await settledRss();
