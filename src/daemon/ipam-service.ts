@@ -241,9 +241,9 @@ export class IpamService {
         if (wanted) unclaimed.delete(wanted);
         const pod = target.policy.sticky ? stickyKey(target.pool, req.pod?.namespace, req.pod?.name) : null;
         if (pod && this.store.binding) {
-          // A shared store: the pod may have been bound on another node; the store knows.
-          const stored = await this.store.binding(space, pod);
-          if (stored) this.reuse.restore(space, pod, stored);
+          // A shared store: the pod may have been bound, or its binding ended, on another node
+          // or by a concurrent ADD here; the store knows, and memory follows it either way.
+          this.reuse.restore(space, pod, await this.store.binding(space, pod));
         }
         // Where a dynamic address comes from: this node's blocks, a new block, or anywhere
         // (borrowing). Checked again after each await and then picked at once, so concurrent
@@ -433,7 +433,11 @@ export class IpamService {
     try {
       await this.store.commit(changes);
     } catch (err) {
-      for (const step of undo.reverse()) step();
+      // Undone only when the commit surely did not apply: the embedded store rolls a failed
+      // commit back, a conflict is a refused transaction; but a shared store's timeout may
+      // have applied, and then memory must keep the cooldown or parking the store now holds
+      // (the retried DEL finds nothing left to release).
+      if (!this.store.blocks || err instanceof ConflictError) for (const step of undo.reverse()) step();
       throw err;
     }
     this.free(freed);

@@ -13,8 +13,8 @@
  *   ev/TIME-SEQ                   history events
  *
  * An address resting after release (cooldown) or parked for a sticky pod keeps its a/ key,
- * holding a marker instead of a record, so no other daemon can create it meanwhile; unless
- * the release found the key gone (released elsewhere): then it was not ours to hold.
+ * holding a marker instead of a record, so no other daemon can create it meanwhile (also when
+ * the release found the key already gone: the hold then starts from a free key).
  */
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
@@ -410,8 +410,10 @@ export class EtcdStore implements Store {
       case "cool": {
         const c = change.cooling;
         ops.push({ put: { key: this.k("cool", c.space, c.ip), value: JSON.stringify(c) } });
-        const key = this.k("a", c.space, c.ip);
-        if (!gone.has(key)) ops.push({ put: { key, value: holdMarker("cooling", c.space, c.family, c.ip) } });
+        // Also at a key found gone (released elsewhere, still free: the CREATE==0 guard of gone
+        // keys sees to that): the hold is what this daemon's memory counts on, and what a
+        // sticky pod's return swaps.
+        ops.push({ put: { key: this.k("a", c.space, c.ip), value: holdMarker("cooling", c.space, c.family, c.ip) } });
         break;
       }
       case "uncool": {
@@ -427,8 +429,7 @@ export class EtcdStore implements Store {
       case "bind": {
         const b = change.binding;
         ops.push({ put: { key: this.k("bind", b.space, b.pod), value: JSON.stringify(b) } });
-        const key = this.k("a", b.space, b.ip);
-        if (b.releasedAt !== null && !gone.has(key)) ops.push({ put: { key, value: holdMarker("sticky", b.space, b.family, b.ip) } });
+        if (b.releasedAt !== null) ops.push({ put: { key: this.k("a", b.space, b.ip), value: holdMarker("sticky", b.space, b.family, b.ip) } });
         break;
       }
       case "unbind": {

@@ -1,9 +1,11 @@
 /** Two daemons (in-process services) on one real etcd: node scoping of GC, sticky pods across a shared store. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { ErrorCode, IpamError } from "../../src/errors.ts";
 import { compilePools } from "../../src/ipam/named-pool.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
+import type { Change } from "../../src/store/store.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { type EtcdCluster, startEtcd } from "../store/etcd-cluster.ts";
 
@@ -12,6 +14,45 @@ beforeAll(async () => {
   etcd = await startEtcd();
 }, 30_000);
 afterAll(cleanup);
+
+/** Node A's store, paused once right after an attachment lookup while the test lets node B act. */
+class PausingStore extends EtcdStore {
+  private pause: { read: () => void; gate: Promise<void> } | undefined;
+
+  override async attachment(...args: Parameters<EtcdStore["attachment"]>) {
+    const found = await super.attachment(...args);
+    const pause = this.pause;
+    this.pause = undefined;
+    if (pause) {
+      pause.read();
+      await pause.gate;
+    }
+    return found;
+  }
+
+  /** Starts op, resolves once it has read an attachment and waits; resume() lets it finish. */
+  async pausedIn<T>(op: () => Promise<T>): Promise<{ resume: () => Promise<T> }> {
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const read = new Promise<void>((resolve) => (this.pause = { read: resolve, gate }));
+    const running = op();
+    await Promise.race([read, running]);
+    return { resume: () => (open(), running) };
+  }
+}
+
+/** A real client whose next write transaction applies but whose answer is lost, as in a timeout. */
+class LossyClient extends EtcdClient {
+  loseNextWrite = false;
+  override async txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+    const result = await super.txn(...args);
+    if (this.loseNextWrite && args[1].some((op) => !("range" in op))) {
+      this.loseNextWrite = false;
+      throw new IpamError(ErrorCode.TryAgainLater, "etcd is not available: the answer was lost");
+    }
+    return result;
+  }
+}
 
 let n = 0;
 async function nodes(names: string[], pools = {}): Promise<IpamService[]> {
@@ -50,31 +91,86 @@ describe("shared store", () => {
 
   test("a DEL that loses a race with a release and a new owner on another node succeeds, and leaves the new owner alone", async () => {
     /** Node A's store, paused after an attachment lookup while the test lets node B act. */
-    class PausingStore extends EtcdStore {
-      pause: Promise<void> | undefined;
-      override async attachment(...args: Parameters<EtcdStore["attachment"]>) {
-        const found = await super.attachment(...args);
-        if (this.pause) await this.pause;
-        return found;
-      }
-    }
     const prefix = `/race-${process.pid}-${n++}/`;
     const storeA = new PausingStore(new EtcdClient(etcd.endpoints), prefix, "node-a");
     const a = await IpamService.start(storeA, { node: "node-a", pools: compilePools({}) });
     const b = await IpamService.start(new EtcdStore(new EtcdClient(etcd.endpoints), prefix, "node-b"), { node: "node-b", pools: compilePools({}) });
     const [mine] = await a.add({ network: "n", containerID: "c1", ifname: "eth0", ranges });
-    let resume!: () => void;
-    storeA.pause = new Promise((r) => (resume = r));
-    const deleting = a.del({ network: "n", containerID: "c1", ifname: "eth0" });
-    await Bun.sleep(50); // A has read c1's allocation and waits
+    const deleting = await storeA.pausedIn(() => a.del({ network: "n", containerID: "c1", ifname: "eth0" }));
     await b.releaseAddress(mine!.address, "operator");
     await b.add({ network: "n", containerID: "c2", ifname: "eth0", ranges, requestedIps: [mine!.address] });
-    storeA.pause = undefined;
-    resume();
-    await deleting;
+    await deleting.resume();
     expect((await b.check({ network: "n", containerID: "c2", ifname: "eth0" })).map((ip) => ip.address)).toEqual([mine!.address]);
     expect((await storeA.holders(mine!.address)).map((r) => r.containerID)).toEqual(["c2"]);
     expect(await storeA.attachment("n", { containerID: "c1", ifname: "eth0" })).toEqual([]);
+  });
+
+  test("a sticky pod whose DEL raced an operator's release on another node gets its address back", async () => {
+    const pools = compilePools({ db: { addresses: ["10.8.1.1-10.8.1.9"], prefix: 24, sticky: "pod" } });
+    const prefix = `/sticky-race-${process.pid}-${n++}/`;
+    const storeA = new PausingStore(new EtcdClient(etcd.endpoints), prefix, "node-a");
+    const a = await IpamService.start(storeA, { node: "node-a", pools });
+    const b = await IpamService.start(new EtcdStore(new EtcdClient(etcd.endpoints), prefix, "node-b"), { node: "node-b", pools });
+    const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name: "pg-0" } });
+    const [first] = await a.add(req("c1"));
+    const deleting = await storeA.pausedIn(() => a.del({ network: "n", containerID: "c1", ifname: "eth0" }));
+    await b.releaseAddress(first!.address, "operator");
+    await deleting.resume();
+    expect((await a.add(req("c2")))[0]!.address).toBe(first!.address);
+  });
+
+  test("a release whose commit applied but whose answer was lost keeps its cooldown: the address comes back", async () => {
+    const clock = { now: 1_000_000 };
+    const pools = compilePools({ v4: { addresses: ["10.5.1.1-10.5.1.2"], prefix: 24, releaseCooldown: 1 } });
+    const client = new LossyClient(etcd.endpoints);
+    const a = await IpamService.start(new EtcdStore(client, `/lossy-${process.pid}-${n++}/`, "node-a"), { node: "node-a", pools, now: () => clock.now });
+    const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["v4"] });
+    const [x] = await a.add(req("c1"));
+    client.loseNextWrite = true;
+    await expect(a.del(req("c1"))).rejects.toMatchObject({ code: 11 });
+    await a.del(req("c1")); // the runtime retries: nothing left to release
+    clock.now += 10_000;
+    const later = [await a.add(req("n1")), await a.add(req("n2"))].map((ips) => ips[0]!.address);
+    expect(later).toContain(x!.address);
+  });
+
+  test("an ADD ending a pod's run-out binding while that pod's own ADD reads it leaves the pod able to come back", async () => {
+    /** Orders the race: pg-0's ADD reads its binding, then the other ADD's unbind commits, then pg-0's ADD goes on. */
+    class OrderingStore extends EtcdStore {
+      armed = false;
+      private read!: () => void;
+      private readonly hasRead = new Promise<void>((resolve) => (this.read = resolve));
+      private unbound!: () => void;
+      private readonly hasUnbound = new Promise<void>((resolve) => (this.unbound = resolve));
+      override async binding(space: string, pod: string) {
+        const found = await super.binding(space, pod);
+        if (this.armed && pod.endsWith("/pg-0")) {
+          this.armed = false;
+          this.read();
+          await this.hasUnbound;
+        }
+        return found;
+      }
+      override async commit(changes: Change[]) {
+        const unbind = changes.length === 1 && changes[0]!.op === "unbind";
+        if (unbind) await this.hasRead;
+        await super.commit(changes);
+        if (unbind) this.unbound();
+      }
+    }
+    const clock = { now: 1_000_000 };
+    const pools = compilePools({ db: { addresses: ["10.8.2.1-10.8.2.9"], prefix: 24, sticky: "pod", stickyTTL: 1 } });
+    const store = new OrderingStore(new EtcdClient(etcd.endpoints), `/expiry-race-${process.pid}-${n++}/`, "node-a");
+    const a = await IpamService.start(store, { node: "node-a", pools, now: () => clock.now });
+    const req = (containerID: string, name: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name } });
+    await a.add(req("c1", "pg-0"));
+    await a.del({ network: "n", containerID: "c1", ifname: "eth0" });
+    clock.now += 5_000; // pg-0's parking has run out
+    store.armed = true;
+    const [other, back] = await Promise.all([a.add(req("q1", "other")), a.add(req("c2", "pg-0"))]);
+    expect(other[0]!.address).not.toBe(back[0]!.address);
+    await a.del({ network: "n", containerID: "c2", ifname: "eth0" });
+    expect((await a.add(req("c3", "pg-0"))).length).toBe(1);
   });
 
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
