@@ -411,6 +411,9 @@ export class IpamService {
       changes.push({ op: "release", space: r.space, ip: r.ip, cause, kind, record: r });
       const policy = this.registry.policyOf(r);
       const pod = stickyKey(r.pool, r.podNamespace, r.podName);
+      // A shared store: the binding may be another node's (an operator releasing here what a
+      // pod holds there); the store knows it, and memory follows.
+      if (pod && this.store.binding) this.reuse.restore(r.space, pod, await this.store.binding(r.space, pod));
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
       const bound = binding !== undefined && binding.ip === r.ip;
       if (bound) undo.push(() => this.reuse.restore(r.space, pod!, binding));

@@ -105,7 +105,7 @@ describe("shared store", () => {
     expect(await storeA.attachment("n", { containerID: "c1", ifname: "eth0" })).toEqual([]);
   });
 
-  test("a sticky pod whose DEL raced an operator's release on another node gets its address back", async () => {
+  test("a sticky pod whose DEL raced an operator's release on another node can come back", async () => {
     const pools = compilePools({ db: { addresses: ["10.8.1.1-10.8.1.9"], prefix: 24, sticky: "pod" } });
     const prefix = `/sticky-race-${process.pid}-${n++}/`;
     const storeA = new PausingStore(new EtcdClient(etcd.endpoints), prefix, "node-a");
@@ -116,7 +116,9 @@ describe("shared store", () => {
     const deleting = await storeA.pausedIn(() => a.del({ network: "n", containerID: "c1", ifname: "eth0" }));
     await b.releaseAddress(first!.address, "operator");
     await deleting.resume();
-    expect((await a.add(req("c2")))[0]!.address).toBe(first!.address);
+    // The operator's release ended the binding (the address is no longer the pod's): a new one.
+    expect((await a.add(req("c2"))).length).toBe(1);
+    expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), releasedAt: null })]);
   });
 
   test("a release whose commit applied but whose answer was lost keeps its cooldown: the address comes back", async () => {
@@ -171,6 +173,15 @@ describe("shared store", () => {
     expect(other[0]!.address).not.toBe(back[0]!.address);
     await a.del({ network: "n", containerID: "c2", ifname: "eth0" });
     expect((await a.add(req("c3", "pg-0"))).length).toBe(1);
+  });
+
+  test("an operator's release on another node ends a sticky pod's binding there too: the pod comes back", async () => {
+    const [a, b] = await nodes(["node-a", "node-b"], { db: { addresses: ["10.8.3.1-10.8.3.9"], prefix: 24, sticky: "pod" } });
+    const req = (containerID: string) => ({ network: "n", containerID, ifname: "eth0", pools: ["db"], pod: { namespace: "x", name: "pg-0" } });
+    const [first] = await a!.add(req("c1"));
+    expect((await b!.releaseAddress(first!.address, "operator")).released).toHaveLength(1);
+    await a!.del(req("c1"));
+    expect((await a!.add(req("c2"))).length).toBe(1);
   });
 
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
