@@ -412,8 +412,11 @@ export class IpamService {
       const policy = this.registry.policyOf(r);
       const pod = stickyKey(r.pool, r.podNamespace, r.podName);
       // A shared store: the binding may be another node's (an operator releasing here what a
-      // pod holds there); the store knows it, and memory follows.
-      if (pod && this.store.binding) this.reuse.restore(r.space, pod, await this.store.binding(r.space, pod));
+      // pod holds there); the store knows it, and memory follows. Asked only where a binding
+      // can be: every pod has a key, and most pools are not sticky.
+      if (pod && this.store.binding && (policy.sticky || this.reuse.binding(r.space, pod))) {
+        this.reuse.restore(r.space, pod, await this.store.binding(r.space, pod));
+      }
       const binding = pod ? this.reuse.binding(r.space, pod) : undefined;
       const bound = binding !== undefined && binding.ip === r.ip;
       if (bound) undo.push(() => this.reuse.restore(r.space, pod!, binding));

@@ -305,6 +305,16 @@ describe("etcd specifics", () => {
     expect({ requests: requests < 40 }).toEqual({ requests: true });
   });
 
+  test("a pod's DEL in a pool that is not sticky costs two etcd requests: its lookup and its commit", async () => {
+    const c = client();
+    const service = await IpamService.start(new EtcdStore(c, `/del-requests-${process.pid}/`, "node-a"), { node: "node-a" });
+    const req = { network: "plain", containerID: "c1", ifname: "eth0", ranges: [[{ subnet: "10.3.0.0/24" }]], pod: { namespace: "default", name: "web-0" } };
+    await service.add(req);
+    const before = c.requests;
+    await service.del(req);
+    expect(c.requests - before).toBe(2);
+  });
+
   test("node subnet claims are exclusive across daemons", async () => {
     const prefix = `/subnets-${process.pid}/`;
     const stores = ["n1", "n2", "n3"].map((node) => [node, new EtcdStore(client(), prefix, node)] as const);
