@@ -24,6 +24,7 @@ import {
   type AllocationRecord,
   type Binding,
   type BlockStore,
+  byAddress,
   type Change,
   ConflictError,
   type Cooling,
@@ -110,8 +111,6 @@ function holds(c: Compare, kv: KeyValue | undefined): boolean {
   const wanted = c.target === "CREATE" ? c.create_revision : c.mod_revision;
   return c.result === "EQUAL" ? actual === wanted : c.result === "GREATER" ? actual > wanted : actual < wanted;
 }
-
-const byAddress = (a: AllocationRecord, b: AllocationRecord) => a.family - b.family || (a.ip < b.ip ? -1 : 1);
 
 export class EtcdStore implements Store {
   private queue: Pending[] = [];
@@ -355,7 +354,8 @@ export class EtcdStore implements Store {
 
   /**
    * The ops and conditions of one change. gone: the a/ keys found absent where a change
-   * expected them (see Guard): no change writes at them, and they must stay absent.
+   * expected them (see Guard): what releases and hold ends would do there is done already;
+   * a cooldown or parking still puts its hold there, on the gone keys' CREATE==0 guard.
    */
   private translate({ change, read }: Prepared, now: number, gone: Set<string>, guards: Guard[], ops: Op[]): void {
     const event = (kind: HistoryEvent["kind"], r: AllocationRecord, cause: string) => {

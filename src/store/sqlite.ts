@@ -8,7 +8,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
-import type { AllocationFilter, AllocationRecord, Binding, Change, Cooling, HistoryEvent, HistoryFilter, Store, SubnetChooser } from "./store.ts";
+import { type AllocationFilter, type AllocationRecord, type Binding, byAddress, type Change, type Cooling, type HistoryEvent, type HistoryFilter, type Store, type SubnetChooser } from "./store.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS allocations (
@@ -92,14 +92,6 @@ function prefixEnd(prefix: string): string {
 /** AllocationFilter.search (see matchesSearch) as prefix range scans, each one an index's. */
 const SEARCH = `(ip >= ? AND ip < ?) OR (container_id >= ? AND container_id < ?) OR (pod_name >= ? AND pod_name < ?)
   OR (node >= ? AND node < ?) OR pod_namespace = ?`;
-
-/** ORDER BY family, ip: addresses are ASCII, so UTF-16 order is sqlite's BINARY order. */
-function byFamilyThenIp(a: Row, b: Row): number {
-  if (a.family !== b.family) return (a.family as number) - (b.family as number);
-  const x = a.ip as string;
-  const y = b.ip as string;
-  return x < y ? -1 : x > y ? 1 : 0;
-}
 
 /** `column = ?` for every filter field that is set, with its value: the WHERE of the admin queries. */
 function equalities<F extends object>(columns: [keyof F, string][], filter: F): { conditions: string[]; params: (string | number)[] } {
@@ -241,8 +233,9 @@ export class SqliteStore implements Store {
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
     const rows = this.selectAttachment.all(network, key.containerID, key.ifname) as Row[];
     // Ordered here, not by SQL: an ORDER BY would build a temporary b-tree for a row or two.
-    if (rows.length > 1) rows.sort(byFamilyThenIp);
-    return rows.map(toRecord);
+    const records = rows.map(toRecord);
+    if (records.length > 1) records.sort(byAddress);
+    return records;
   }
 
   async attachments(network: string): Promise<AttachmentKey[]> {

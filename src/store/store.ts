@@ -178,6 +178,10 @@ export interface Store {
  * A commit lost a race in a shared store: another daemon holds these addresses. Nothing of
  * the commit was applied; the caller learns them as taken and allocates again.
  */
+/** Address order within an attachment: IPv4 first, then by the address's text (ASCII, as stored). */
+export const byAddress = (a: { family: number; ip: string }, b: { family: number; ip: string }): number =>
+  a.family - b.family || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0);
+
 export class ConflictError extends Error {
   constructor(readonly taken: { space: string; family: Family; ip: string }[]) {
     super(`addresses already held elsewhere: ${taken.map((t) => t.ip).join(", ")}`);
