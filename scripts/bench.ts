@@ -20,7 +20,6 @@
  * Results: a Markdown table on stdout, bench/results.json and bench/growth.svg.
  */
 import { mkdirSync } from "node:fs";
-import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { cleanup, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, stats, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
 import { execFigure, flatnessFigure, measure, prepareBinaries } from "./bench-suite/exec.ts";
@@ -30,12 +29,7 @@ import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
 import { type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } from "./bench-suite/throughput.ts";
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    socketFloor?.kill();
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
 const fmt = (x: number, unit: string) => (unit.startsWith("ms") ? x.toFixed(2) : Math.round(x).toLocaleString("en"));
 
@@ -48,9 +42,6 @@ function table(figures: Figure[]): string {
   ].join("\n");
 }
 
-/** The no-op server behind the round-trip floor and the socket floor; stopped at the end. */
-let socketFloor: Subprocess | undefined;
-
 const log = (text: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${text}`);
 
 try {
@@ -58,7 +49,7 @@ try {
   const started = performance.now();
   await prepareBinaries();
   await startDaemon();
-  socketFloor = await startSocketFloor();
+  await startSocketFloor(); // behind the round-trip floor and the socket floor
   const rss0 = await settledRss();
   log(`daemon up, RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB with 0 allocations; ${SAMPLES} interleaved samples per exec figure; bun ${Bun.version}`);
 
@@ -111,7 +102,5 @@ try {
   console.error(`bench failed: ${(err as Error).stack ?? err}`);
   process.exitCode = 2;
 } finally {
-  socketFloor?.kill();
-  await socketFloor?.exited;
   await cleanup();
 }

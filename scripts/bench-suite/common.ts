@@ -82,7 +82,14 @@ export function daemonRss(): number {
   return Number(m![1]) * 1024;
 }
 
+/** Helper processes of the run (the no-op socket server); cleanup() stops them. */
+export const helpers: Subprocess[] = [];
+
 export async function cleanup(): Promise<void> {
+  for (const proc of helpers.splice(0)) {
+    proc.kill();
+    await proc.exited;
+  }
   await stopDaemon();
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -5,8 +5,7 @@
  * ADDs answered per second of wall time; latencies are per request, in ms.
  */
 import { join } from "node:path";
-import type { Subprocess } from "bun";
-import { type Figure, floorSocket, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
+import { type Figure, floorSocket, helpers, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
 
 const headers = { "content-type": "application/json" };
 let counter = 0;
@@ -24,12 +23,13 @@ export interface Run { clients: number; ops: number; seconds: number; perSecond:
  * each body and answers `{"ips":[]}`, nothing else — what these clients and Bun's HTTP cost
  * on this machine before the daemon does any work.
  */
-export async function startSocketFloor(): Promise<Subprocess> {
+/** Starts the no-op server (stopped by cleanup()) and waits for its socket. */
+export async function startSocketFloor(): Promise<void> {
   const src = join(tmp, "socket-floor.ts");
   await Bun.write(src, `Bun.serve({ unix: ${JSON.stringify(floorSocket)}, fetch: async (req) => { await req.arrayBuffer(); return Response.json({ ips: [] }); } });\n`);
   const proc = Bun.spawn([process.execPath, src], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
+  helpers.push(proc);
   for (let i = 0; i < 500 && !(await Bun.file(floorSocket).exists()); i++) await Bun.sleep(10);
-  return proc;
 }
 
 /** `ops` ADD+DEL pairs spread over `clients` concurrent clients. */
