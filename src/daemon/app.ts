@@ -1,8 +1,7 @@
 /** The daemon's HTTP app: versioned routes mounted from their domain files, one error shape. */
 import { type Context, Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { cniRoutes } from "./cni-routes.ts";
-import { VERSION } from "../version.ts";
+import { cniRoutes, statusBody } from "./cni-routes.ts";
 import { adminRoutes } from "./admin-routes.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
 import type { ConsolaInstance } from "consola/core";
@@ -12,6 +11,8 @@ import { requestTelemetry } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
 import type { Reclaimer } from "./reclaim.ts";
 import type { IpamService } from "./ipam-service.ts";
+import { StorageFault } from "../store/storage-fault.ts";
+import { STORAGE_FAULT_HEADER, type StoreHealth } from "./store-health.ts";
 
 export interface AppOptions {
   /** Called with unexpected errors (not IpamErrors), which are bugs worth a log line. */
@@ -25,6 +26,8 @@ export interface AppOptions {
   requireMutation?: (c: Context) => void;
   /** The TCP admin listener: no CNI calls (those belong to the node's runtime, on the socket). */
   adminOnly?: boolean;
+  /** Told of storage faults; STATUS answers 50 while one lasts. */
+  health?: StoreHealth;
 }
 
 export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
@@ -32,9 +35,9 @@ export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
   if (options.adminOnly) {
     // Status stays: it is what probes and the dashboard's monitoring read.
-    app.get("/v1/status", (c) => c.json({ version: VERSION, allocations: ipam.allocationCount }));
+    app.get("/v1/status", async (c) => c.json(await statusBody(ipam, options.health)));
   } else {
-    app.route("/v1", cniRoutes(ipam));
+    app.route("/v1", cniRoutes(ipam, options.health));
   }
   if (options.metrics) {
     const metrics = options.metrics;
@@ -47,6 +50,9 @@ export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   app.route("/", dashboardRoutes(ipam, options));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
+    options.health?.failed(err);
+    // Logged once per cause by the health watch, not once per request (see observability).
+    if (err instanceof StorageFault) c.header(STORAGE_FAULT_HEADER, "1");
     if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);
     return errorResponse(c, err);
   });

@@ -4,8 +4,15 @@ import { AddRequestSchema, CheckRequestSchema, DelRequestSchema, GcRequestSchema
 import { VERSION } from "../version.ts";
 import { readBody } from "./http-errors.ts";
 import type { IpamService } from "./ipam-service.ts";
+import type { StoreHealth } from "./store-health.ts";
 
-export function cniRoutes(ipam: IpamService): Hono {
+/** STATUS: the daemon answers, and its store can persist (else code 50). */
+export async function statusBody(ipam: IpamService, health: StoreHealth | undefined) {
+  await health?.requireAvailable();
+  return { version: VERSION, allocations: ipam.allocationCount };
+}
+
+export function cniRoutes(ipam: IpamService, health?: StoreHealth): Hono {
   return new Hono()
     .post("/cni/add", async (c) => c.json({ ips: await ipam.add(await readBody(c, AddRequestSchema)) }))
     .post("/cni/del", async (c) => {
@@ -14,5 +21,5 @@ export function cniRoutes(ipam: IpamService): Hono {
     })
     .post("/cni/check", async (c) => c.json({ ips: await ipam.check(await readBody(c, CheckRequestSchema)) }))
     .post("/cni/gc", async (c) => c.json({ released: await ipam.gc(await readBody(c, GcRequestSchema)) }))
-    .get("/status", (c) => c.json({ version: VERSION, allocations: ipam.allocationCount }));
+    .get("/status", async (c) => c.json(await statusBody(ipam, health)));
 }

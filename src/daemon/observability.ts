@@ -9,6 +9,7 @@ import type { AllocationRecord, ReleaseKind } from "../store/store.ts";
 import type { AllocationObserver } from "./ipam-service.ts";
 import type { DaemonMetrics } from "./metrics.ts";
 import type { Target } from "./pool-registry.ts";
+import { STORAGE_FAULT_HEADER } from "./store-health.ts";
 
 export const DEFAULT_THRESHOLDS = [80, 95];
 
@@ -72,8 +73,9 @@ export function requestTelemetry(metrics: DaemonMetrics, log: ConsolaInstance): 
     if (c.res.status >= 400) {
       const body = (await c.res.clone().json().catch(() => null)) as { code?: number; msg?: string } | null;
       metrics.errors.inc({ code: String(body?.code ?? 0) });
-      // An exhausted pool stops pods from starting: an error, not a warning.
-      const level = c.res.status >= 500 || body?.code === 100 ? "error" : "warn";
+      // An exhausted pool stops pods from starting: an error, not a warning. A storage fault
+      // was logged once for its cause (StoreHealth); each request it fails is only a detail.
+      const level = c.res.headers.has(STORAGE_FAULT_HEADER) ? "debug" : c.res.status >= 500 || body?.code === 100 ? "error" : "warn";
       log[level](`${c.req.method} ${c.req.path} failed: ${body?.msg ?? c.res.status}`, { requestId: id, code: body?.code, status: c.res.status });
     } else {
       log.debug(`${c.req.method} ${c.req.path}`, { requestId: id, status: c.res.status });

@@ -7,6 +7,7 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { EtcdClient, type EtcdTls } from "../store/etcd-client.ts";
 import { EtcdStore } from "../store/etcd.ts";
 import { SqliteStore } from "../store/sqlite.ts";
+import { StorageFault } from "../store/storage-fault.ts";
 import type { ServeSettings } from "./config.ts";
 
 const LOOPBACK = /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\/?$/;
@@ -25,11 +26,7 @@ export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
     const { mkdir } = await import("node:fs/promises");
     const { dirname } = await import("node:path");
     await mkdir(dirname(settings.db), { recursive: true, mode: 0o700 });
-    try {
-      return await SqliteStore.open(settings.db);
-    } catch (err) {
-      throw new IpamError(ErrorCode.IoFailure, `cannot open store ${settings.db}: ${(err as Error).message} (is another ipamd using it?)`);
-    }
+    return SqliteStore.open(settings.db);
   }
   const { endpoints, prefix } = settings.etcd;
   if (endpoints.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--store etcd needs --etcd-endpoints");
@@ -49,7 +46,7 @@ export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
   try {
     await client.range(prefix, undefined, { limit: 1, keysOnly: true });
   } catch (err) {
-    throw new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${(err as Error).message.replace(/^etcd is not available: /, "")} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
+    throw new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
   }
   const store = new EtcdStore(client, prefix, settings.node);
   await store.announce(settings.etcd.nodeTtlSeconds);

@@ -3,9 +3,9 @@
  * socket, stale-socket cleanup, refusing to run twice) and shuts down cleanly on SIGTERM:
  * in-flight requests finish, the store closes, the socket goes away.
  */
-import { ErrorCode, IpamError } from "../errors.ts";
+import { IpamError } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { MAX_BODY_BYTES, Paths } from "../protocol.ts";
+import { MAX_BODY_BYTES } from "../protocol.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
@@ -16,29 +16,8 @@ import { DaemonMetrics } from "./metrics.ts";
 import { UtilizationWatch } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
 import { Reclaimer } from "./reclaim.ts";
-
-/** Whether a daemon answers on this socket right now. */
-async function answers(socket: string): Promise<boolean> {
-  try {
-    const res = await fetch(`http://ipamd${Paths.status}`, { unix: socket, signal: AbortSignal.timeout(1000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function prepareSocket(socket: string): Promise<void> {
-  const { mkdir, chmod, unlink, lstat } = await import("node:fs/promises");
-  const { dirname } = await import("node:path");
-  const dir = dirname(socket);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (dir.startsWith("/run/") || dir === "/run") await chmod(dir, 0o700);
-  const existing = await lstat(socket).catch(() => null);
-  if (!existing) return;
-  if (!existing.isSocket()) throw new IpamError(ErrorCode.IoFailure, `${socket} exists and is not a socket; refusing to replace it`);
-  if (await answers(socket)) throw new IpamError(ErrorCode.IoFailure, `another ipamd is already serving ${socket}`);
-  await unlink(socket); // left behind by a daemon that crashed
-}
+import { claimSocket } from "./socket.ts";
+import { StoreHealth } from "./store-health.ts";
 
 export interface RunningDaemon {
   settings: ServeSettings;
@@ -50,13 +29,22 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const { hostname } = await import("node:os");
   const loaded = await loadConfig(flags.config);
   const settings = resolveSettings(flags, loaded.config, hostname());
-  await prepareSocket(settings.socket);
+  // Everything the daemon creates (store files, socket, lock) is private, whatever the umask.
+  process.umask(0o077);
   const { unlink, chmod } = await import("node:fs/promises");
+  // The store's lock first: a second daemon for the same store stops here, before it has
+  // touched the socket the first one serves.
   const store = await openStore(settings);
+  const socketClaim = await claimSocket(settings.socket).catch(async (err) => {
+    await store.close();
+    throw err;
+  });
   const metrics = new DaemonMetrics();
+  const health = new StoreHealth(() => store.probe(), log);
   store.onCommit = (seconds, callers) => {
     metrics.commitDuration.observe(seconds);
     metrics.commitBatch.observe(callers);
+    health.succeeded();
   };
   let watch: UtilizationWatch | undefined;
   const ipam = await IpamService.start(store, {
@@ -85,7 +73,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     }
     return { pools };
   };
-  const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log };
+  const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health };
   const app = createApp(ipam, appOptions);
   const adminServer = flags.adminListen
     ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa }, appOptions)
@@ -96,7 +84,12 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
   const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
-  log.info("ipamd serving", { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: ipam.allocationCount });
+  const serving = { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: ipam.allocationCount };
+  // A daemon whose store cannot persist (a full disk) says so instead of claiming to serve:
+  // it answers STATUS with 50 and ADD with the fault until the store works again.
+  await health.check();
+  if (health.current) log.error(`ipamd answering, but NOT serving pods: ${health.current.message}`, serving);
+  else log.info("ipamd serving", serving);
 
   const onHangup = () => {
     reload().catch((err) => log.error("reload failed; keeping the running configuration", err));
@@ -130,6 +123,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
       await server.stop(false); // stop accepting; requests in flight finish
       await store.close();
       await unlink(settings.socket).catch(() => undefined);
+      await socketClaim.release();
       log.info("ipamd stopped");
     })());
   return { settings, stop };

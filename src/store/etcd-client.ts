@@ -7,6 +7,7 @@
  */
 import { array, type BaseIssue, type BaseSchema, boolean, type InferOutput, object, optional, safeParse, string } from "valibot";
 import { ErrorCode, firstIssue, IpamError } from "../errors.ts";
+import { StorageFault } from "./storage-fault.ts";
 
 export interface EtcdTls {
   ca?: string;
@@ -133,7 +134,7 @@ export class EtcdClient {
         lastError = `${endpoint}: ${(err as Error).message}`;
       }
     }
-    throw new IpamError(ErrorCode.TryAgainLater, `etcd is not available: ${lastError || "deadline passed"}`);
+    throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError || "deadline passed");
   }
 
   async range(key: string, rangeEnd?: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {

@@ -326,6 +326,10 @@ export class EtcdStore implements Store {
     throw new Error(`could not claim a subnet of pool ${pool} for node ${node}: too much contention`);
   }
 
+  async probe(): Promise<void> {
+    await this.client.txn([], [{ put: { key: this.k("health", this.node), value: String(Date.now()) } }]);
+  }
+
   async nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]> {
     const base = this.k("subnet", pool, "");
     return (await this.client.rangePrefix(base)).map((kv) => ({ subnet: kv.key.slice(base.length), node: kv.value }));

@@ -8,7 +8,9 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
-import { type AllocationFilter, type AllocationRecord, type Binding, byAddress, type Change, type Cooling, type HistoryEvent, type HistoryFilter, type Store, type SubnetChooser } from "./store.ts";
+import { ErrorCode, IpamError } from "../errors.ts";
+import { fileFault, sqliteFault, type StorageFault } from "./storage-fault.ts";
+import { type AllocationFilter, type AllocationRecord, type Binding, byAddress, type Change, ConflictError, type Cooling, type HistoryEvent, type HistoryFilter, type Store, type SubnetChooser } from "./store.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS allocations (
@@ -70,6 +72,7 @@ CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
 CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
 CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `;
 
 interface Pending {
@@ -146,7 +149,13 @@ export class SqliteStore implements Store {
   private readonly releaseSavepoint: Statement;
   private readonly rollbackSavepoint: Statement;
 
-  private constructor(private readonly db: Database) {
+  private constructor(
+    private readonly db: Database,
+    /** The database file: named in every storage fault. */
+    readonly path: string,
+    /** Throws the system's reason when the database's directory cannot be written. */
+    private readonly writable: () => void,
+  ) {
     const prepare = (sql: string) => {
       const statement = db.prepare(sql);
       this.statements.push(statement);
@@ -183,30 +192,75 @@ export class SqliteStore implements Store {
     this.rollbackSavepoint = prepare("ROLLBACK TO caller");
   }
 
-  /** bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. */
+  /**
+   * bun:sqlite is imported here, lazily, so the plugin's start-up never loads it. The files are
+   * made private first: they name every pod on the node. SQLite gives a new -wal and -shm the
+   * database file's own mode, so a 0600 database keeps them 0600 too.
+   */
   static async open(path: string): Promise<SqliteStore> {
     const { Database } = await import("bun:sqlite");
-    const db = new Database(path, { create: true, strict: true });
-    // One daemon per database: the exclusive lock makes a second one fail at once instead
-    // of handing out addresses from a stale in-memory index.
-    db.exec("PRAGMA locking_mode = EXCLUSIVE");
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = FULL");
-    db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
-    db.exec(SCHEMA);
-    // Savepoints and sorts stay in memory: as files they cost a create and unlink each time.
-    db.exec("PRAGMA temp_store = MEMORY");
-    return new SqliteStore(db);
+    const { accessSync, chmodSync, closeSync, constants, existsSync, openSync } = await import("node:fs");
+    const { dirname } = await import("node:path");
+    try {
+      if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
+    } catch (err) {
+      throw fileFault(path, err) ?? new IpamError(ErrorCode.IoFailure, `store ${path}: cannot create or protect the database file: ${(err as Error).message}`);
+    }
+    const writable = () => accessSync(dirname(path), constants.W_OK);
+    let db: Database | undefined;
+    try {
+      db = new Database(path, { create: true, strict: true });
+      // One daemon per database: the exclusive lock makes a second one fail at once instead
+      // of handing out addresses from a stale in-memory index.
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = FULL");
+      db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
+      db.exec(SCHEMA);
+      // Savepoints and sorts stay in memory: as files they cost a create and unlink each time.
+      db.exec("PRAGMA temp_store = MEMORY");
+    } catch (err) {
+      db?.close(true);
+      if ((err as { code?: string }).code === "SQLITE_BUSY") throw new IpamError(ErrorCode.IoFailure, `cannot open store ${path}: a daemon already serves store ${path} (its database is locked)`);
+      throw sqliteFault(path, err, writable) ?? err;
+    }
+    return new SqliteStore(db, path, writable);
+  }
+
+  /** An SQLite error as the StorageFault it stands for, or as it is. */
+  private fault(err: unknown): StorageFault | unknown {
+    return sqliteFault(this.path, err, this.writable) ?? err;
+  }
+
+  /** Runs a read, naming a storage failure as one (the admin and CNI paths both read). */
+  private read<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      throw this.fault(err);
+    }
+  }
+
+  /** A small durable write of its own: whether the store can persist right now. */
+  async probe(): Promise<void> {
+    try {
+      this.db.transaction(() => this.once("INSERT OR REPLACE INTO health VALUES (1, ?)", (s) => s.run(Date.now()))).immediate();
+    } catch (err) {
+      throw this.fault(err);
+    }
   }
 
   /** Runs a one-off query and finalizes it, so no statement outlives close(). */
   private once<T>(sql: string, run: (statement: Statement) => T): T {
-    const statement = this.db.prepare(sql);
-    try {
-      return run(statement);
-    } finally {
-      statement.finalize();
-    }
+    return this.read(() => {
+      const statement = this.db.prepare(sql);
+      try {
+        return run(statement);
+      } finally {
+        statement.finalize();
+      }
+    });
   }
 
   async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
@@ -231,7 +285,7 @@ export class SqliteStore implements Store {
   }
 
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
-    const rows = this.selectAttachment.all(network, key.containerID, key.ifname) as Row[];
+    const rows = this.read(() => this.selectAttachment.all(network, key.containerID, key.ifname) as Row[]);
     // Ordered here, not by SQL: an ORDER BY would build a temporary b-tree for a row or two.
     const records = rows.map(toRecord);
     if (records.length > 1) records.sort(byAddress);
@@ -239,11 +293,11 @@ export class SqliteStore implements Store {
   }
 
   async attachments(network: string): Promise<AttachmentKey[]> {
-    return (this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
+    return this.read(() => this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
   }
 
   async holders(ip: string): Promise<AllocationRecord[]> {
-    return (this.selectHolders.all(ip) as Row[]).map(toRecord);
+    return this.read(() => this.selectHolders.all(ip) as Row[]).map(toRecord);
   }
 
   async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
@@ -326,7 +380,14 @@ export class SqliteStore implements Store {
     switch (change.op) {
       case "allocate": {
         const r = change.record;
-        this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
+        try {
+          this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
+        } catch (err) {
+          // Held already: the same answer a shared store gives, so the caller learns it and
+          // picks again instead of failing the pod with a constraint message.
+          if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError([{ space: r.space, family: r.family, ip: r.ip }]);
+          throw err;
+        }
         const kind = change.kind ?? (r.static ? "static" : "allocated");
         this.recordEvent.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, change.cause ?? "cni add");
         break;
@@ -381,7 +442,7 @@ export class SqliteStore implements Store {
             this.rollbackSavepoint.run();
             this.releaseSavepoint.run();
           }
-          failed.set(pending, err);
+          failed.set(pending, this.fault(err));
         }
       }
       for (const [pool, ip] of cursors) this.upsertCursor.run(pool, ip);
@@ -389,8 +450,13 @@ export class SqliteStore implements Store {
       else this.commitStatement.run();
       this.onCommit?.((performance.now() - started) / 1000, batch.length);
     } catch (err) {
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      for (const pending of batch) pending.reject(err);
+      const fault = this.fault(err);
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // the rollback of a failed commit failing too changes nothing: the batch failed whole
+      }
+      for (const pending of batch) pending.reject(fault);
       return;
     }
     for (const pending of batch) {

@@ -171,6 +171,8 @@ export interface Store {
   binding?(space: string, pod: string): Promise<Binding | undefined>;
   /** Every node subnet claim of a pool, for reports. */
   nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]>;
+  /** A small durable write that proves the store can persist now; rejects with a StorageFault if not. */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -54,22 +54,27 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-async function answers(socket: string): Promise<boolean> {
+/** Whether the daemon answers STATUS (anyStatus: with any answer, "not available" included). */
+async function answers(socket: string, anyStatus = false): Promise<boolean> {
   try {
     const res = await fetch("http://ipamd/v1/status", { unix: socket, signal: AbortSignal.timeout(500) });
-    return res.ok;
+    return res.ok || anyStatus;
   } catch {
     return false;
   }
 }
 
 /** Starts `dist/ipamd serve` on a private socket and database; waits until it answers. */
-export async function startDaemon(options: { dir?: string; args?: string[]; env?: Record<string, string> } = {}): Promise<Daemon> {
+/** unavailable: also ready when it answers STATUS with "not available" (a store it cannot write). */
+export async function startDaemon(options: { dir?: string; args?: string[]; env?: Record<string, string>; umask?: number; unavailable?: boolean } = {}): Promise<Daemon> {
   const dir = options.dir ?? tempDir();
   const socket = join(dir, "ipamd.sock");
   const db = join(dir, "ipamd.db");
   let stderrText = "";
-  const proc = Bun.spawn([BINARY, "serve", "--socket", socket, "--db", db, ...(options.args ?? [])], {
+  const argv = [BINARY, "serve", "--socket", socket, "--db", db, ...(options.args ?? [])];
+  // A umask is set by a shell around the exec, as a unit's or a container's shell would.
+  const command = options.umask === undefined ? argv : ["sh", "-c", `umask ${options.umask.toString(8)}; exec "$0" "$@"`, ...argv];
+  const proc = Bun.spawn(command, {
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
@@ -87,7 +92,7 @@ export async function startDaemon(options: { dir?: string; args?: string[]; env?
   });
   await waitFor(async () => {
     if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${stderrText}`);
-    return answers(socket);
+    return answers(socket, options.unavailable);
   }, 10_000, "the daemon to answer");
   return {
     socket,
