@@ -57,25 +57,34 @@ export async function importAllocations({ index, store, node, now }: ImportConte
     };
     changes.push({ op: "allocate", record, kind: "imported", cause: "import host-local" });
   }
-  const cursorUpdates: [string, bigint][] = [];
   for (const { rangeSet, ip } of req.cursors ?? []) {
     const set = sets[rangeSet];
     const parsed = parseIp(ip);
     if (!set || !parsed) continue;
-    const pool = cursorKey(req.network, set.key);
-    cursorUpdates.push([pool, parsed.value]);
-    changes.push({ op: "cursor", pool, ip: formatIp(parsed.value, parsed.family) });
+    changes.push({ op: "cursor", pool: cursorKey(req.network, set.key), ip: formatIp(parsed.value, parsed.family) });
   }
   // Committed in slices: a cluster store caps the operations of one transaction (etcd: 128).
-  let committed = false;
+  // Each slice is settled in memory as soon as it is durable, so an import that fails partway
+  // leaves memory agreeing with the store: what was committed stays taken, the rest is free,
+  // and running the same import again finds the committed part unchanged.
+  let settled = 0;
   try {
-    for (let i = 0; i < changes.length; i += IMPORT_COMMIT_SLICE) await store.commit(changes.slice(i, i + IMPORT_COMMIT_SLICE));
-    committed = true;
+    for (let i = 0; i < changes.length; i += IMPORT_COMMIT_SLICE) {
+      const slice = changes.slice(i, i + IMPORT_COMMIT_SLICE);
+      await store.commit(slice);
+      for (const change of slice) {
+        if (change.op === "allocate") {
+          const ip = picked[settled++]!;
+          index.settle(req.network, ip.family, ip.value, true);
+          index.count++;
+          result.imported++;
+        } else if (change.op === "cursor") {
+          index.cursors.set(change.pool, parseIp(change.ip)!.value);
+        }
+      }
+    }
   } finally {
-    for (const ip of picked) index.settle(req.network, ip.family, ip.value, committed);
+    for (const ip of picked.slice(settled)) index.settle(req.network, ip.family, ip.value, false);
   }
-  for (const [pool, value] of cursorUpdates) index.cursors.set(pool, value);
-  index.count += picked.length;
-  result.imported = picked.length;
   return result;
 }

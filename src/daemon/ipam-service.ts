@@ -28,6 +28,21 @@ const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
   ...(r.gateway ? { gateway: r.gateway } : {}),
 });
 
+/**
+ * An address as the call being answered sees it: prefix and gateway come from the range of
+ * this call's netconf (or pool) that holds it, not from whatever was recorded when it was
+ * allocated or imported (host-local's files carry no prefix).
+ */
+function answerFor(r: AllocationRecord, targets: Target[]): AllocatedIp {
+  const parsed = parseIp(r.ip);
+  for (const t of targets) {
+    if (!parsed || t.space !== r.space || t.set.family !== r.family) continue;
+    const range = t.set.ranges.find((x) => parsed.value >= x.start && parsed.value <= x.end);
+    if (range) return { family: r.family, address: r.ip, prefix: range.subnet.prefix, ...(range.gateway === null ? {} : { gateway: formatIp(range.gateway, r.family) }) };
+  }
+  return toAllocatedIp(r);
+}
+
 /** How often an ADD may lose a race for an address in a shared store before it gives up with 11. */
 const MAX_CONFLICT_RETRIES = 16;
 /** Run-out holds one ADD ends before allocating; more wait for the next ADD, so none waits long. */
@@ -125,7 +140,7 @@ export class IpamService {
     });
     return this.serialised(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
-      if (existing.length > 0) return existing.map(toAllocatedIp);
+      if (existing.length > 0) return existing.map((r) => answerFor(r, targets));
       return this.allocateWithRetry(req, targets, requested);
     });
   }

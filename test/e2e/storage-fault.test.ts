@@ -4,39 +4,13 @@
  * without a restart and without losing anything acknowledged.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, openSync, closeSync, rmSync, writeSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { attachmentEnv, cleanup, type Daemon, DIST_DIR, netconf, onCleanup, runPlugin, startDaemon, tempDir, waitFor } from "./harness.ts";
-import { mustRun, requireRootAndTools, run } from "./netns.ts";
+import { fill, smallDisk } from "./disk.ts";
+import { attachmentEnv, cleanup, type Daemon, DIST_DIR, netconf, runPlugin, startDaemon, waitFor } from "./harness.ts";
+import { mustRun } from "./netns.ts";
 
 afterEach(cleanup);
-
-/** A tmpfs of `size` mounted on a temp dir, unmounted by cleanup even when the test fails. */
-async function smallDisk(size: string): Promise<string> {
-  requireRootAndTools(["mount", "umount"]);
-  const dir = join(tempDir(), "disk");
-  mkdirSync(dir);
-  await mustRun(["mount", "-t", "tmpfs", "-o", `size=${size},mode=0700`, "tmpfs", dir]);
-  onCleanup(async () => {
-    await run(["umount", "-l", dir]);
-  });
-  return dir;
-}
-
-/** Fills the file system with one file until it refuses more; returns the file. */
-function fill(dir: string): string {
-  const path = join(dir, "filler");
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(4096, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 const status = (daemon: Daemon) => runPlugin({ CNI_COMMAND: "STATUS", CNI_PATH: DIST_DIR }, netconf(daemon.socket, {}, {}, "1.1.0"));
 
