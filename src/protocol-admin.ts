@@ -78,12 +78,18 @@ export const HistoryEventSchema = object({
 });
 export type HistoryEventBody = InferOutput<typeof HistoryEventSchema>;
 
-export const AllocationsResponseSchema = object({ allocations: array(AllocationSchema) });
-export const HistoryResponseSchema = object({ events: array(HistoryEventSchema) });
+/** next: the token of the following page (as `after`/`before`), absent on the last one. */
+export const AllocationsResponseSchema = object({ allocations: array(AllocationSchema), next: optional(string()) });
+export const HistoryResponseSchema = object({ events: array(HistoryEventSchema), next: optional(string()) });
 export const AddressResponseSchema = object({ ip: string(), holders: array(AllocationSchema), history: array(HistoryEventSchema) });
 
 /** Releasing by hand is destructive: the caller must say so. */
-export const ReleaseRequestSchema = object({ confirm: literal(true), cause: optional(pipe(string(), maxLength(256))) });
+export const ReleaseRequestSchema = object({
+  confirm: literal(true),
+  cause: optional(pipe(string(), maxLength(256))),
+  /** Which network's allocation, when the address is held in more than one. */
+  network: optional(attachment.network),
+});
 export const ReleaseResponseSchema = object({ released: array(AllocationSchema), unbound: number() });
 
 export const AdminGcRequestSchema = object({ dryRun: optional(boolean()) });

@@ -7,7 +7,7 @@ import { callDaemon } from "../cni/client.ts";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { DEFAULT_SOCKET } from "../protocol.ts";
 import { AddressResponseSchema, Admin, AdminPaths, type Allocation, AllocationsResponseSchema, type HistoryEventBody, HistoryResponseSchema, ImportResponseSchema, PoolsResponseSchema, ReleaseResponseSchema, ReloadResponseSchema, SweepResultSchema } from "../protocol-admin.ts";
-import { age, formatTable, shortId } from "./table.ts";
+import { age, formatTable, shortId, tableStream } from "./table.ts";
 
 export { ADMIN_USAGE } from "./admin-usage.ts";
 
@@ -30,11 +30,33 @@ const query = (params: Record<string, string | boolean | undefined>) => {
   return entries.length ? `?${new URLSearchParams(entries)}` : "";
 };
 
+const ALLOCATION_HEADERS = ["IP", "NETWORK", "POOL", "CONTAINER", "IFNAME", "POD", "NODE", "AGE"];
+const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool, shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
+
 function allocationTable(rows: Allocation[]): string {
-  return formatTable(
-    ["IP", "NETWORK", "POOL", "CONTAINER", "IFNAME", "POD", "NODE", "AGE"],
-    rows.map((a) => [`${a.ip}/${a.prefix}`, a.network, a.pool, shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)]),
-  );
+  return formatTable(ALLOCATION_HEADERS, rows.map(allocationRow));
+}
+
+/**
+ * `ipamd allocations`: follows the daemon's pages and prints each as it arrives (rows as a
+ * table, or one JSON document written piece by piece), up to `limit` in all.
+ */
+async function streamAllocations(flags: Flags, filter: Record<string, string | boolean | undefined>, limit: number): Promise<void> {
+  const table = tableStream(ALLOCATION_HEADERS, out);
+  let token: string | undefined;
+  let shown = 0;
+  if (flags.json) out('{"allocations":[');
+  do {
+    const page = Math.min(5000, limit - shown);
+    const q = query({ ...filter, limit: String(page), after: token });
+    const { allocations, next } = await call(flags, `${AdminPaths.allocations}${q}`, undefined, AllocationsResponseSchema);
+    if (flags.json) out(allocations.map((a, i) => `${shown + i > 0 ? "," : ""}\n${JSON.stringify(a)}`).join(""));
+    else table(allocations.map(allocationRow));
+    shown += allocations.length;
+    token = next;
+  } while (token && shown < limit);
+  if (flags.json) out("\n]}\n");
+  else if (shown === 0) out("no allocations\n");
 }
 
 function historyTable(events: HistoryEventBody[]): string {
@@ -97,7 +119,7 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
     pools: [],
     allocations: ["pool", "node", "pod", "network", "limit"],
     show: [],
-    release: ["yes:b", "cause"],
+    release: ["yes:b", "cause", "network"],
     gc: ["dry-run:b"],
     import: ["network", "conf"],
     reload: [],
@@ -127,11 +149,10 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
       return 0;
     }
     case "allocations": {
-      need(0, "[--pool P] [--node N] [--pod NS/NAME] [--network N] [--json]");
-      const q = query({ pool: flags.pool, node: flags.node, pod: flags.pod, network: flags.network, limit: flags.limit });
-      const { allocations } = await call(flags, `${AdminPaths.allocations}${q}`, undefined, AllocationsResponseSchema);
-      if (flags.json) return json({ allocations }), 0;
-      out(allocations.length ? allocationTable(allocations) : "no allocations\n");
+      need(0, "[--pool P] [--node N] [--pod NS/NAME] [--network N] [--limit N] [--json]");
+      const limit = flags.limit === undefined ? Number.POSITIVE_INFINITY : Number(flags.limit);
+      if (!(limit >= 1)) throw new IpamError(ErrorCode.InvalidNetworkConfig, `--limit must be a positive number, not "${flags.limit}"`);
+      await streamAllocations(flags, { pool: flags.pool, node: flags.node, pod: flags.pod, network: flags.network }, limit);
       return 0;
     }
     case "show":
@@ -139,9 +160,9 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
       await show(flags, positionals[0]!);
       return 0;
     case "release": {
-      need(1, "IP --yes");
+      need(1, "IP --yes [--network NAME]");
       if (!flags.yes) throw new IpamError(ErrorCode.InvalidNetworkConfig, `refusing to release ${positionals[0]} without --yes (a pod may still use it)`);
-      const body = { confirm: true, ...(typeof flags.cause === "string" ? { cause: flags.cause } : {}) };
+      const body = { confirm: true, ...(typeof flags.cause === "string" ? { cause: flags.cause } : {}), ...(typeof flags.network === "string" ? { network: flags.network } : {}) };
       const result = await call(flags, `${AdminPaths.allocations}/${encodeURIComponent(positionals[0]!)}/release`, body, ReleaseResponseSchema);
       if (flags.json) return json(result), 0;
       const holders = result.released.map((r) => `${shortId(r.containerID)}/${r.ifname}`).join(", ");

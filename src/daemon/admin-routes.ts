@@ -13,7 +13,16 @@ import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";
 import { readBody } from "./http-errors.ts";
 import type { IpamService } from "./ipam-service.ts";
+import { afterAllocation, allocationToken, beforeEvent, historyToken } from "./page-token.ts";
 import { poolReports } from "./pool-report.ts";
+
+/**
+ * List pages: a default that answers most questions, and a maximum no client can exceed. A
+ * page is serialised on the daemon's event loop, between pod starts: its size bounds how long
+ * any admin read can hold them up.
+ */
+export const ALLOCATION_PAGE = { default: 500, max: 5000 };
+export const HISTORY_PAGE = { default: 100, max: 1000 };
 
 const limitOf = (text: string | undefined, fallback: number, max: number): number => {
   const n = Number(text ?? fallback);
@@ -48,21 +57,24 @@ export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
         ...(q.container ? { containerID: q.container } : {}),
         ...(q.ip ? { ip: ipParam(q.ip) } : {}),
         ...podFilter(q.pod),
-        limit: limitOf(q.limit, 1000, 100_000),
-        offset: Number(q.offset ?? 0) || 0,
+        ...(q.after ? { after: afterAllocation(q.after) } : {}),
+        limit: limitOf(q.limit, ALLOCATION_PAGE.default, ALLOCATION_PAGE.max),
       };
-      return c.json({ allocations: await store.allocations(filter) });
+      // One more than the page: whether a next page exists, without an empty last one.
+      const allocations = await store.allocations({ ...filter, limit: filter.limit! + 1 });
+      const more = allocations.length > filter.limit! ? allocations.splice(filter.limit!) : [];
+      return c.json({ allocations, ...(more.length ? { next: allocationToken(allocations[allocations.length - 1]!) } : {}) });
     })
     .get("/allocations/:ip", async (c) => {
       const ip = ipParam(c.req.param("ip"));
-      const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), 100, 10_000) })]);
+      const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), HISTORY_PAGE.default, HISTORY_PAGE.max) })]);
       return c.json({ ip, holders, history });
     })
     .post("/allocations/:ip/release", async (c) => {
       options.requireMutation?.(c);
       const ip = ipParam(c.req.param("ip"));
       const body = await readBody(c, ReleaseRequestSchema);
-      const result = await ipam.releaseAddress(ip, body.cause ?? "released by an operator");
+      const result = await ipam.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
       if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
       return c.json(result);
     })
@@ -72,9 +84,12 @@ export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
         ...(q.ip ? { ip: ipParam(q.ip) } : {}),
         ...(q.container ? { containerID: q.container } : {}),
         ...podFilter(q.pod),
-        limit: limitOf(q.limit, 100, 10_000),
+        ...(q.before ? { before: beforeEvent(q.before) } : {}),
+        limit: limitOf(q.limit, HISTORY_PAGE.default, HISTORY_PAGE.max),
       };
-      return c.json({ events: await store.history(filter) });
+      const events = await store.history({ ...filter, limit: filter.limit! + 1 });
+      const more = events.length > filter.limit! ? events.splice(filter.limit!) : [];
+      return c.json({ events, ...(more.length ? { next: historyToken(events[events.length - 1]!) } : {}) });
     })
     .post("/gc", async (c) => {
       const body = await readBody(c, AdminGcRequestSchema);

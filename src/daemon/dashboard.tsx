@@ -12,7 +12,7 @@ import { addressHref, allocationsHref, formatCount, formatTime } from "./dashboa
 import { HolderCard } from "./dashboard/holder.tsx";
 import { page, When } from "./dashboard/layout.tsx";
 import { PoolGrid } from "./dashboard/pools.tsx";
-import { PAGE_SIZE, parseSearch, type Search } from "./dashboard/search.ts";
+import { MAX_PAGE, PAGE_SIZE, parseSearch, type Search } from "./dashboard/search.ts";
 import { AllocationsTable, HistoryTable, Pager } from "./dashboard/tables.tsx";
 import { httpStatusOf } from "./http-errors.ts";
 import type { AppOptions } from "./app.ts";
@@ -79,7 +79,7 @@ export function dashboardRoutes(ipam: IpamService, options: DashboardOptions = {
         <>
           <h1>Allocations</h1>
           <p class="lead">
-            {summaryOf(search, rows.length, found.length > PAGE_SIZE)}
+            {summaryOf(search, rows.length, found.length > PAGE_SIZE && search.page < MAX_PAGE)}
             {search.ip && (
               <>
                 {" · "}
@@ -115,7 +115,7 @@ export function dashboardRoutes(ipam: IpamService, options: DashboardOptions = {
           ) : (
             <AllocationsTable rows={rows} now={now()} />
           )}
-          {(search.page > 1 || found.length > PAGE_SIZE) && <Pager page={search.page} shown={rows.length} hasNext={found.length > PAGE_SIZE} pageSize={PAGE_SIZE} href={href} />}
+          {(search.page > 1 || found.length > PAGE_SIZE && search.page < MAX_PAGE) && <Pager page={search.page} shown={rows.length} hasNext={found.length > PAGE_SIZE && search.page < MAX_PAGE} pageSize={PAGE_SIZE} href={href} />}
         </>
       ),
     });

@@ -397,12 +397,22 @@ export class IpamService {
   }
 
   /**
-   * An operator's release of one address: its allocation (in every space that holds it) and
-   * any sticky binding or cooldown that keeps it from the pool.
+   * An operator's release of one address: its allocation and any sticky binding or cooldown
+   * that keeps it from the pool. An address held in more than one network (two netconfs with
+   * the same inline range) is refused with the list unless `network` picks one.
    */
-  async releaseAddress(ip: string, cause: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
-    const released = await this.releaseRecords(await this.store.holders(ip), cause);
-    const { changes, freed } = this.reuse.forget(ip);
+  async releaseAddress(ip: string, cause: string, network?: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
+    const holders = (await this.store.holders(ip)).filter((h) => network === undefined || h.network === network);
+    if (network === undefined) {
+      // A hold (cooldown, parked binding) has no network: its space names its place.
+      const places = new Set([...holders.map((h) => h.network), ...this.reuse.spacesHolding(ip).filter((space) => !holders.some((h) => h.space === space))]);
+      if (places.size > 1) {
+        throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${places.size} networks: ${[...places].sort().join(", ")}; release one with --network NAME`);
+      }
+    }
+    const released = await this.releaseRecords(holders, cause);
+    const spaces = network === undefined ? undefined : new Set([network, ...holders.map((h) => h.space)]);
+    const { changes, freed } = this.reuse.forget(ip, spaces);
     if (changes.length > 0) {
       await this.store.commit(changes);
       this.free(freed);

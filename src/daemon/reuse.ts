@@ -91,18 +91,27 @@ export class ReuseState {
     return { cooling: (this.cooling.get(space) ?? []).filter((c) => inPool(c.ip)).length, parked };
   }
 
-  /** Drops every cooldown and binding that holds an address (an operator's release). */
-  forget(ip: string): { changes: Change[]; freed: Freed[] } {
+  /** The spaces where a cooldown or a parked binding holds an address. */
+  spacesHolding(ip: string): string[] {
+    const spaces = new Set<string>();
+    for (const [space, queue] of this.cooling) if (queue.some((c) => c.ip === ip)) spaces.add(space);
+    for (const b of this.bindings.values()) if (b.ip === ip && b.releasedAt !== null) spaces.add(b.space);
+    return [...spaces];
+  }
+
+  /** Drops every cooldown and binding that holds an address (an operator's release), in `spaces` if given. */
+  forget(ip: string, spaces?: Set<string>): { changes: Change[]; freed: Freed[] } {
     const changes: Change[] = [];
     const freed: Freed[] = [];
     for (const [space, queue] of this.cooling) {
+      if (spaces && !spaces.has(space)) continue;
       for (const c of queue.filter((c) => c.ip === ip)) {
         queue.splice(queue.indexOf(c), 1);
         changes.push({ op: "uncool", space, ip });
         freed.push({ space, family: c.family, value: parseIp(ip)!.value });
       }
     }
-    for (const b of [...this.bindings.values()].filter((b) => b.ip === ip)) {
+    for (const b of [...this.bindings.values()].filter((b) => b.ip === ip && (!spaces || spaces.has(b.space)))) {
       changes.push(this.unbind(b.space, b.pod));
       // An address still allocated stays taken: only a parked binding frees it.
       if (b.releasedAt !== null) freed.push({ space: b.space, family: b.family, value: parseIp(ip)!.value });

@@ -141,3 +141,15 @@ export function canonicalIp(text: string): string | null {
   const ip = parseIp(text);
   return ip ? formatIp(ip.value, ip.family) : null;
 }
+
+/**
+ * A key whose byte order is address order: the family, then the address big-endian. Stores
+ * index it so that lists come out IPv4 first, then numerically, a page at a time.
+ */
+export function addressOrderKey(family: Family, value: bigint): Uint8Array {
+  const bytes = bitsOf(family) / 8;
+  const key = new Uint8Array(1 + bytes);
+  key[0] = family;
+  for (let i = bytes, v = value; i >= 1; i--, v >>= 8n) key[i] = Number(v & 0xffn);
+  return key;
+}

@@ -16,7 +16,7 @@
  * holding a marker instead of a record, so no other daemon can create it meanwhile (also when
  * the release found the key already gone: the hold then starts from a free key).
  */
-import type { Family } from "../ipam/address.ts";
+import { type Family, parseIp } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
 import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd } from "./etcd-client.ts";
 import {
@@ -45,6 +45,15 @@ interface HoldMarker {
 
 const holdMarker = (held: HoldMarker["held"], space: string, family: Family, ip: string): string => JSON.stringify({ held, space, family, ip } satisfies HoldMarker);
 const isHold = (value: unknown): value is HoldMarker => typeof value === "object" && value !== null && "held" in value;
+
+/** Address order: by space, then family, then numerically (the embedded store's ip_order). */
+function inAddressOrder(a: { space: string; family: Family; ip: string }, b: { space: string; family: Family; ip: string }): number {
+  if (a.space !== b.space) return a.space < b.space ? -1 : 1;
+  if (a.family !== b.family) return a.family - b.family;
+  const x = parseIp(a.ip)?.value ?? 0n;
+  const y = parseIp(b.ip)?.value ?? 0n;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
 
 /** The allocation records among a/ or att/ values, hold markers left out. */
 const recordsOf = (kvs: KeyValue[]): AllocationRecord[] => kvs.map((kv) => JSON.parse(kv.value) as AllocationRecord | HoldMarker).filter((r): r is AllocationRecord => !isHold(r));
@@ -282,7 +291,10 @@ export class EtcdStore implements Store {
       (filter.ip === undefined || r.ip === filter.ip) &&
       (filter.search === undefined || matchesSearch(r, filter.search));
     const offset = filter.offset ?? 0;
-    return (await this.records("a")).filter(match).slice(offset, offset + (filter.limit ?? 1000));
+    const after = filter.after;
+    const ordered = (await this.records("a")).filter(match).sort(inAddressOrder);
+    const from = after ? ordered.findIndex((r) => inAddressOrder(r, { ...after, family: after.ip.includes(":") ? 6 : 4 }) > 0) : 0;
+    return from < 0 ? [] : ordered.slice(from + offset, from + offset + (filter.limit ?? 1000));
   }
 
   async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
@@ -294,7 +306,8 @@ export class EtcdStore implements Store {
           (filter.containerID === undefined || e.containerID === filter.containerID) &&
           (filter.podNamespace === undefined || e.podNamespace === filter.podNamespace) &&
           (filter.podName === undefined || e.podName === filter.podName) &&
-          (filter.kind === undefined || e.kind === filter.kind),
+          (filter.kind === undefined || e.kind === filter.kind) &&
+          (filter.before === undefined || e.at < filter.before.at || (e.at === filter.before.at && e.id < filter.before.id)),
       )
       .slice(0, filter.limit ?? 100);
   }

@@ -9,71 +9,10 @@ import type { Database, Statement } from "bun:sqlite";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
 import { ErrorCode, IpamError } from "../errors.ts";
+import { allocationsQuery, historyQuery, type Row, toRecord } from "./sqlite/admin-queries.ts";
+import { ipOrder, migrate, SCHEMA } from "./sqlite/schema.ts";
 import { fileFault, sqliteFault, type StorageFault } from "./storage-fault.ts";
 import { type AllocationFilter, type AllocationRecord, type Binding, byAddress, type Change, ConflictError, type Cooling, type HistoryEvent, type HistoryFilter, type Store, type SubnetChooser } from "./store.ts";
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS allocations (
-  space TEXT NOT NULL,
-  network TEXT NOT NULL,
-  ip TEXT NOT NULL,
-  family INTEGER NOT NULL,
-  prefix INTEGER NOT NULL,
-  gateway TEXT,
-  pool TEXT NOT NULL,
-  container_id TEXT NOT NULL,
-  ifname TEXT NOT NULL,
-  netns TEXT,
-  pod_namespace TEXT,
-  pod_name TEXT,
-  pod_uid TEXT,
-  node TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  static INTEGER NOT NULL,
-  PRIMARY KEY (space, ip)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
-CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
-CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cooling (
-  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, until INTEGER NOT NULL,
-  PRIMARY KEY (space, ip)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bindings (
-  space TEXT NOT NULL, pod TEXT NOT NULL, family INTEGER NOT NULL, ip TEXT NOT NULL, released_at INTEGER,
-  PRIMARY KEY (space, pod)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS bindings_by_ip ON bindings (space, ip);
-CREATE TABLE IF NOT EXISTS node_subnets (
-  pool TEXT NOT NULL, subnet TEXT NOT NULL, node TEXT NOT NULL,
-  PRIMARY KEY (pool, subnet)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS node_subnets_by_node ON node_subnets (pool, node);
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY,
-  at INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  network TEXT NOT NULL,
-  ip TEXT NOT NULL,
-  container_id TEXT,
-  ifname TEXT,
-  pod_namespace TEXT,
-  pod_name TEXT,
-  pod_uid TEXT,
-  cause TEXT
-);
-DROP INDEX IF EXISTS allocations_by_netns;
-CREATE INDEX IF NOT EXISTS allocations_by_container ON allocations (container_id);
-CREATE INDEX IF NOT EXISTS allocations_by_pod ON allocations (pod_namespace, pod_name);
-CREATE INDEX IF NOT EXISTS allocations_by_pod_name ON allocations (pod_name);
-CREATE INDEX IF NOT EXISTS allocations_by_node ON allocations (node);
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, at);
-CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
-CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
-CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
-CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
-`;
 
 interface Pending {
   changes: Change[];
@@ -81,47 +20,6 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-type Row = Record<string, string | number | null>;
-
-/** The least string greater than every string that starts with `prefix` (in UTF-8 order, as sqlite compares). */
-function prefixEnd(prefix: string): string {
-  const points = Array.from(prefix);
-  const last = points.pop()!.codePointAt(0)!;
-  if (last >= 0x10ffff) return points.length > 0 ? prefixEnd(points.join("")) : "\u{10ffff}\u{10ffff}";
-  const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
-  return points.join("") + String.fromCodePoint(next);
-}
-
-/** AllocationFilter.search (see matchesSearch) as prefix range scans, each one an index's. */
-const SEARCH = `(ip >= ? AND ip < ?) OR (container_id >= ? AND container_id < ?) OR (pod_name >= ? AND pod_name < ?)
-  OR (node >= ? AND node < ?) OR pod_namespace = ?`;
-
-/** `column = ?` for every filter field that is set, with its value: the WHERE of the admin queries. */
-function equalities<F extends object>(columns: [keyof F, string][], filter: F): { conditions: string[]; params: (string | number)[] } {
-  const set = columns.filter(([key]) => filter[key] !== undefined);
-  return { conditions: set.map(([, column]) => `${column} = ?`), params: set.map(([key]) => filter[key] as string) };
-}
-
-function toRecord(row: Row): AllocationRecord {
-  return {
-    space: row.space as string,
-    network: row.network as string,
-    ip: row.ip as string,
-    family: row.family as Family,
-    prefix: row.prefix as number,
-    gateway: row.gateway as string | null,
-    pool: row.pool as string,
-    containerID: row.container_id as string,
-    ifname: row.ifname as string,
-    netns: row.netns as string | null,
-    podNamespace: row.pod_namespace as string | null,
-    podName: row.pod_name as string | null,
-    podUid: row.pod_uid as string | null,
-    node: row.node as string,
-    createdAt: row.created_at as number,
-    static: row.static === 1,
-  };
-}
 
 export class SqliteStore implements Store {
   private queue: Pending[] = [];
@@ -162,8 +60,10 @@ export class SqliteStore implements Store {
       return statement;
     };
     this.insertAllocation = prepare(
-      `INSERT INTO allocations VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
-        $podNamespace, $podName, $podUid, $node, $createdAt, $static)`,
+      `INSERT INTO allocations (space, network, ip, family, prefix, gateway, pool, container_id, ifname, netns,
+        pod_namespace, pod_name, pod_uid, node, created_at, static, ip_order)
+       VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
+        $podNamespace, $podName, $podUid, $node, $createdAt, $static, $ipOrder)`,
     );
     this.recordEvent = prepare(
       `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
@@ -218,6 +118,7 @@ export class SqliteStore implements Store {
       db.exec("PRAGMA synchronous = FULL");
       db.exec("BEGIN IMMEDIATE; COMMIT"); // takes the exclusive lock now, not at the first ADD
       db.exec(SCHEMA);
+      migrate(db);
       // Savepoints and sorts stay in memory: as files they cost a create and unlink each time.
       db.exec("PRAGMA temp_store = MEMORY");
     } catch (err) {
@@ -301,40 +202,12 @@ export class SqliteStore implements Store {
   }
 
   async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
-    const columns: [keyof AllocationFilter, string][] = [
-      ["pool", "pool"],
-      ["node", "node"],
-      ["network", "network"],
-      ["podNamespace", "pod_namespace"],
-      ["podName", "pod_name"],
-      ["containerID", "container_id"],
-      ["ip", "ip"],
-    ];
-    const { conditions, params } = equalities(columns, filter);
-    if (filter.search) {
-      conditions.push(`(${SEARCH})`);
-      const range = [filter.search, prefixEnd(filter.search)];
-      params.push(...range, ...range, ...range, ...range, filter.search);
-    }
-    const sql = `SELECT * FROM allocations ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
-      ORDER BY space, family, length(ip), ip LIMIT ? OFFSET ?`;
-    params.push(filter.limit ?? 1000, filter.offset ?? 0);
+    const { sql, params } = allocationsQuery(filter);
     return this.once(sql, (s) => (s.all(...params) as Row[]).map(toRecord));
   }
 
   async history(filter: HistoryFilter): Promise<HistoryEvent[]> {
-    const columns: [keyof HistoryFilter, string][] = [
-      ["ip", "ip"],
-      ["containerID", "container_id"],
-      ["podNamespace", "pod_namespace"],
-      ["podName", "pod_name"],
-      ["kind", "kind"],
-    ];
-    const { conditions, params } = equalities(columns, filter);
-    const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,
-      pod_name AS podName, pod_uid AS podUid, cause FROM events
-      ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
-    params.push(filter.limit ?? 100);
+    const { sql, params } = historyQuery(filter);
     return this.once(sql, (s) => s.all(...params) as HistoryEvent[]);
   }
 
@@ -381,7 +254,7 @@ export class SqliteStore implements Store {
       case "allocate": {
         const r = change.record;
         try {
-          this.insertAllocation.run({ ...r, static: r.static ? 1 : 0 });
+          this.insertAllocation.run({ ...r, static: r.static ? 1 : 0, ipOrder: ipOrder(r.ip) });
         } catch (err) {
           // Held already: the same answer a shared store gives, so the caller learns it and
           // picks again instead of failing the pod with a constraint message.

@@ -101,7 +101,10 @@ export interface AllocationFilter {
   /** Free text (the dashboard's search): see matchesSearch. */
   search?: string;
   limit?: number;
+  /** Skips this many (the dashboard's numbered pages, which bound it); prefer `after`. */
   offset?: number;
+  /** Continues a list after this allocation (address order: space, family, then numerically). */
+  after?: { space: string; ip: string };
 }
 
 /**
@@ -126,6 +129,8 @@ export interface HistoryFilter {
   podName?: string;
   kind?: HistoryEvent["kind"];
   limit?: number;
+  /** Continues a list (newest first) with the events older than this one. */
+  before?: { at: number; id: number };
 }
 
 /** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
@@ -152,7 +157,7 @@ export interface Store {
    * hold one subnet. Resolves with the node's subnet, or null when none is free.
    */
   claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null>;
-  /** Allocations matching every given field, in address order. */
+  /** Allocations matching every given field, in address order (see AllocationFilter.after). */
   allocations(filter: AllocationFilter): Promise<AllocationRecord[]>;
   /** Events matching every given field, newest first. */
   history(filter: HistoryFilter): Promise<HistoryEvent[]>;

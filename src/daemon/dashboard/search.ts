@@ -7,6 +7,12 @@ import { canonicalIp } from "../../ipam/address.ts";
 import type { AllocationFilter } from "../../store/store.ts";
 
 export const PAGE_SIZE = 50;
+/**
+ * Numbered pages skip rows the store must still walk: deeper than this a page would hold up
+ * pod starts on the same event loop, so the search has to be narrowed instead (the admin API
+ * and CLI page by key and have no such limit).
+ */
+export const MAX_PAGE = 200;
 const MAX_TERM = 256;
 
 export interface Search {
@@ -41,7 +47,7 @@ export function parseSearch(query: Record<string, string | undefined>): Search {
   const pool = (query.pool ?? "").slice(0, MAX_TERM * 4);
   const node = (query.node ?? "").trim().slice(0, MAX_TERM);
   const pageNumber = Number(query.page ?? 1);
-  const page = Number.isInteger(pageNumber) && pageNumber >= 1 && pageNumber <= 1_000_000 ? pageNumber : 1;
+  const page = Number.isInteger(pageNumber) && pageNumber >= 1 ? Math.min(pageNumber, MAX_PAGE) : 1;
   const term = termFilter(q);
   const filter: AllocationFilter = {
     ...term.filter,

@@ -1,0 +1,91 @@
+/**
+ * The embedded store's tables, and the one migration an older database needs. Allocations
+ * are keyed by (space, ip); ip_order (see addressOrderKey) lists them in address order a
+ * page at a time through its own index.
+ */
+import type { Database } from "bun:sqlite";
+import { addressOrderKey, parseIp } from "../../ipam/address.ts";
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS allocations (
+  space TEXT NOT NULL,
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  family INTEGER NOT NULL,
+  prefix INTEGER NOT NULL,
+  gateway TEXT,
+  pool TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  ifname TEXT NOT NULL,
+  netns TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  node TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  static INTEGER NOT NULL,
+  ip_order BLOB,
+  PRIMARY KEY (space, ip)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
+CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
+CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cooling (
+  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, until INTEGER NOT NULL,
+  PRIMARY KEY (space, ip)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings (
+  space TEXT NOT NULL, pod TEXT NOT NULL, family INTEGER NOT NULL, ip TEXT NOT NULL, released_at INTEGER,
+  PRIMARY KEY (space, pod)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS bindings_by_ip ON bindings (space, ip);
+CREATE TABLE IF NOT EXISTS node_subnets (
+  pool TEXT NOT NULL, subnet TEXT NOT NULL, node TEXT NOT NULL,
+  PRIMARY KEY (pool, subnet)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS node_subnets_by_node ON node_subnets (pool, node);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  network TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  container_id TEXT,
+  ifname TEXT,
+  pod_namespace TEXT,
+  pod_name TEXT,
+  pod_uid TEXT,
+  cause TEXT
+);
+DROP INDEX IF EXISTS allocations_by_netns;
+CREATE INDEX IF NOT EXISTS allocations_by_container ON allocations (container_id);
+CREATE INDEX IF NOT EXISTS allocations_by_pod ON allocations (pod_namespace, pod_name);
+CREATE INDEX IF NOT EXISTS allocations_by_pod_name ON allocations (pod_name);
+CREATE INDEX IF NOT EXISTS allocations_by_node ON allocations (node);
+CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, at);
+CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
+CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
+CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+`;
+
+/** ip_order of an address's text, as the index orders it. */
+export function ipOrder(ip: string): Uint8Array | null {
+  const parsed = parseIp(ip);
+  return parsed ? addressOrderKey(parsed.family, parsed.value) : null;
+}
+
+/** Brings a database made by an older ipamd up to SCHEMA: adds and fills ip_order. */
+export function migrate(db: Database): void {
+  const columns = db.prepare("PRAGMA table_info(allocations)").all() as { name: string }[];
+  if (!columns.some((c) => c.name === "ip_order")) {
+    db.transaction(() => {
+      db.exec("ALTER TABLE allocations ADD COLUMN ip_order BLOB");
+      const update = db.prepare("UPDATE allocations SET ip_order = ? WHERE space = ? AND ip = ?");
+      for (const row of db.prepare("SELECT space, ip FROM allocations").all() as { space: string; ip: string }[]) update.run(ipOrder(row.ip), row.space, row.ip);
+      update.finalize();
+    }).immediate();
+  }
+  db.exec("CREATE INDEX IF NOT EXISTS allocations_in_order ON allocations (space, ip_order)");
+}
