@@ -7,7 +7,7 @@
  */
 import type { Server } from "bun";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { MAX_BODY_BYTES } from "../protocol.ts";
+import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import type { IpamService } from "./ipam-service.ts";
 
@@ -63,7 +63,7 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
     hostname,
     port,
     fetch: app.fetch,
-    maxRequestBodySize: MAX_BODY_BYTES,
+    maxRequestBodySize: BODY_BACKSTOP_BYTES,
     ...(tls
       ? { tls: { cert: await pem(options.tlsCert!, "--tls-cert"), key: await pem(options.tlsKey!, "--tls-key"), ca: await pem(options.clientCa!, "--client-ca"), requestCert: true, rejectUnauthorized: true } }
       : {}),

@@ -5,9 +5,10 @@
  */
 import { ErrorCode, IpamError } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { MAX_BODY_BYTES, Paths } from "../protocol.ts";
+import { Paths } from "../protocol.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
+import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
 import { IpamService } from "./ipam-service.ts";
@@ -92,7 +93,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
-  const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
+  const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: BODY_BACKSTOP_BYTES });
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
   const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
