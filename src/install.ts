@@ -7,6 +7,7 @@
  * whose plugin is missing; uninstall goes the other way round.
  */
 import { type Content, placeFile, type PlaceResult, removeFile, removeLeftovers } from "./install/atomic-file.ts";
+import { checkUnderHostRoot, HostPathError } from "./install/host-path.ts";
 import { isIpamdNetconf, NetconfError, validateNetconf } from "./install/netconf.ts";
 import { systemdUnit } from "./install/systemd-unit.ts";
 import { VERSION } from "./version.ts";
@@ -108,6 +109,12 @@ function describe(item: Item, result: PlaceResult, dryRun: boolean): string {
   }
 }
 
+/** Under --host-root, refuses a target that a symlink would lead out of it (install/host-path.ts). */
+async function checkHostPaths(plan: Plan): Promise<void> {
+  if (plan.hostRoot === undefined) return;
+  for (const item of plan.items) await checkUnderHostRoot(plan.hostRoot, item.target);
+}
+
 /** At start: the temporary files of a run that was killed before its rename. Once per command. */
 async function removeLeftoversOf(plan: Plan, dryRun: boolean): Promise<void> {
   if (plan.leftoversRemoved) return;
@@ -121,6 +128,7 @@ async function removeLeftoversOf(plan: Plan, dryRun: boolean): Promise<void> {
 
 /** One pass over the plan; `skip` lets --wait pass over files it knows are current. */
 async function installOnce(plan: Plan, dryRun: boolean, skip?: (item: Item, content: Content) => Promise<boolean>, done?: (item: Item, content: Content) => Promise<void>): Promise<void> {
+  await checkHostPaths(plan); // again on every --wait pass: the host may have changed meanwhile
   // Everything is read and validated before anything is written: a bad netconf leaves the
   // host exactly as it was.
   const contents = await Promise.all(plan.items.map((item) => item.load()));
@@ -158,12 +166,13 @@ async function uninstall(plan: Plan, dryRun: boolean): Promise<void> {
   if (plan.unit && !dryRun) process.stdout.write(`then: systemctl daemon-reload\n`);
 }
 
-const isExpected = (err: unknown): err is Error => err instanceof InstallError || err instanceof NetconfError;
+const isExpected = (err: unknown): err is Error => err instanceof InstallError || err instanceof NetconfError || err instanceof HostPathError;
 
 /** The `install` subcommand. Returns the exit code; failures are one line on stderr. */
 export async function installCommand(options: InstallOptions): Promise<number> {
   try {
     const plan = await makePlan(options);
+    await checkHostPaths(plan);
     if (options.uninstall) {
       await removeLeftoversOf(plan, options.dryRun ?? false);
       await uninstall(plan, options.dryRun ?? false);
