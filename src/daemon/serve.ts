@@ -47,6 +47,7 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
+  if (flags.adminHosts?.length && !flags.adminListen) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--admin-host needs --admin-listen (it names the TCP admin listener)");
   const log = createLogger();
   const { hostname } = await import("node:os");
   const loaded = await loadConfig(flags.config);
@@ -89,7 +90,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log };
   const app = createApp(ipam, appOptions);
   const adminServer = flags.adminListen
-    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa }, appOptions)
+    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
