@@ -16,7 +16,7 @@ Usage:
               [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
               [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
               [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]
-                               [--admin-host NAME[,NAME]]...] [--check-config]
+                [--admin-host NAME[,NAME]]...] [--check-config]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
                       the admin listener answers only its own address, localhost on
                       loopback, and the --admin-host names (DNS rebinding defence);

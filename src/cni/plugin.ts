@@ -4,6 +4,7 @@
  * This is the hot path of every pod start: it imports only valibot functions, the protocol
  * schemas and the pure range parser, and touches no Node built-in module.
  */
+import type { Stats } from "node:fs";
 import { safeParse } from "valibot";
 import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
@@ -175,7 +176,7 @@ async function dnsOf(conf: NetConf): Promise<Dns> {
   return parseResolvConf(new TextDecoder().decode(bytes));
 }
 
-function kindOf(info: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function kindOf(info: Stats): string {
   if (info.isDirectory()) return "a directory";
   if (info.isFIFO()) return "a FIFO";
   if (info.isCharacterDevice()) return "a character device";
