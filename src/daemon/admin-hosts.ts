@@ -43,9 +43,9 @@ export function parseHost(value: string): { name: string; port?: number } | null
 }
 
 export interface HostCheckOptions {
-  /** The --admin-listen address (IP or name) and port. */
+  /** The --admin-listen address (IP or name), and the port it is bound to (known once it is: `:0` picks one). */
   hostname: string;
-  port: number;
+  port: () => number;
   /** From --admin-host, already normalized by adminHostNames. */
   names: readonly string[];
   /** The node's addresses now; asked only when listening on a wildcard address and the Host is none of the known. */
@@ -69,7 +69,7 @@ export function hostCheck(options: HostCheckOptions): (host: string | undefined)
   };
   return (host) => {
     const parsed = host === undefined ? null : parseHost(host);
-    if (parsed && (parsed.port === undefined || parsed.port === options.port) && (allowed.has(parsed.name) || isLocal(parsed.name))) return;
+    if (parsed && (parsed.port === undefined || parsed.port === options.port()) && (allowed.has(parsed.name) || isLocal(parsed.name))) return;
     const what = host === undefined ? "a request without a Host header" : `Host ${JSON.stringify(host.slice(0, 100))}`;
     throw new IpamError(ErrorCode.Forbidden, `${what} is not this listener's address nor a name given with --admin-host; not served (DNS rebinding defence)`);
   };

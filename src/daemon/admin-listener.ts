@@ -46,7 +46,8 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
   }
   const { networkInterfaces } = await import("node:os");
   const localAddresses = () => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
-  const checkHost = hostCheck({ hostname, port, names: adminHostNames(options.hosts ?? []), localAddresses });
+  let server: Server<undefined> | undefined;
+  const checkHost = hostCheck({ hostname, port: () => server?.port ?? port, names: adminHostNames(options.hosts ?? []), localAddresses });
   const app = createApp(ipam, {
     ...appOptions,
     adminOnly: true,
@@ -65,7 +66,7 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
           throw new IpamError(ErrorCode.Forbidden, "this listener is read-only: release, gc, import and reload go over the unix socket or an mTLS client");
         },
   });
-  return Bun.serve({
+  server = Bun.serve({
     hostname,
     port,
     fetch: app.fetch,
@@ -74,4 +75,5 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
       ? { tls: { cert: await pem(options.tlsCert!, "--tls-cert"), key: await pem(options.tlsKey!, "--tls-key"), ca: await pem(options.clientCa!, "--client-ca"), requestCert: true, rejectUnauthorized: true } }
       : {}),
   });
+  return server;
 }

@@ -29,14 +29,14 @@ describe("Host header parsing", () => {
 
 describe("which Host values a listener answers", () => {
   test("an IPv6 loopback listener: its address in brackets, with or without its port, and localhost", () => {
-    const check = hostCheck({ hostname: "::1", port: 9464, names: [], localAddresses: () => [] });
+    const check = hostCheck({ hostname: "::1", port: () => 9464, names: [], localAddresses: () => [] });
     for (const host of ["[::1]:9464", "[::1]", "[0::1]", "localhost:9464"]) expect(allows(check, host)).toBe(true);
     for (const host of ["[::1]:80", "evil.example", "127.0.0.1:9464", undefined]) expect(allows(check, host)).toBe(false);
   });
 
   test("a wildcard listener: the node's addresses as they are at the time of the request", () => {
     let addresses = ["127.0.0.1", "10.0.0.7"];
-    const check = hostCheck({ hostname: "0.0.0.0", port: 9464, names: ["node-1"], localAddresses: () => addresses });
+    const check = hostCheck({ hostname: "0.0.0.0", port: () => 9464, names: ["node-1"], localAddresses: () => addresses });
     for (const host of ["10.0.0.7:9464", "127.0.0.1", "node-1", "localhost"]) expect(allows(check, host)).toBe(true);
     expect(allows(check, "10.0.0.8:9464")).toBe(false);
     addresses = [...addresses, "10.0.0.8"]; // an address the node gained after start
@@ -45,7 +45,7 @@ describe("which Host values a listener answers", () => {
   });
 
   test("a listener on a non-loopback address does not answer localhost", () => {
-    const check = hostCheck({ hostname: "10.0.0.7", port: 9464, names: [], localAddresses: () => ["10.0.0.7", "127.0.0.1"] });
+    const check = hostCheck({ hostname: "10.0.0.7", port: () => 9464, names: [], localAddresses: () => ["10.0.0.7", "127.0.0.1"] });
     expect(allows(check, "10.0.0.7:9464")).toBe(true);
     expect(allows(check, "localhost:9464")).toBe(false);
     expect(allows(check, "127.0.0.1:9464")).toBe(false);

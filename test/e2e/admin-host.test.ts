@@ -11,7 +11,14 @@ import { attachmentEnv, BINARY, cleanup, netconf, runPlugin, startDaemon, tempDi
 
 afterEach(cleanup);
 
-const port = () => 30000 + Math.floor(Math.random() * 20000);
+/** Starts the daemon with its admin listener on 127.0.0.1:0 (a free port) and returns that port, from its log. */
+async function listening(more: string[] = []): Promise<{ daemon: Awaited<ReturnType<typeof startDaemon>>; port: number }> {
+  const daemon = await startDaemon({ args: ["--admin-listen", "127.0.0.1:0", ...more] });
+  const line = daemon.stderr().split("\n").find((l) => l.includes('"admin listener"'));
+  const port = Number(new URL(JSON.parse(line ?? "{}").url ?? "http://x").port);
+  if (!port) throw new Error(`the daemon did not log its admin listener's address: ${daemon.stderr()}`);
+  return { daemon, port };
+}
 const PATHS = ["/", "/metrics", "/v1/allocations", "/v1/pools", "/v1/status", "/v1/nope"];
 
 /** A GET to the listener at 127.0.0.1:p with the given Host header (or none at all). */
@@ -55,8 +62,7 @@ async function expectServed(p: number, host: string): Promise<void> {
 
 describe("admin listener Host check (DNS rebinding)", () => {
   test("a foreign Host is refused on every path; its own address, with or without the port, and localhost are served", async () => {
-    const p = port();
-    const daemon = await startDaemon({ args: ["--admin-listen", `127.0.0.1:${p}`] });
+    const { daemon, port: p } = await listening();
     await runPlugin(attachmentEnv("ADD", "web"), netconf(daemon.socket));
     await expectRefused(p, "evil.example");
     await expectRefused(p, `evil.example:${p}`);
@@ -70,8 +76,7 @@ describe("admin listener Host check (DNS rebinding)", () => {
   }, 20_000);
 
   test("names given with --admin-host (repeated or comma-separated) are served, any case; others still refused", async () => {
-    const p = port();
-    await startDaemon({ args: ["--admin-listen", `127.0.0.1:${p}`, "--admin-host", "ipamd.example.com,metrics.internal", "--admin-host", "node-1"] });
+    const { port: p } = await listening(["--admin-host", "ipamd.example.com,metrics.internal", "--admin-host", "node-1"]);
     for (const host of ["ipamd.example.com", `IPAMD.Example.com:${p}`, "metrics.internal", `node-1:${p}`, `127.0.0.1:${p}`]) await expectServed(p, host);
     await expectRefused(p, "evil.example");
     await expectRefused(p, "example.com");
@@ -86,8 +91,7 @@ describe("admin listener Host check (DNS rebinding)", () => {
   for (const [what, args, message] of bad) {
     test(`${what} is refused at start`, async () => {
       const dir = tempDir();
-      const p = String(port());
-      const proc = Bun.spawn([BINARY, "serve", "--socket", join(dir, "s.sock"), "--db", join(dir, "d.db"), ...args.map((a) => a.replace("PORT", p))], { stdout: "pipe", stderr: "pipe" });
+      const proc = Bun.spawn([BINARY, "serve", "--socket", join(dir, "s.sock"), "--db", join(dir, "d.db"), ...args.map((a) => a.replace("PORT", "0"))], { stdout: "pipe", stderr: "pipe" });
       const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
       const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
       clearTimeout(killer);
