@@ -15,8 +15,11 @@ Usage:
   ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
               [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
               [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
-              [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]] [--check-config]
+              [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]
+                [--admin-host NAME[,NAME]]...] [--check-config]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
+                      the admin listener answers only its own address, localhost on
+                      loopback, and the --admin-host names (DNS rebinding defence);
                       --check-config validates flags and config, prints the settings, exits
   ipamd status [--socket PATH]
                       exit 0 when the daemon answers (for probes and scripts)
@@ -31,7 +34,7 @@ As a CNI IPAM plugin (CNI_COMMAND set) it reads the netconf on stdin:
   "ipam": {"type": "ipamd", "ranges": [[{"subnet": "10.22.0.0/16"}]], "socket": "${DEFAULT_SOCKET}"}
 `;
 
-type Options = Record<string, { type: "string" | "boolean" }>;
+type Options = Record<string, { type: "string" | "boolean"; multiple?: boolean }>;
 
 async function parse<O extends Options>(args: string[], options: O) {
   const { parseArgs } = await import("node:util");
@@ -66,6 +69,7 @@ export async function runCli(argv: string[]): Promise<number> {
           "etcd-prefix": { type: "string" },
           "check-config": { type: "boolean" },
           "admin-listen": { type: "string" },
+          "admin-host": { type: "string", multiple: true },
           "tls-cert": { type: "string" },
           "tls-key": { type: "string" },
           "client-ca": { type: "string" },
@@ -87,6 +91,7 @@ export async function runCli(argv: string[]): Promise<number> {
           etcdKey: values["etcd-key"],
           etcdPrefix: values["etcd-prefix"],
           adminListen: values["admin-listen"],
+          adminHosts: values["admin-host"],
           tlsCert: values["tls-cert"],
           tlsKey: values["tls-key"],
           clientCa: values["client-ca"],

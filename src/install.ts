@@ -6,7 +6,8 @@
  * netconf. The binary goes first and the netconf second, so a runtime never sees a network
  * whose plugin is missing; uninstall goes the other way round.
  */
-import { type Content, placeFile, type PlaceResult, removeFile } from "./install/atomic-file.ts";
+import { type Content, placeFile, type PlaceResult, removeFile, removeLeftovers } from "./install/atomic-file.ts";
+import { checkUnderHostRoot, HostPathError } from "./install/host-path.ts";
 import { isIpamdNetconf, NetconfError, validateNetconf } from "./install/netconf.ts";
 import { systemdUnit } from "./install/systemd-unit.ts";
 import { VERSION } from "./version.ts";
@@ -40,6 +41,8 @@ interface Plan {
   unit?: string;
   hostBinary: string;
   hostRoot?: string;
+  /** Set once the leftovers of a killed run are gone: --wait's later passes skip that. */
+  leftoversRemoved?: boolean;
 }
 
 async function checkDir(flag: string, value: string): Promise<string> {
@@ -106,11 +109,30 @@ function describe(item: Item, result: PlaceResult, dryRun: boolean): string {
   }
 }
 
+/** Under --host-root, refuses a target that a symlink would lead out of it (install/host-path.ts). */
+async function checkHostPaths(plan: Plan): Promise<void> {
+  if (plan.hostRoot === undefined) return;
+  for (const item of plan.items) await checkUnderHostRoot(plan.hostRoot, item.target);
+}
+
+/** At start: the temporary files of a run that was killed before its rename. Once per command. */
+async function removeLeftoversOf(plan: Plan, dryRun: boolean): Promise<void> {
+  if (plan.leftoversRemoved) return;
+  plan.leftoversRemoved = true;
+  for (const item of plan.items) {
+    for (const path of await removeLeftovers(item.target, dryRun)) {
+      process.stdout.write(`${dryRun ? "would remove" : "removed"} ${path}, left by an interrupted install\n`);
+    }
+  }
+}
+
 /** One pass over the plan; `skip` lets --wait pass over files it knows are current. */
 async function installOnce(plan: Plan, dryRun: boolean, skip?: (item: Item, content: Content) => Promise<boolean>, done?: (item: Item, content: Content) => Promise<void>): Promise<void> {
+  await checkHostPaths(plan); // again on every --wait pass: the host may have changed meanwhile
   // Everything is read and validated before anything is written: a bad netconf leaves the
   // host exactly as it was.
   const contents = await Promise.all(plan.items.map((item) => item.load()));
+  await removeLeftoversOf(plan, dryRun);
   for (const [i, item] of plan.items.entries()) {
     const content = contents[i]!;
     if (skip && (await skip(item, content))) continue;
@@ -144,11 +166,15 @@ async function uninstall(plan: Plan, dryRun: boolean): Promise<void> {
   if (plan.unit && !dryRun) process.stdout.write(`then: systemctl daemon-reload\n`);
 }
 
+const isExpected = (err: unknown): err is Error => err instanceof InstallError || err instanceof NetconfError || err instanceof HostPathError;
+
 /** The `install` subcommand. Returns the exit code; failures are one line on stderr. */
 export async function installCommand(options: InstallOptions): Promise<number> {
   try {
     const plan = await makePlan(options);
+    await checkHostPaths(plan);
     if (options.uninstall) {
+      await removeLeftoversOf(plan, options.dryRun ?? false);
       await uninstall(plan, options.dryRun ?? false);
       return 0;
     }
@@ -157,13 +183,13 @@ export async function installCommand(options: InstallOptions): Promise<number> {
       return await watchAndReinstall({
         netconfSource: plan.netconf?.source,
         pass: (skip, done) => installOnce(plan, false, skip, done),
-        report: (err) => (err instanceof InstallError || err instanceof NetconfError ? err.message : String((err as Error)?.message ?? err)),
+        report: (err) => (isExpected(err) ? err.message : String((err as Error)?.message ?? err)),
       });
     }
     await installOnce(plan, options.dryRun ?? false);
     return 0;
   } catch (err) {
-    const msg = err instanceof InstallError || err instanceof NetconfError ? err.message : String((err as Error)?.message ?? err);
+    const msg = isExpected(err) ? err.message : String((err as Error)?.message ?? err);
     process.stderr.write(`ipamd install: ${msg}\n`);
     return 1;
   }

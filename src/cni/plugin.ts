@@ -4,6 +4,7 @@
  * This is the hot path of every pod start: it imports only valibot functions, the protocol
  * schemas and the pure range parser, and touches no Node built-in module.
  */
+import type { Stats } from "node:fs";
 import { safeParse } from "valibot";
 import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
@@ -146,13 +147,42 @@ function podOf(cniArgs: Map<string, string>): Pod | undefined {
   return Object.keys(pod).length > 0 ? pod : undefined;
 }
 
+/** A resolv.conf is a few hundred bytes; host-local's 64 KiB bound keeps a mistake from costing memory. */
+export const MAX_RESOLV_CONF_BYTES = 64 * 1024;
+
+/**
+ * The resolvConf file, read only when it is a regular file of at most 64 KiB: opening a FIFO
+ * blocks until a writer comes (the pod start would hang) and a device such as /dev/zero never
+ * ends. So stat comes first (it follows symlinks, as /etc/resolv.conf often is one, and opens
+ * nothing), then at most one byte past the limit is read. Bun.file().stat() needs no node:fs
+ * import, which would load on every exec (DESIGN.md, the hot path).
+ */
 async function dnsOf(conf: NetConf): Promise<Dns> {
-  if (!conf.ipam.resolvConf) return {};
+  const path = conf.ipam.resolvConf;
+  if (!path) return {};
+  const refuse = (why: string) => new IpamError(ErrorCode.IoFailure, `cannot read resolvConf ${path}: ${why}`);
+  let bytes: ArrayBuffer;
   try {
-    return parseResolvConf(await Bun.file(conf.ipam.resolvConf).text());
+    const file = Bun.file(path);
+    const info = await file.stat();
+    if (!info.isFile()) throw refuse(`not a regular file (${kindOf(info)})`);
+    if (info.size > MAX_RESOLV_CONF_BYTES) throw refuse(`over ${MAX_RESOLV_CONF_BYTES} bytes`);
+    bytes = await file.slice(0, MAX_RESOLV_CONF_BYTES + 1).arrayBuffer();
   } catch (err) {
-    throw new IpamError(ErrorCode.IoFailure, `cannot read resolvConf ${conf.ipam.resolvConf}: ${(err as Error).message}`);
+    if (err instanceof IpamError) throw err;
+    throw refuse((err as { code?: string }).code === "ENOENT" ? "does not exist" : (err as Error).message);
   }
+  if (bytes.byteLength > MAX_RESOLV_CONF_BYTES) throw refuse(`over ${MAX_RESOLV_CONF_BYTES} bytes`); // it grew since stat
+  return parseResolvConf(new TextDecoder().decode(bytes));
+}
+
+function kindOf(info: Stats): string {
+  if (info.isDirectory()) return "a directory";
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isCharacterDevice()) return "a character device";
+  if (info.isBlockDevice()) return "a block device";
+  if (info.isSocket()) return "a socket";
+  return "an unknown kind of file";
 }
 
 async function execute(command: Exclude<Command, "VERSION">, env: Env, conf: NetConf): Promise<PluginOutcome> {

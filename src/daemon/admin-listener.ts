@@ -3,11 +3,13 @@
  * TCP, for Prometheus and for people. On loopback it may be plain HTTP; anywhere else it
  * requires TLS with client certificates (--tls-cert, --tls-key, --client-ca). Mutating calls
  * (release, gc, import, reload) are allowed only over the unix socket or from a client that
- * presented a certificate signed by the client CA.
+ * presented a certificate signed by the client CA. Every request must name the listener
+ * itself (or an --admin-host name) in its Host header: see admin-hosts.ts.
  */
 import type { Server } from "bun";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { MAX_BODY_BYTES } from "../protocol.ts";
+import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
+import { adminHostNames, hostCheck, LOOPBACK } from "./admin-hosts.ts";
 import { type AppOptions, createApp } from "./app.ts";
 import type { IpamService } from "./ipam-service.ts";
 
@@ -16,9 +18,9 @@ export interface AdminListenOptions {
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
+  /** --admin-host values: more names the listener answers to (comma-separated, repeatable). */
+  hosts?: readonly string[];
 }
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
 
 export function parseListen(listen: string): { hostname: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
@@ -42,9 +44,14 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
   if (tls && !(options.tlsCert && options.tlsKey && options.clientCa)) {
     throw new IpamError(ErrorCode.InvalidNetworkConfig, "TLS on the admin listener needs all of --tls-cert, --tls-key and --client-ca");
   }
+  const { networkInterfaces } = await import("node:os");
+  const localAddresses = () => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  let server: Server<undefined> | undefined;
+  const checkHost = hostCheck({ hostname, port: () => server?.port ?? port, names: adminHostNames(options.hosts ?? []), localAddresses });
   const app = createApp(ipam, {
     ...appOptions,
     adminOnly: true,
+    admit: (c) => checkHost(c.req.header("host")),
     // With TLS every client has presented a certificate from the client CA (the handshake
     // refuses others), so it may change state; plain loopback HTTP may only read.
     requireMutation: tls
@@ -59,13 +66,14 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
           throw new IpamError(ErrorCode.Forbidden, "this listener is read-only: release, gc, import and reload go over the unix socket or an mTLS client");
         },
   });
-  return Bun.serve({
+  server = Bun.serve({
     hostname,
     port,
     fetch: app.fetch,
-    maxRequestBodySize: MAX_BODY_BYTES,
+    maxRequestBodySize: BODY_BACKSTOP_BYTES,
     ...(tls
       ? { tls: { cert: await pem(options.tlsCert!, "--tls-cert"), key: await pem(options.tlsKey!, "--tls-key"), ca: await pem(options.clientCa!, "--client-ca"), requestCert: true, rejectUnauthorized: true } }
       : {}),
   });
+  return server;
 }

@@ -28,11 +28,21 @@ export interface AppOptions {
   adminOnly?: boolean;
   /** Told of storage faults; STATUS answers 50 while one lasts. */
   health?: StoreHealth;
+  /** Throws when this listener must not serve the request at all (the TCP listener's Host check). */
+  admit?: (c: Context) => void;
 }
 
 export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   const app = new Hono();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
+  // After telemetry, so a refused request is counted and logged like any client error.
+  const admit = options.admit;
+  if (admit) {
+    app.use(async (c, next) => {
+      admit(c);
+      await next();
+    });
+  }
   if (options.adminOnly) {
     // Status stays: it is what probes and the dashboard's monitoring read.
     app.get("/v1/status", async (c) => c.json(await statusBody(ipam, options.health)));

@@ -73,6 +73,8 @@ export interface ServeFlags {
   etcdKey?: string;
   etcdPrefix?: string;
   adminListen?: string;
+  /** --admin-host, as given (each may hold several comma-separated names). */
+  adminHosts?: string[];
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;

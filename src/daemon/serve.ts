@@ -5,9 +5,9 @@
  */
 import { IpamError } from "../errors.ts";
 import { createLogger } from "../log.ts";
-import { MAX_BODY_BYTES } from "../protocol.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
+import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
 import { IpamService } from "./ipam-service.ts";
@@ -25,6 +25,7 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
+  if (flags.adminHosts?.length && !flags.adminListen) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--admin-host needs --admin-listen (it names the TCP admin listener)");
   const log = createLogger();
   const { hostname } = await import("node:os");
   const loaded = await loadConfig(flags.config);
@@ -76,11 +77,11 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health };
   const app = createApp(ipam, appOptions);
   const adminServer = flags.adminListen
-    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa }, appOptions)
+    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
-  const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: MAX_BODY_BYTES });
+  const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: BODY_BACKSTOP_BYTES });
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
   const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };

@@ -4,7 +4,8 @@
  * fsynced, gets its mode, and is renamed over the target; then the directory is fsynced so
  * the rename survives a crash. A runtime exec'ing the plugin during an upgrade gets either
  * the old inode or the new one, both complete. Identical content is not rewritten at all,
- * so a re-install changes neither the inode nor the mtime.
+ * so a re-install changes neither the inode nor the mtime. A run killed before its rename
+ * leaves its temporary file behind; the next run removes it first (removeLeftovers).
  */
 
 /** What to put in place: bytes in memory, or a copy of another file (the running binary). */
@@ -18,8 +19,14 @@ export interface PlaceResult {
 }
 
 const TEMP_MARK = ".ipamd-tmp-";
-/** A temporary file this old is left over from an installer that died; younger ones may be in use. */
-const STALE_TEMP_MS = 10 * 60_000;
+
+/** `.NAME.ipamd-tmp-PID-RANDOM` beside NAME: hidden from a runtime's directory scan, and ours by name. */
+const tempName = (base: string) => `.${base}${TEMP_MARK}${process.pid}-${crypto.randomUUID().slice(0, 8)}`;
+
+function isTempName(name: string, base: string): boolean {
+  const prefix = `.${base}${TEMP_MARK}`;
+  return name.startsWith(prefix) && /^\d+-[0-9a-f]{8}$/.test(name.slice(prefix.length));
+}
 
 async function sizeOf(content: Content): Promise<number> {
   if ("bytes" in content) return content.bytes.byteLength;
@@ -59,18 +66,29 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temporary files a crashed installer left next to `target` (older than 10 minutes). */
-async function removeStaleTemps(target: string): Promise<void> {
-  const { readdir, stat, rm } = await import("node:fs/promises");
+/**
+ * Removes the temporary files an install killed before its rename left beside `target`
+ * (each up to the binary's size); with `dryRun` only lists them. Only regular files named by
+ * our own pattern for this very target: never a symlink or a directory, never another name.
+ * Any such file is a leftover, whatever its age: a live install renames or removes its temp
+ * before it exits, and two installers racing for one target are not supported (if one did
+ * run, removing its temp makes its rename fail loudly; no target is ever half-written).
+ */
+export async function removeLeftovers(target: string, dryRun: boolean): Promise<string[]> {
+  const { lstat, readdir, rm } = await import("node:fs/promises");
   const { basename, dirname, join } = await import("node:path");
   const dir = dirname(target);
-  const prefix = `.${basename(target)}${TEMP_MARK}`;
+  const base = basename(target);
+  const found: string[] = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (!name.startsWith(prefix)) continue;
+    if (!isTempName(name, base)) continue;
     const path = join(dir, name);
-    const info = await stat(path).catch(() => null);
-    if (info && Date.now() - info.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true });
+    if (!(await lstat(path).catch(() => null))?.isFile()) continue;
+    if (!dryRun) await rm(path, { force: true });
+    found.push(path);
   }
+  if (found.length > 0 && !dryRun) await fsyncDir(dir);
+  return found;
 }
 
 /**
@@ -91,8 +109,7 @@ export async function placeFile(target: string, content: Content, mode: number, 
 
   const dir = dirname(target);
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  await removeStaleTemps(target);
-  const temp = join(dir, `.${basename(target)}${TEMP_MARK}${process.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const temp = join(dir, tempName(basename(target)));
   try {
     if ("bytes" in content) await writeFile(temp, content.bytes, { flag: "wx", mode: 0o600 });
     else await copyFile(content.copyOf, temp);

@@ -129,12 +129,16 @@ export interface PluginEnv {
   [key: string]: string | undefined;
 }
 
-/** Executes the binary as a CNI plugin with the given env and stdin. */
-export async function runPlugin(env: PluginEnv, stdin: string | object, binary = BINARY): Promise<PluginRun> {
+/**
+ * Executes the binary as a CNI plugin with the given env and stdin. With `timeoutMs` a plugin
+ * still running then is killed (SIGKILL), so a hang fails the test instead of stalling it.
+ */
+export async function runPlugin(env: PluginEnv, stdin: string | object, binary = BINARY, timeoutMs?: number): Promise<PluginRun> {
   const input = typeof stdin === "string" ? stdin : JSON.stringify(stdin);
   const cleanEnv: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) cleanEnv[k] = v;
-  const proc = Bun.spawn([binary], { stdin: new Blob([input]), stdout: "pipe", stderr: "pipe", env: cleanEnv });
+  const limit = timeoutMs === undefined ? {} : { timeout: timeoutMs, killSignal: "SIGKILL" as const };
+  const proc = Bun.spawn([binary], { stdin: new Blob([input]), stdout: "pipe", stderr: "pipe", env: cleanEnv, ...limit });
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   let json: any;
   try {

@@ -2,13 +2,15 @@
  * A DaemonSet pod, played out on this machine without Kubernetes: each volume gets a
  * backing directory (hostPath → a fake host filesystem, configMap/secret → their items,
  * emptyDir → an empty dir), each container gets a fake root where every mountPath is a
- * symlink to its volume, and every absolute path in a command is moved under that root.
- * So a command that writes under --host-root really lands in the hostPath volume's host
- * directory, or fails if the manifest's paths disagree with the binary's defaults.
+ * bind mount of its volume, as kubelet makes it, and every absolute path in a command is
+ * moved under that root. So a command that writes under --host-root really lands in the
+ * hostPath volume's host directory, or fails if the manifest's paths disagree with the
+ * binary's defaults. (Not symlinks: the installer rightly refuses a symlink under
+ * --host-root that leads outside it, which is what a symlink to a volume would be.)
  */
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { BINARY } from "../e2e/harness.ts";
+import { BINARY, onCleanup } from "../e2e/harness.ts";
 
 export type Doc = Record<string, any>;
 
@@ -34,6 +36,14 @@ function expand(arg: string, container: Doc, fields: Record<string, string>): st
     if (field && fields[field] !== undefined) return fields[field]!;
     throw new Error(`${container.name}: env ${name} comes from ${JSON.stringify(env.valueFrom)}, which this test does not provide`);
   });
+}
+
+/** Mounts `source` on `target` (a new directory) until cleanup(); registered after the temp dir, so unmounted before it is removed. */
+function bindMount(source: string, target: string): void {
+  mkdirSync(target, { recursive: true });
+  const mounted = Bun.spawnSync(["mount", "--bind", source, target], { stderr: "pipe" });
+  if (mounted.exitCode !== 0) throw new Error(`mount --bind ${source} ${target} failed (this test needs root, as kubelet does): ${mounted.stderr.toString().trim()}`);
+  onCleanup(() => void Bun.spawnSync(["umount", "--lazy", target]));
 }
 
 export function podOf(ds: Doc, configMaps: Map<string, Doc>, dir: string, imageBinary: string, fields: Record<string, string>): Pod {
@@ -73,8 +83,7 @@ export function podOf(ds: Doc, configMaps: Map<string, Doc>, dir: string, imageB
     for (const m of c.volumeMounts ?? []) {
       const target = backing.get(m.name);
       if (!target) throw new Error(`${c.name}: volumeMount ${m.name} has no volume`);
-      mkdirSync(dirname(join(root, m.mountPath)), { recursive: true });
-      symlinkSync(target, join(root, m.mountPath));
+      bindMount(target, join(root, m.mountPath));
     }
     roots.set(c.name, root);
   }
