@@ -3,7 +3,7 @@
  * socket, stale-socket cleanup, refusing to run twice) and shuts down cleanly on SIGTERM:
  * in-flight requests finish, the store closes, the socket goes away.
  */
-import { IpamError } from "../errors.ts";
+import { ErrorCode, IpamError } from "../errors.ts";
 import { createLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
