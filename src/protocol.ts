@@ -3,7 +3,7 @@
  * HTTP/1.1 on a unix socket, versioned paths under /v1. Both sides import these schemas, so
  * a request the plugin can build is exactly a request the daemon accepts.
  */
-import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, unknown } from "valibot";
+import { array, boolean, check, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 
 export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
@@ -23,10 +23,34 @@ export const text = (max: number) => pipe(string(), minLength(1), maxLength(max)
 /** libcni's rule for network names (and ours for pool names): they become store keys. */
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
+/** As libcni's ValidateInterfaceName: the kernel's limit is 15 bytes, no '/', ':' or space. */
+export function interfaceNameProblem(name: string): string | null {
+  if (name === "") return "is empty";
+  if (new TextEncoder().encode(name).length > 15) return `"${name}" is longer than 15 bytes`;
+  if (name === "." || name === "..") return `"${name}" is not a valid name`;
+  if (/[/:\s]/.test(name)) return `"${name}" contains '/', ':' or white space`;
+  return null;
+}
+
+/** As libcni's ValidateContainerID. */
+export function containerIdProblem(id: string): string | null {
+  if (id === "") return "is empty";
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(id)) return `"${id}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`;
+  return null;
+}
+
+/**
+ * An attachment's identifiers, held to the plugin's own rules (the same functions), so a
+ * client speaking the socket directly cannot bring in what CNI_CONTAINERID or CNI_IFNAME may
+ * not hold. Their messages are the plugin's; the daemon answers them with its code 4.
+ */
 export const AttachmentKeySchema = object({
-  containerID: text(256),
-  ifname: text(15),
+  containerID: pipe(text(256), check((id) => containerIdProblem(id) === null, (issue) => `CNI_CONTAINERID ${containerIdProblem(issue.input as string)}`)),
+  ifname: pipe(string(), check((name) => interfaceNameProblem(name) === null, (issue) => `CNI_IFNAME ${interfaceNameProblem(issue.input as string)}`)),
 });
+
+/** The fields of an attachment key: a request failing on one is the environment's fault (code 4). */
+export const ENVIRONMENT_FIELDS: ReadonlySet<string> = new Set(["containerID", "ifname"]);
 export type AttachmentKey = InferOutput<typeof AttachmentKeySchema>;
 
 export const attachment = {

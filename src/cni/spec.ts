@@ -21,6 +21,8 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { RangeInputSchema, RangeSetsInputSchema } from "../ipam/pool.ts";
 import { AttachmentKeySchema, NAME_PATTERN, PoolNamesSchema } from "../protocol.ts";
 
+export { containerIdProblem, interfaceNameProblem } from "../protocol.ts";
+
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const LATEST_VERSION: CniVersion = "1.1.0";
@@ -109,18 +111,3 @@ export function parseCniArgs(text: string | undefined): Map<string, string> {
   return args;
 }
 
-/** As libcni's ValidateInterfaceName: the kernel's limit is 15 bytes, no '/', ':' or space. */
-export function interfaceNameProblem(name: string): string | null {
-  if (name === "") return "is empty";
-  if (Buffer.byteLength(name) > 15) return `"${name}" is longer than 15 bytes`;
-  if (name === "." || name === "..") return `"${name}" is not a valid name`;
-  if (/[/:\s]/.test(name)) return `"${name}" contains '/', ':' or white space`;
-  return null;
-}
-
-/** As libcni's ValidateContainerID. */
-export function containerIdProblem(id: string): string | null {
-  if (id === "") return "is empty";
-  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(id)) return `"${id}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`;
-  return null;
-}

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type BaseIssue, safeParse, type BaseSchema, type InferOutput } from "valibot";
 import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
-import { MAX_BODY_BYTES } from "../protocol.ts";
+import { ENVIRONMENT_FIELDS, MAX_BODY_BYTES } from "../protocol.ts";
 
 export function httpStatusOf(code: number): ContentfulStatusCode {
   switch (code) {
@@ -96,6 +96,11 @@ export async function readBody<S extends BaseSchema<unknown, unknown, BaseIssue<
   }
   const parsed = safeParse(schema, json);
   if (!parsed.success) {
+    // An attachment's identifiers come from the runtime's CNI_* variables: as the plugin does,
+    // their refusal is code 4 with the plugin's words; anything else is a bad request (7).
+    const issue = parsed.issues[0]!;
+    const field = issue.path?.[issue.path.length - 1]?.key;
+    if (typeof field === "string" && ENVIRONMENT_FIELDS.has(field) && issue.path!.length === 1) throw new IpamError(ErrorCode.InvalidEnvironment, issue.message);
     throw new IpamError(ErrorCode.InvalidNetworkConfig, `invalid request: ${firstIssue(parsed.issues)}`);
   }
   return parsed.output;

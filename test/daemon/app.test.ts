@@ -113,8 +113,8 @@ describe("bad requests get structured errors and the daemon keeps serving", () =
     const res = await post("/v1/cni/add", { network: "n1", containerID: "c1", ifname: "eth0", ranges: [[{ subnet: "10.0.0.0/24", rangeStart: "10.9.0.1" }]] });
     expect(res.json).toMatchObject({ code: 7, msg: "rangeStart 10.9.0.1 not in network 10.0.0.0/24" });
   });
-  test("interface name over 15 bytes → code 7", async () => {
-    expect((await add("c1", { ifname: "a".repeat(16) })).json.code).toBe(7);
+  test("interface name over 15 bytes → code 4 with the plugin's message (identifiers are CNI environment)", async () => {
+    expect((await add("c1", { ifname: "a".repeat(16) })).json).toMatchObject({ code: 4, msg: `CNI_IFNAME "${"a".repeat(16)}" is longer than 15 bytes` });
   });
   test("body over 1 MiB → code 6", async () => {
     const res = await post("/v1/cni/add", JSON.stringify({ network: "n1", pad: "x".repeat(1 << 20) }));
