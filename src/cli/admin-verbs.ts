@@ -17,8 +17,14 @@ const ADMIN_TIMEOUT_MS = 120_000;
 type Flags = Record<string, string | boolean | undefined>;
 type Schema = BaseSchema<unknown, unknown, BaseIssue<unknown>>;
 
+/**
+ * Output, in order, each piece written before the next: a verb's last lines must not be lost
+ * when the process exits with a pipe still full (a streamed list is many pieces). Awaited
+ * through `written` before a verb returns.
+ */
+let written: Promise<unknown> = Promise.resolve();
 const out = (text: string): void => {
-  process.stdout.write(text);
+  written = written.then(() => Bun.write(Bun.stdout, text));
 };
 
 function call<S extends Schema>(flags: Flags, path: string, body: unknown, schema: S): Promise<InferOutput<S>> {
@@ -135,6 +141,14 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
     if (positionals.length !== n) throw new IpamError(ErrorCode.InvalidNetworkConfig, `usage: ipamd ${verb} ${usage}`);
   };
   const json = (value: unknown) => out(`${JSON.stringify(value, null, 2)}\n`);
+  try {
+    return await runVerb(verb, flags, positionals, need, json);
+  } finally {
+    await written;
+  }
+}
+
+async function runVerb(verb: string, flags: Flags, positionals: string[], need: (n: number, usage: string) => void, json: (value: unknown) => void): Promise<number | null> {
   switch (verb) {
     case "pools": {
       need(0, "[--json]");

@@ -19,6 +19,18 @@ async function get(daemon: Daemon, path: string): Promise<any> {
   return (await fetch(`http://ipamd${path}`, { unix: daemon.socket })).json();
 }
 
+/** Every allocation of a network, page after page. */
+async function allocations(daemon: Daemon, network: string): Promise<any[]> {
+  const all: any[] = [];
+  let next: string | undefined;
+  do {
+    const page = await get(daemon, `/v1/allocations?network=${network}&limit=5000${next ? `&after=${encodeURIComponent(next)}` : ""}`);
+    all.push(...page.allocations);
+    next = page.next;
+  } while (next);
+  return all;
+}
+
 /** host-local's allocations of 10.64.0.0/16 as `ipamd import` sends them: one per container. */
 const entries = Array.from({ length: 5000 }, (_, i) => ({ ip: `10.64.${(i >> 8) + 1}.${i & 255}`, containerID: `hl${i}`, ifname: "eth0" }));
 const ranges = [[{ subnet: "10.64.0.0/16" }]];
@@ -35,7 +47,7 @@ describe("import", () => {
     await resizeDisk(disk, "64m");
     await waitFor(async () => (await fetch("http://ipamd/v1/status", { unix: daemon.socket })).ok, 5000, "STATUS to see the space back");
     // What the failed import committed is held, what it did not is free: the counts agree.
-    const committed = (await get(daemon, "/v1/allocations?network=migr&limit=10000")).allocations.length;
+    const committed = (await allocations(daemon, "migr")).length;
     expect(committed).toBeGreaterThan(0);
     expect(committed).toBeLessThan(entries.length);
     expect((await get(daemon, "/v1/status")).allocations).toBe(committed);
@@ -43,7 +55,7 @@ describe("import", () => {
     const add = await runPlugin(attachmentEnv("ADD", "fresh1"), netconf(daemon.socket, { ranges }, { name: "migr" }));
     expect(add.exitCode).toBe(0);
     const fresh = add.json.ips[0].address.split("/")[0];
-    const committedIps = new Set((await get(daemon, "/v1/allocations?network=migr&limit=10000")).allocations.filter((a: any) => a.containerID !== "fresh1").map((a: any) => a.ip));
+    const committedIps = new Set((await allocations(daemon, "migr")).filter((a: any) => a.containerID !== "fresh1").map((a: any) => a.ip));
     expect(committedIps.has(fresh)).toBe(false);
 
     const again = await post(daemon, "/v1/import", { network: "migr", ranges, entries });
@@ -53,7 +65,7 @@ describe("import", () => {
     expect(conflicts.every((ip: string) => ip === fresh)).toBe(true);
     expect(again.json.unchanged).toBe(committed);
     expect(again.json.imported + again.json.unchanged + conflicts.length).toBe(entries.length);
-    const all = (await get(daemon, "/v1/allocations?network=migr&limit=10000")).allocations;
+    const all = (await allocations(daemon, "migr"));
     expect(all.length).toBe(entries.length + 1 - conflicts.length);
     expect(new Set(all.map((a: any) => a.ip)).size).toBe(all.length);
     expect((await get(daemon, "/v1/status")).allocations).toBe(all.length);
