@@ -77,7 +77,10 @@ export class AddressIndex {
     // Collected per set, then loaded in bulk: a million one-by-one inserts would cost seconds.
     const bySet = new Map<string, { space: string; family: Family; values: (bigint | number)[] }>();
     let last: { space: string; family: Family; values: (bigint | number)[] } | undefined;
-    await store.forEachAllocated((space, family, ip) => {
+    const holds: { space: string; family: Family; ip: string }[] = [];
+    await store.forEachAllocated((space, family, ip, held) => {
+      // Holds are taken but are not allocations: counted apart (STATUS, pools, metrics).
+      if (held) return void holds.push({ space, family, ip });
       let value: bigint | number | undefined = family === 4 ? ipv4Number(ip) : undefined;
       if (value === undefined) {
         const parsed = parseIp(ip);
@@ -93,7 +96,7 @@ export class AddressIndex {
       last.values.push(value);
     });
     for (const { space, family, values } of bySet.values()) fresh.count += fresh.set(space, family).addAll(values);
-    for (const held of reuse.held()) {
+    for (const held of [...holds, ...reuse.held()]) {
       const parsed = parseIp(held.ip);
       if (parsed) fresh.set(held.space, held.family).add(parsed.value);
     }

@@ -10,6 +10,7 @@ import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
 import { type AllocationRecord, type Change, cursorKey, type Store } from "../store/store.ts";
 import type { AddressIndex } from "./address-index.ts";
 
+/** Entries per commit at most: a failure loses at most one slice of progress, never a committed one. */
 const IMPORT_COMMIT_SLICE = 25;
 
 export interface ImportContext {
@@ -63,14 +64,15 @@ export async function importAllocations({ index, store, node, now }: ImportConte
     if (!set || !parsed) continue;
     changes.push({ op: "cursor", pool: cursorKey(req.network, set.key), ip: formatIp(parsed.value, parsed.family) });
   }
-  // Committed in slices: a cluster store caps the operations of one transaction (etcd: 128).
+  // Committed in slices: a cluster store caps the operations of one transaction (see commitCapacity).
   // Each slice is settled in memory as soon as it is durable, so an import that fails partway
   // leaves memory agreeing with the store: what was committed stays taken, the rest is free,
   // and running the same import again finds the committed part unchanged.
   let settled = 0;
   try {
-    for (let i = 0; i < changes.length; i += IMPORT_COMMIT_SLICE) {
-      const slice = changes.slice(i, i + IMPORT_COMMIT_SLICE);
+    const size = Math.min(IMPORT_COMMIT_SLICE, store.commitCapacity);
+    for (let i = 0; i < changes.length; i += size) {
+      const slice = changes.slice(i, i + size);
       await store.commit(slice);
       for (const change of slice) {
         if (change.op === "allocate") {

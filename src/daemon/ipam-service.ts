@@ -493,12 +493,13 @@ export class IpamService {
   async gc(req: GcRequest, cause = "cni gc"): Promise<string[]> {
     const valid = new Set(req.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
     const stale: AllocationRecord[] = [];
-    for (const key of await this.store.attachments(req.network)) {
+    // A runtime lists only its own node's attachments: with a shared store, other nodes'
+    // allocations are theirs to collect, never this node's.
+    const node = this.store.blocks ? this.node : undefined;
+    for (const key of await this.store.attachments(req.network, node)) {
       if (valid.has(`${key.containerID}\0${key.ifname}`)) continue;
-      // A runtime lists only its own node's attachments: with a shared store, other nodes'
-      // allocations are theirs to collect, never this node's.
       const records = await this.store.attachment(req.network, key);
-      stale.push(...(this.store.blocks ? records.filter((r) => r.node === this.node) : records));
+      stale.push(...(node ? records.filter((r) => r.node === node) : records));
     }
     return (await this.releaseRecords(stale, cause, "reclaimed")).map((r) => r.ip);
   }

@@ -119,7 +119,8 @@ export class DaemonMetrics {
   }
   constructor() {
     this.poolGauge("ipamd_pool_size_addresses", "Addresses a pool can hand out.", (p) => Number(p.size));
-    this.poolGauge("ipamd_pool_allocated_addresses", "Addresses of a pool in use (including those resting for reuse).", (p) => p.used);
+    this.poolGauge("ipamd_pool_allocated_addresses", "Addresses of a pool allocated to attachments (holds not included).", (p) => p.used);
+    this.poolGauge("ipamd_pool_held_addresses", "Addresses of a pool held but not allocated: cooling down, or parked for a sticky pod.", (p) => p.cooling + p.stickyParked);
     this.poolGauge("ipamd_pool_free_addresses", "Addresses of a pool free to hand out.", (p) => Number(p.free));
     this.poolGauge("ipamd_pool_utilization_ratio", "Used share of a pool, 0 to 1.", (p) => p.utilization / 100);
     this.poolGauge("ipamd_pool_orphaned_addresses", "Addresses held outside a pool's current definition.", (p) => p.orphans.count);

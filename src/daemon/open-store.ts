@@ -49,6 +49,7 @@ export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
     throw new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
   }
   const store = new EtcdStore(client, prefix, settings.node);
+  await store.prepare();
   await store.announce(settings.etcd.nodeTtlSeconds);
   return store;
 }

@@ -49,10 +49,15 @@ function orphansOf(extents: [bigint, bigint][], family: Family): PoolReport["orp
   return { count: Number(count), sample };
 }
 
-function figures(set: RangeSet, used: number) {
-  const free = set.size - BigInt(used);
-  const utilization = set.size === 0n ? 100 : Number((BigInt(used) * 10_000n) / set.size) / 100;
-  return { size: set.size.toString(), used, free: (free < 0n ? 0n : free).toString(), utilization };
+/**
+ * A pool's figures from the addresses taken in it (allocations and holds alike): `used` counts
+ * allocations only, holds (cooling, parked for a sticky pod) are reported apart, and free and
+ * utilization count both as unavailable.
+ */
+function figures(set: RangeSet, taken: number, held: number) {
+  const free = set.size - BigInt(taken);
+  const utilization = set.size === 0n ? 100 : Number((BigInt(taken) * 10_000n) / set.size) / 100;
+  return { size: set.size.toString(), used: Math.max(0, taken - held), free: (free < 0n ? 0n : free).toString(), utilization };
 }
 
 export async function poolReports(ipam: IpamService, store: Store): Promise<PoolReport[]> {
@@ -87,11 +92,12 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
       continue;
     }
     const used = usedIn(set, taken);
+    const held = counts.cooling + counts.parked;
     const nodeSubnet = pool.nodeSubnet ? set.ranges[0]!.subnet : null;
     reports.push({
       ...base,
       kind: pool.nodeSubnet ? "node-subnet" : "named",
-      ...figures(set, used),
+      ...figures(set, used, held),
       ...(nodeSubnet ? { nodeSubnet: `${formatIp(nodeSubnet.address, pool.family)}/${nodeSubnet.prefix}`, nodeSubnets: await store.nodeSubnets(pool.name) } : {}),
       orphans,
     });
@@ -103,7 +109,7 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
       kind: "inline",
       family: target.set.family,
       definition: target.set.key,
-      ...figures(target.set, used),
+      ...figures(target.set, used, 0),
       cooling: 0,
       stickyParked: 0,
       orphans: { count: 0, sample: [] },

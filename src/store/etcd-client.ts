@@ -92,6 +92,8 @@ export class EtcdClient {
   private current = 0;
   /** HTTP requests sent so far, retries on other members included: tests count round trips with it. */
   requests = 0;
+  /** Keys answered by ranges so far (plain or in transactions): what a query cost etcd to read. */
+  keysRead = 0;
 
   constructor(
     private readonly endpoints: string[],
@@ -137,13 +139,22 @@ export class EtcdClient {
     throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError || "deadline passed");
   }
 
-  async range(key: string, rangeEnd?: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {
-    const body = { key: enc(key), ...(rangeEnd ? { range_end: enc(rangeEnd) } : {}), ...(options.keysOnly ? { keys_only: true } : {}), ...(options.limit ? { limit: String(options.limit) } : {}) };
+  /** descending: newest key first (with limit, the last keys of the range). */
+  async range(key: string, rangeEnd?: string, options: { keysOnly?: boolean; limit?: number; descending?: boolean } = {}): Promise<KeyValue[]> {
+    const body = {
+      key: enc(key),
+      ...(rangeEnd ? { range_end: enc(rangeEnd) } : {}),
+      ...(options.keysOnly ? { keys_only: true } : {}),
+      ...(options.limit ? { limit: String(options.limit) } : {}),
+      ...(options.descending ? { sort_order: "DESCEND", sort_target: "KEY" } : {}),
+    };
     const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", body), "range response");
-    return (json.kvs ?? []).map(toKv);
+    const kvs = (json.kvs ?? []).map(toKv);
+    this.keysRead += kvs.length;
+    return kvs;
   }
 
-  rangePrefix(prefix: string, options: { keysOnly?: boolean; limit?: number } = {}): Promise<KeyValue[]> {
+  rangePrefix(prefix: string, options: { keysOnly?: boolean; limit?: number; descending?: boolean } = {}): Promise<KeyValue[]> {
     return this.range(prefix, prefixEnd(prefix), options);
   }
 
@@ -158,9 +169,11 @@ export class EtcdClient {
     // Callers hand each op's answer to whoever asked for it: a short answer must not shift them.
     const sent = succeeded ? success.length : failure.length;
     if (responses.length !== sent) throw new IpamError(ErrorCode.Internal, `etcd answered ${responses.length} of ${sent} txn operations`);
+    const ranges = responses.map((r) => (r.response_range?.kvs ?? []).map(toKv));
+    for (const kvs of ranges) this.keysRead += kvs.length;
     return {
       succeeded,
-      ranges: responses.map((r) => (r.response_range?.kvs ?? []).map(toKv)),
+      ranges,
       revision: Number(json.header?.revision ?? 0),
     };
   }

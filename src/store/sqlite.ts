@@ -22,6 +22,7 @@ interface Pending {
 
 
 export class SqliteStore implements Store {
+  readonly commitCapacity = Number.POSITIVE_INFINITY;
   private queue: Pending[] = [];
   /** Told of each group commit: how long it took and how many callers it served. */
   onCommit: ((seconds: number, callers: number) => void) | undefined;
@@ -164,12 +165,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void> {
+  async forEachAllocated(visit: (space: string, family: Family, ip: string, held: boolean) => void): Promise<void> {
     // Row by row: materialising a million rows first costs twice the time and memory. Only
     // space and ip, so the scan reads the small covering index allocations_by_ip, not every
     // row's sixteen columns; the family is the address's own (only IPv6 is written with ':').
     this.once("SELECT space, ip FROM allocations", (s) => {
-      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip);
+      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip, false);
+    });
+    this.once("SELECT space, ip FROM cooling UNION ALL SELECT space, ip FROM bindings WHERE released_at IS NOT NULL", (s) => {
+      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip, true);
     });
   }
 
@@ -193,8 +197,9 @@ export class SqliteStore implements Store {
     return records;
   }
 
-  async attachments(network: string): Promise<AttachmentKey[]> {
-    return this.read(() => this.selectAttachments.values(network) as [string, string][]).map(([containerID, ifname]) => ({ containerID, ifname }));
+  async attachments(network: string, node?: string): Promise<AttachmentKey[]> {
+    const rows = node === undefined ? this.read(() => this.selectAttachments.values(network) as [string, string][]) : this.once("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ? AND node = ?", (s) => s.values(network, node) as [string, string][]);
+    return rows.map(([containerID, ifname]) => ({ containerID, ifname }));
   }
 
   async holders(ip: string): Promise<AllocationRecord[]> {

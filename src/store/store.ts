@@ -139,15 +139,21 @@ export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => 
 export interface Store {
   /** Set by stores shared by several daemons: their index can be stale, and blocks apply. */
   readonly blocks?: BlockStore;
-  /** Calls visit once per allocated address: how the daemon rebuilds its index at start-up. */
-  forEachAllocated(visit: (space: string, family: Family, ip: string) => void): Promise<void>;
+  /** The most allocations (with their events and keys) one commit may carry: etcd caps a transaction's operations. */
+  readonly commitCapacity: number;
+  /**
+   * Calls visit once per address the store keeps from being handed out: each allocation
+   * (held: false) and each hold — an address cooling down or parked for a sticky pod
+   * (held: true). How the daemon rebuilds its index at start-up; only allocations are counted.
+   */
+  forEachAllocated(visit: (space: string, family: Family, ip: string, held: boolean) => void): Promise<void>;
   cursors(): Promise<Map<string, string>>;
   cooling(): Promise<Cooling[]>;
   bindings(): Promise<Binding[]>;
   /** The addresses held by one attachment (empty when it is unknown). */
   attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]>;
-  /** Every attachment of a network that holds an address. */
-  attachments(network: string): Promise<AttachmentKey[]>;
+  /** Every attachment of a network that holds an address (made by `node`, if given). */
+  attachments(network: string, node?: string): Promise<AttachmentKey[]>;
   /** The allocations holding an address, in any space. */
   holders(ip: string): Promise<AllocationRecord[]>;
   /** Applies all changes or none, durably, before resolving. Concurrent calls may share a commit. */

@@ -130,7 +130,7 @@ describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
     // node-gone fills its first block and takes a second one, then its pods go away but one.
     for (let i = 2; i <= 16; i++) expect((await runPlugin(attachmentEnv("ADD", `g${i}`), c(gone!))).exitCode).toBe(0);
     for (let i = 1; i <= 14; i++) await runPlugin(attachmentEnv("DEL", `g${i}`), c(gone!));
-    const owned = async () => (await client.rangePrefix(`${prefix}block/`)).filter((b) => b.value === "node-gone").map((b) => b.key.slice(`${prefix}block/testnet/`.length));
+    const owned = async () => (await client.rangePrefix(`${prefix}block/`)).filter((b) => b.value === "node-gone").map((b) => decodeURIComponent(b.key.slice(`${prefix}block/testnet/`.length)));
     expect(await owned()).toEqual(["10.97.0.0/28", "10.97.0.16/28"]);
     await gone!.kill9();
     await Bun.sleep(3500); // the lease (2 s) runs out
