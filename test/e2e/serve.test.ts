@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cleanup, startDaemon, tempDir } from "./harness.ts";
+import { attachmentEnv, BINARY, cleanup, netconf, runPlugin, startDaemon, tempDir, waitFor } from "./harness.ts";
+import { accepts, holdRequest } from "./held-request.ts";
 
 afterEach(cleanup);
 
@@ -55,27 +56,27 @@ describe("ipamd serve", () => {
     expect((await fetch("http://ipamd/v1/status", { unix: again.socket })).status).toBe(200);
   });
 
-  test("SIGTERM: requests in flight are answered and durable, then the socket is removed", async () => {
+  test("SIGTERM: every request in flight is answered and durable; new ones get code 11; then the socket is removed", async () => {
     const daemon = await startDaemon();
-    const requests = Array.from({ length: 60 }, (_, i) =>
-      fetch("http://ipamd/v1/cni/add", { unix: daemon.socket, method: "POST", body: addBody(`c${i}`) })
-        .then(async (res) => ({ i, status: res.status, body: (await res.json()) as any }))
-        .catch(() => ({ i, status: 0, body: null })),
-    );
-    await Bun.sleep(5);
-    const exitCode = await daemon.stop();
-    const answers = await Promise.all(requests);
-    expect(exitCode).toBe(0);
+    // 16 ADDs inside the daemon's handler (it said 100 Continue), each waiting for its last byte.
+    const held = await Promise.all(Array.from({ length: 16 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`c${i}`))));
+    await Promise.all(held.map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)), 10_000, "the daemon to stop accepting connections after SIGTERM");
+    // A plugin arriving now is told to try again later, as the README promises.
+    const late = await runPlugin(attachmentEnv("ADD", "late"), netconf(daemon.socket, { ranges: [[{ subnet: "10.50.0.0/16" }]] }));
+    expect({ exit: late.exitCode, code: late.json?.code }).toEqual({ exit: 1, code: 11 });
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    expect(answers.map((a, i) => `c${i}: ${a.status} ${a.error ?? ""}`.trim())).toEqual(held.map((_, i) => `c${i}: 200`));
+    expect(await daemon.proc.exited).toBe(0);
     expect(existsSync(daemon.socket)).toBe(false);
-    // Every request got a whole answer or never reached the daemon: no 5xx, no torn reply.
-    for (const a of answers) expect([0, 200]).toContain(a.status);
-    const acknowledged = answers.filter((a) => a.status === 200);
     const restarted = await startDaemon({ dir: daemon.dir });
-    for (const a of acknowledged) {
-      const res = await fetch("http://ipamd/v1/cni/add", { unix: restarted.socket, method: "POST", body: addBody(`c${a.i}`) });
+    for (const [i, a] of answers.entries()) {
+      const res = await fetch("http://ipamd/v1/cni/add", { unix: restarted.socket, method: "POST", body: addBody(`c${i}`) });
       expect(((await res.json()) as any).ips).toEqual(a.body.ips);
     }
-  });
+    expect(((await (await fetch("http://ipamd/v1/status", { unix: restarted.socket })).json()) as any).allocations).toBe(16);
+  }, 60_000);
 
   test("a config file sets the node name; an invalid one stops the daemon naming the field", async () => {
     const dir = tempDir();
