@@ -30,13 +30,20 @@ class PausingStore extends EtcdStore {
     return found;
   }
 
-  /** Starts op, resolves once it has read an attachment and waits; resume() lets it finish. */
+  /**
+   * Starts op, resolves once it has read an attachment and waits there; resume() lets it
+   * finish. Throws if op ends without reaching the pause: the race would never be set up.
+   */
   async pausedIn<T>(op: () => Promise<T>): Promise<{ resume: () => Promise<T> }> {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const read = new Promise<void>((resolve) => (this.pause = { read: resolve, gate }));
     const running = op();
-    await Promise.race([read, running]);
+    const reached = await Promise.race([read.then(() => true), running.then(() => false, () => false)]);
+    if (!reached) {
+      this.pause = undefined;
+      throw new Error(`the operation ended (${await running.then(() => "resolved", (err) => `rejected: ${err}`)}) without reading an attachment: the race was never set up`);
+    }
     return { resume: () => (open(), running) };
   }
 }
@@ -116,9 +123,10 @@ describe("shared store", () => {
     const deleting = await storeA.pausedIn(() => a.del({ network: "n", containerID: "c1", ifname: "eth0" }));
     await b.releaseAddress(first!.address, "operator");
     await deleting.resume();
-    // The operator's release ended the binding (the address is no longer the pod's): a new one.
-    expect((await a.add(req("c2"))).length).toBe(1);
-    expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), releasedAt: null })]);
+    // The operator's release ended the binding (the address is no longer the pod's): the next one.
+    expect(first!.address).toBe("10.8.1.1");
+    expect((await a.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.1.2"]);
+    expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), ip: "10.8.1.2", releasedAt: null })]);
   });
 
   test("a release whose commit applied but whose answer was lost keeps its cooldown: the address comes back", async () => {
@@ -172,7 +180,8 @@ describe("shared store", () => {
     const [other, back] = await Promise.all([a.add(req("q1", "other")), a.add(req("c2", "pg-0"))]);
     expect(other[0]!.address).not.toBe(back[0]!.address);
     await a.del({ network: "n", containerID: "c2", ifname: "eth0" });
-    expect((await a.add(req("c3", "pg-0"))).length).toBe(1);
+    // Its binding parked the address again at this DEL: the pod gets it back.
+    expect((await a.add(req("c3", "pg-0"))).map((ip) => ip.address)).toEqual([back[0]!.address]);
   });
 
   test("an operator's release on another node ends a sticky pod's binding there too: the pod comes back", async () => {
@@ -181,7 +190,10 @@ describe("shared store", () => {
     const [first] = await a!.add(req("c1"));
     expect((await b!.releaseAddress(first!.address, "operator")).released).toHaveLength(1);
     await a!.del(req("c1"));
-    expect((await a!.add(req("c2"))).length).toBe(1);
+    // Its binding ended with the release, so the pod gets the next address, bound anew.
+    expect(first!.address).toBe("10.8.3.1");
+    expect((await a!.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.3.2"]);
+    expect((await a!.store.bindings()).map((b) => [b.ip, b.releasedAt])).toEqual([["10.8.3.2", null]]);
   });
 
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
