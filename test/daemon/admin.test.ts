@@ -34,7 +34,7 @@ beforeEach(async () => {
   watch = new UtilizationWatch(metrics, log, () => 0);
   netnsDir = join(dir, `netns-${n}`);
   mkdirSync(netnsDir, { recursive: true });
-  // Real paths stand in for netns bind mounts here; test/e2e/reclaim.test.ts uses real `ip netns`.
+  // Real paths stand in for netns bind mounts here; test/e2e/operations.test.ts uses real `ip netns`.
   const reclaimer = new Reclaimer(ipam, { graceMs: 300_000, now: () => clock.now });
   app = createApp(ipam, { reclaimer, metrics, log });
 });
