@@ -139,9 +139,11 @@ describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
     const nodes = async () => (await client.rangePrefix(`${prefix}node/`, { keysOnly: true })).map((kv) => kv.key.slice(`${prefix}node/`.length));
     expect(await nodes()).toContain("node-gone");
     await waitFor(async () => !(await nodes()).includes("node-gone"), 15_000, "node-gone's lease (2 s) to run out");
-    const gc = await Bun.spawn([BINARY, "gc", "--json", "--socket", stays!.socket], { stdout: "pipe" });
-    const result = JSON.parse(await new Response(gc.stdout).text());
-    expect(result.blocksReleased).toEqual([`testnet 10.97.0.0/28 (node node-gone)`]);
+    const gc = async (...flags: string[]) => JSON.parse(await new Response(Bun.spawn([BINARY, "gc", "--json", ...flags, "--socket", stays!.socket], { stdout: "pipe" }).stdout).text());
+    // A dry run gives up nothing: the empty block stays node-gone's.
+    expect((await gc("--dry-run")).blocksReleased ?? []).toEqual([]);
+    expect(await owned()).toEqual(["10.97.0.0/28", "10.97.0.16/28"]);
+    expect((await gc()).blocksReleased).toEqual([`testnet 10.97.0.0/28 (node node-gone)`]);
     // The block still holding g15 and g16 stays node-gone's, and their allocations stay visible.
     expect(await owned()).toEqual(["10.97.0.16/28"]);
     expect((await scan(prefix)).map((r) => r.containerID).sort()).toEqual(["g15", "g16"]);
