@@ -140,6 +140,26 @@ export function storeContract(name: string, target: ContractTarget): void {
       await store.close();
     });
 
+    test("history retention: pruneHistory drops the events older than its bound, counts them, and touches nothing else", async () => {
+      const store = await target.open();
+      await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }]);
+      const [first] = await store.history({ containerID: "c1" });
+      while (Date.now() <= first!.at) await Bun.sleep(1); // the next commit's events are a millisecond younger
+      await store.commit([{ op: "release", space: "net1", ip: "10.0.0.2", cause: "cni del", record: record("10.0.0.2", "c1") }, { op: "allocate", record: record("10.0.0.3", "c2") }]);
+      const second = (await store.history({ containerID: "c2" }))[0]!.at;
+      expect(second).toBeGreaterThan(first!.at);
+      const events = async () => (await store.history({})).map((e) => `${e.kind} ${e.containerID}`);
+      expect(await store.pruneHistory(first!.at)).toBe(0); // strictly older only
+      expect(await store.pruneHistory(second)).toBe(1);
+      expect(await events()).toEqual(expect.arrayContaining(["released c1", "allocated c2"]));
+      expect((await events()).length).toBe(2);
+      expect(await store.pruneHistory(second)).toBe(0);
+      expect(await store.pruneHistory(second + 1)).toBe(2);
+      expect(await events()).toEqual([]);
+      expect(await taken(store)).toEqual(["net1/4/10.0.0.3"]);
+      await store.close();
+    });
+
     test("what was committed survives closing and reopening", async () => {
       const store = await target.open();
       await Promise.all(Array.from({ length: 50 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.0.${i + 2}`, `c${i}`) }])));
