@@ -5,7 +5,7 @@
  * is serving it; `finish()` sends the last byte and resolves with the whole answer (or with
  * status 0 and why, if the daemon closed the connection without one).
  */
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 
 export interface Answer {
   status: number;
@@ -38,28 +38,30 @@ function parse(raw: string): Answer | undefined {
   }
 }
 
-export async function holdRequest(socket: string, path: string, body: string): Promise<HeldRequest> {
+/** A unix socket's path, or a TCP listener (the admin listener). */
+export type Target = string | { hostname: string; port: number };
+const connect = (target: Target, socket: SocketHandler<undefined>): Promise<Socket<undefined>> =>
+  typeof target === "string" ? Bun.connect({ unix: target, socket }) : Bun.connect({ ...target, socket });
+
+export async function holdRequest(target: Target, path: string, body: string): Promise<HeldRequest> {
   let raw = "";
   let closed: string | undefined;
   const waiters: (() => void)[] = [];
   const wake = () => {
     for (const w of waiters.splice(0)) w();
   };
-  const conn: Socket = await Bun.connect({
-    unix: socket,
-    socket: {
-      data(_s, data) {
-        raw += data.toString();
-        wake();
-      },
-      close() {
-        closed ??= "the daemon closed the connection without an answer";
-        wake();
-      },
-      error(_s, err) {
-        closed = `connection error: ${err.message}`;
-        wake();
-      },
+  const conn = await connect(target, {
+    data(_s, data) {
+      raw += data.toString();
+      wake();
+    },
+    close() {
+      closed ??= "the daemon closed the connection without an answer";
+      wake();
+    },
+    error(_s, err) {
+      closed = `connection error: ${err.message}`;
+      wake();
     },
   });
   const bytes = Buffer.from(body);
@@ -90,10 +92,10 @@ export async function holdRequest(socket: string, path: string, body: string): P
   };
 }
 
-/** Whether a new connection to the socket is accepted right now. */
-export async function accepts(socket: string): Promise<boolean> {
+/** Whether a new connection is accepted right now. */
+export async function accepts(target: Target): Promise<boolean> {
   try {
-    const conn = await Bun.connect({ unix: socket, socket: { data() {} } });
+    const conn = await connect(target, { data() {} });
     conn.end();
     return true;
   } catch {

@@ -1,8 +1,10 @@
 /** The daemon's lifecycle as systemd or a DaemonSet sees it: socket, single instance, SIGTERM, config. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { attachmentEnv, BINARY, cleanup, netconf, runPlugin, startDaemon, tempDir, waitFor } from "./harness.ts";
+import { EtcdClient } from "../../src/store/etcd-client.ts";
+import { startEtcd } from "../store/etcd-cluster.ts";
+import { attachmentEnv, BINARY, cleanup, netconf, onCleanup, runPlugin, startDaemon, startDaemonWithAdmin, tempDir, waitFor } from "./harness.ts";
 import { accepts, holdRequest } from "./held-request.ts";
 
 afterEach(cleanup);
@@ -48,6 +50,19 @@ describe("ipamd serve", () => {
     expect(second.stderr).toContain(`cannot open store ${first.db}`);
   });
 
+  test("a file that is not a socket at the socket path is refused and left as it was", async () => {
+    const dir = tempDir();
+    const path = join(dir, "ipamd.sock");
+    writeFileSync(path, "not a socket\n");
+    const proc = Bun.spawn([BINARY, "serve", "--socket", path, "--db", join(dir, "d.db")], { stderr: "pipe" });
+    onCleanup(() => void proc.kill("SIGKILL"));
+    const exit = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running after 10 s")]);
+    proc.kill("SIGKILL");
+    const stderr = (await new Response(proc.stderr).text()).trim();
+    expect({ exit, stderr }).toEqual({ exit: 1, stderr: `ipamd serve: ${path} exists and is not a socket; refusing to replace it` });
+    expect({ isFile: statSync(path).isFile(), text: readFileSync(path, "utf8") }).toEqual({ isFile: true, text: "not a socket\n" });
+  }, 30_000);
+
   test("removes a stale socket left by a crash and starts", async () => {
     const first = await startDaemon();
     await first.kill9();
@@ -76,6 +91,37 @@ describe("ipamd serve", () => {
       expect(((await res.json()) as any).ips).toEqual(a.body.ips);
     }
     expect(((await (await fetch("http://ipamd/v1/status", { unix: restarted.socket })).json()) as any).allocations).toBe(16);
+  }, 60_000);
+
+  test("SIGTERM with the admin listener: requests in flight on both listeners are answered; then neither accepts", async () => {
+    const daemon = await startDaemonWithAdmin();
+    const admin = { hostname: "127.0.0.1", port: daemon.port };
+    const onSocket = await Promise.all(Array.from({ length: 4 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`s${i}`))));
+    const onAdmin = await Promise.all(Array.from({ length: 4 }, () => holdRequest(admin, "/v1/gc", JSON.stringify({ dryRun: true }))));
+    await Promise.all([...onSocket, ...onAdmin].map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)) || !(await accepts(admin)), 10_000, "a listener to stop accepting after SIGTERM");
+    const answers = await Promise.all([...onSocket, ...onAdmin].map((h) => h.finish()));
+    expect(answers.map((a) => `${a.status} ${a.error ?? ""}`.trim())).toEqual(answers.map(() => "200"));
+    expect(answers.slice(4).map((a) => a.body)).toEqual(answers.slice(4).map(() => ({ reclaimed: [], pending: 0, dryRun: true })));
+    expect(await daemon.proc.exited).toBe(0);
+    expect({ socket: await accepts(daemon.socket), admin: await accepts(admin), file: existsSync(daemon.socket) }).toEqual({ socket: false, admin: false, file: false });
+  }, 60_000);
+
+  test("SIGTERM with the etcd store: requests in flight are answered and in etcd, then the socket is removed", async () => {
+    const etcd = await startEtcd();
+    const prefix = `/serve-${process.pid}/`;
+    const daemon = await startDaemon({ args: ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", prefix] });
+    const held = await Promise.all(Array.from({ length: 8 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`e${i}`))));
+    await Promise.all(held.map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)), 10_000, "the daemon to stop accepting connections after SIGTERM");
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    expect(answers.map((a) => `${a.status} ${a.error ?? ""}`.trim())).toEqual(held.map(() => "200"));
+    expect(await daemon.proc.exited).toBe(0);
+    expect(existsSync(daemon.socket)).toBe(false);
+    const stored = (await new EtcdClient(etcd.endpoints).rangePrefix(`${prefix}a/`)).map((kv) => JSON.parse(kv.value) as { containerID: string; ip: string });
+    expect(stored.map((r) => `${r.containerID} ${r.ip}`).sort()).toEqual(answers.map((a, i) => `e${i} ${a.body.ips[0].address.split("/")[0]}`).sort());
   }, 60_000);
 
   test("a config file sets the node name; an invalid one stops the daemon naming the field", async () => {
