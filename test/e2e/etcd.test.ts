@@ -44,6 +44,13 @@ async function scan(prefix: string): Promise<AllocationRecord[]> {
 
 const conf = (d: Daemon, subnet = "10.95.0.0/26") => netconf(d.socket, { ranges: [[{ subnet }]] });
 
+/** The etcd members (indexes into etcd.endpoints) a process holds TCP connections to, read with ss. */
+function membersTalkedTo(pid: number): number[] {
+  const ss = Bun.spawnSync(["ss", "-tnpH", "state", "established"], { stdout: "pipe" }).stdout.toString();
+  const ports = ss.split("\n").filter((l) => l.includes(`pid=${pid},`)).map((l) => Number(l.trim().split(/\s+/)[3]?.split(":").pop()));
+  return etcd.endpoints.flatMap((e, i) => (ports.includes(Number(new URL(e).port)) ? [i] : []));
+}
+
 describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
   test("concurrent ADDs on all daemons until exhaustion: every address handed out exactly once", async () => {
     const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
@@ -98,6 +105,31 @@ describe("one pool shared by three daemons on a 3-member etcd cluster", () => {
     const stored = await scan(prefix);
     expect(stored.map((r) => r.containerID).sort()).toEqual(["before", "no-quorum", "one-down"]);
     expect(new Set(stored.map((r) => r.ip)).size).toBe(3);
+  }, 120_000);
+
+  test("the member the daemon's etcd client is on is killed: ADDs go on through the others within the plugin's deadline", async () => {
+    const prefix = `/ipamd-${process.pid}-${prefixN++}/`;
+    const [d] = await daemons(["node-f"], prefix);
+    const add = (id: string) => runPlugin(attachmentEnv("ADD", id), conf(d!, "10.98.0.0/24"));
+    expect((await add("f0")).exitCode).toBe(0);
+    const on = membersTalkedTo(d!.proc.pid);
+    expect(on.length).toBe(1); // one member at a time: the one to kill
+    await etcd.kill(on[0]!);
+    try {
+      // No retries: each ADD must be answered within the plugin's 2.5 s, or it is code 11.
+      for (let i = 1; i <= 10; i++) {
+        const run = await add(`f${i}`);
+        expect({ id: `f${i}`, exit: run.exitCode, out: run.exitCode === 0 ? "" : run.stdout }).toEqual({ id: `f${i}`, exit: 0, out: "" });
+      }
+      const now = membersTalkedTo(d!.proc.pid);
+      expect(now.length).toBeGreaterThan(0);
+      expect(now).not.toContain(on[0]!);
+    } finally {
+      await etcd.start(on[0]!);
+    }
+    const stored = await scan(prefix);
+    expect(stored.map((r) => r.containerID).sort()).toEqual(Array.from({ length: 11 }, (_, i) => `f${i}`).sort());
+    expect(new Set(stored.map((r) => r.ip)).size).toBe(11);
   }, 120_000);
 
   test("a daemon killed with kill -9 mid-allocation and restarted: acknowledged allocations kept, no duplicates, its blocks still its own", async () => {
