@@ -48,7 +48,7 @@ describe("leak sweep safety", () => {
     clock.now += 10 * GRACE;
     expect((await reclaimer.sweep()).reclaimed).toEqual([]);
     expect(await held()).toEqual(["unreadable"]);
-  });
+  }, 30_000);
 
   test("a netns that comes back resets the time it has been missing", async () => {
     const { netnsDir, clock, reclaimer, add, held } = await node();
@@ -70,7 +70,7 @@ describe("leak sweep safety", () => {
     const due = await reclaimer.sweep();
     expect(due.reclaimed.map((r) => [r.containerID, r.reason])).toEqual([["flaky", `netns ${path} missing for 300s (grace 300s)`]]);
     expect(await held()).toEqual([]);
-  });
+  }, 30_000);
 
   test("a dry run reclaims nothing and reports what a real sweep would", async () => {
     const { netnsDir, clock, reclaimer, add, held } = await node();
@@ -83,5 +83,5 @@ describe("leak sweep safety", () => {
     expect(await held()).toEqual(["gone"]);
     expect((await reclaimer.sweep()).reclaimed.map((r) => r.containerID)).toEqual(["gone"]);
     expect(await held()).toEqual([]);
-  });
+  }, 30_000);
 });

@@ -75,14 +75,14 @@ describe("shared store", () => {
     await b!.add({ network: "n", containerID: "on-b", ifname: "eth0", ranges });
     expect(await b!.gc({ network: "n", validAttachments: [] })).toHaveLength(1);
     expect(await a!.check({ network: "n", containerID: "on-a", ifname: "eth0" })).toHaveLength(1);
-  });
+  }, 30_000);
 
   test("importing more entries than one etcd transaction holds commits them all", async () => {
     const [a] = await nodes(["node-a"]);
     const entries = Array.from({ length: 80 }, (_, i) => ({ ip: `10.7.0.${i + 2}`, containerID: `hl-${i}`, ifname: "eth0" }));
     expect(await a!.importAllocations({ network: "migr", ranges: [[{ subnet: "10.7.0.0/24" }]], entries })).toMatchObject({ imported: 80, unchanged: 0 });
     expect(await a!.importAllocations({ network: "migr", entries })).toMatchObject({ imported: 0, unchanged: 80 });
-  });
+  }, 30_000);
 
   test("a sticky pod re-created on another node gets its address back there", async () => {
     const pools = { db: { addresses: ["10.6.0.1-10.6.0.9"], prefix: 24, sticky: "pod", stickyTTL: 60 } };
@@ -94,7 +94,7 @@ describe("shared store", () => {
     // Node A still has the old parked binding in memory; nothing it does hands the address out.
     const others = await Promise.all([1, 2, 3].map((i) => a!.add(req(`other-${i}`, `other-${i}`))));
     expect(others.map((o) => o[0]!.address)).not.toContain(first!.address);
-  });
+  }, 30_000);
 
   test("a DEL that loses a race with a release and a new owner on another node succeeds, and leaves the new owner alone", async () => {
     /** Node A's store, paused after an attachment lookup while the test lets node B act. */
@@ -110,7 +110,7 @@ describe("shared store", () => {
     expect((await b.check({ network: "n", containerID: "c2", ifname: "eth0" })).map((ip) => ip.address)).toEqual([mine!.address]);
     expect((await storeA.holders(mine!.address)).map((r) => r.containerID)).toEqual(["c2"]);
     expect(await storeA.attachment("n", { containerID: "c1", ifname: "eth0" })).toEqual([]);
-  });
+  }, 30_000);
 
   test("a sticky pod whose DEL raced an operator's release on another node can come back", async () => {
     const pools = compilePools({ db: { addresses: ["10.8.1.1-10.8.1.9"], prefix: 24, sticky: "pod" } });
@@ -127,7 +127,7 @@ describe("shared store", () => {
     expect(first!.address).toBe("10.8.1.1");
     expect((await a.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.1.2"]);
     expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), ip: "10.8.1.2", releasedAt: null })]);
-  });
+  }, 30_000);
 
   test("a release whose commit applied but whose answer was lost keeps its cooldown: the address comes back", async () => {
     const clock = { now: 1_000_000 };
@@ -142,7 +142,7 @@ describe("shared store", () => {
     clock.now += 10_000;
     const later = [await a.add(req("n1")), await a.add(req("n2"))].map((ips) => ips[0]!.address);
     expect(later).toContain(x!.address);
-  });
+  }, 30_000);
 
   test("an ADD ending a pod's run-out binding while that pod's own ADD reads it leaves the pod able to come back", async () => {
     /** Orders the race: pg-0's ADD reads its binding, then the other ADD's unbind commits, then pg-0's ADD goes on. */
@@ -182,7 +182,7 @@ describe("shared store", () => {
     await a.del({ network: "n", containerID: "c2", ifname: "eth0" });
     // Its binding parked the address again at this DEL: the pod gets it back.
     expect((await a.add(req("c3", "pg-0"))).map((ip) => ip.address)).toEqual([back[0]!.address]);
-  });
+  }, 30_000);
 
   test("an operator's release on another node ends a sticky pod's binding there too: the pod comes back", async () => {
     const [a, b] = await nodes(["node-a", "node-b"], { db: { addresses: ["10.8.3.1-10.8.3.9"], prefix: 24, sticky: "pod" } });
@@ -194,7 +194,7 @@ describe("shared store", () => {
     expect(first!.address).toBe("10.8.3.1");
     expect((await a!.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.3.2"]);
     expect((await a!.store.bindings()).map((b) => [b.ip, b.releasedAt])).toEqual([["10.8.3.2", null]]);
-  });
+  }, 30_000);
 
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
     const [a] = await nodes(["node-a"], { db: { addresses: ["10.8.0.1-10.8.0.9"], prefix: 24, sticky: "pod" } });
@@ -202,5 +202,5 @@ describe("shared store", () => {
     const [first] = await a!.add(req("c1"));
     await a!.del({ network: "n", containerID: "c1", ifname: "eth0" });
     expect((await a!.add(req("c2")))[0]!.address).toBe(first!.address);
-  });
+  }, 30_000);
 });

@@ -21,7 +21,7 @@ describe("admin listener", () => {
     expect((await fetch(`${base}/v1/cni/add`, { method: "POST", body: "{}" })).status).toBe(404);
     // Over the unix socket the same release is allowed.
     expect((await fetch("http://ipamd/v1/allocations/10.20.0.2/release", { unix: daemon.socket, method: "POST", body: JSON.stringify({ confirm: true }) })).status).toBe(200);
-  });
+  }, 30_000);
 
   test("a port already taken stops the daemon at start saying so; the harness then tries another", async () => {
     const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -45,7 +45,7 @@ describe("admin listener", () => {
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     expect(code).toBe(1);
     expect(stderr).toContain("needs --tls-cert, --tls-key and --client-ca");
-  });
+  }, 30_000);
 
   test("mTLS: a client without a certificate from the client CA is refused; one with it may release", async () => {
     const certs = await makeCerts(tempDir());
@@ -62,5 +62,5 @@ describe("admin listener", () => {
     expect(form.status).toBe(403); // what a cross-site form could send
     const release = await fetch(`${url}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }), headers: { "content-type": "application/json" }, tls: client });
     expect(release.status).toBe(200);
-  });
+  }, 30_000);
 });

@@ -25,7 +25,7 @@ describe("named pools from the daemon's config", () => {
     const unknown = await runPlugin(attachmentEnv("ADD", "c3"), netconf(daemon.socket, { pool: "v5" }));
     expect(unknown.json).toMatchObject({ code: 7 });
     expect(unknown.json.msg).toContain('unknown pool "v5"');
-  });
+  }, 30_000);
 
   test("an invalid config stops the daemon with a message naming the field and why", async () => {
     const dir = tempDir();
@@ -43,7 +43,7 @@ describe("named pools from the daemon's config", () => {
       expect(code).toBe(1);
       expect(stderr).toMatch(message);
     }
-  });
+  }, 30_000);
 
   test("SIGHUP reloads pools under load: no request fails, no address moves; a bad file keeps the old pools", async () => {
     const dir = tempDir();

@@ -24,8 +24,7 @@ describe("ipamd serve", () => {
     const socket = join(dir, "run", "ipamd", "ipamd.sock");
     const proc = Bun.spawn([BINARY, "serve", "--socket", socket, "--db", join(dir, "db", "ipamd.db")], { stderr: "pipe" });
     try {
-      const deadline = Date.now() + 5000;
-      while (!existsSync(socket) && Date.now() < deadline) await Bun.sleep(20);
+      await waitFor(() => existsSync(socket), 10_000, "the socket to appear");
       expect(statSync(join(dir, "run", "ipamd")).mode & 0o777).toBe(0o700);
       expect(statSync(socket).mode & 0o777).toBe(0o600);
       expect(statSync(socket).isSocket()).toBe(true);
@@ -33,7 +32,7 @@ describe("ipamd serve", () => {
       proc.kill("SIGTERM");
       await proc.exited;
     }
-  });
+  }, 30_000);
 
   test("refuses to start when another daemon serves the same socket; the first keeps serving", async () => {
     const first = await startDaemon();
@@ -41,14 +40,14 @@ describe("ipamd serve", () => {
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toContain(`another ipamd is already serving ${first.socket}`);
     expect((await fetch("http://ipamd/v1/status", { unix: first.socket })).status).toBe(200);
-  });
+  }, 30_000);
 
   test("refuses a second daemon on the same database", async () => {
     const first = await startDaemon();
     const second = await run(["serve", "--socket", join(tempDir(), "s.sock"), "--db", first.db]);
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toContain(`cannot open store ${first.db}`);
-  });
+  }, 30_000);
 
   test("a file that is not a socket at the socket path is refused and left as it was", async () => {
     const dir = tempDir();
@@ -69,7 +68,7 @@ describe("ipamd serve", () => {
     expect(existsSync(first.socket)).toBe(true);
     const again = await startDaemon({ dir: first.dir });
     expect((await fetch("http://ipamd/v1/status", { unix: again.socket })).status).toBe(200);
-  });
+  }, 30_000);
 
   test("SIGTERM: every request in flight is answered and durable; new ones get code 11; then the socket is removed", async () => {
     const daemon = await startDaemon();
@@ -138,7 +137,7 @@ describe("ipamd serve", () => {
     expect(refused.stderr).toMatch(/config file .*bad\.json: (node|sokcet): /);
     const missing = await run(["serve", "--config", join(dir, "absent.json"), "--socket", join(dir, "s.sock")]);
     expect(missing.stderr).toContain("does not exist");
-  });
+  }, 30_000);
 });
 
 describe("CLI", () => {
@@ -158,5 +157,5 @@ describe("CLI", () => {
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect((await run(["serve", "--bogus"])).exitCode).not.toBe(0);
-  });
+  }, 30_000);
 });

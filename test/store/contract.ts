@@ -52,7 +52,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await store.attachments("net1")).toEqual([{ containerID: "c1", ifname: "eth0" }]);
       expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/6/fd00::2"]);
       await store.close();
-    });
+    }, 30_000);
 
     test("release removes the address; cursors round-trip and are overwritten", async () => {
       const store = await target.open();
@@ -62,7 +62,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await taken(store)).toEqual([]);
       expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.0.3"]]));
       await store.close();
-    });
+    }, 30_000);
 
     test("an address is held once per network: a duplicate commit fails whole, others in the same batch succeed", async () => {
       const store = await target.open();
@@ -77,7 +77,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([]);
       expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/4/10.0.0.4", "net2/4/10.0.0.2"]);
       await store.close();
-    });
+    }, 30_000);
 
     test("many concurrent attachment lookups each get their own answer, unknown attachments none", async () => {
       const store = await target.open();
@@ -99,7 +99,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       ]);
       expect(other).toEqual([[], [], expected(1)]);
       await store.close();
-    });
+    }, 30_000);
 
     test("releasing an allocation that is already released succeeds and touches nothing else", async () => {
       const store = await target.open();
@@ -122,7 +122,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       const kinds = (await store.history({ ip: gone.ip })).map((e) => e.kind);
       expect({ ip: gone.ip, kinds }).toEqual({ ip: gone.ip, kinds: ["released", "allocated"] });
       await store.close();
-    });
+    }, 30_000);
 
     test("the leak sweep's read: one node's allocations that name a netns, and only those", async () => {
       const store = await target.open();
@@ -138,7 +138,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect((await store.netnsAllocations("node-b")).map((r) => r.ip)).toEqual(["10.0.0.5"]);
       expect(await store.netnsAllocations("node-c")).toEqual([]);
       await store.close();
-    });
+    }, 30_000);
 
     test("history retention: pruneHistory drops the events older than its bound, counts them, and touches nothing else", async () => {
       const store = await target.open();
@@ -158,7 +158,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await events()).toEqual([]);
       expect(await taken(store)).toEqual(["net1/4/10.0.0.3"]);
       await store.close();
-    });
+    }, 30_000);
 
     test("what was committed survives closing and reopening", async () => {
       const store = await target.open();
@@ -169,6 +169,6 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await again.attachment("net1", { containerID: "c7", ifname: "eth0" })).toEqual([record("10.0.0.9", "c7")]);
       expect(await again.cursors()).toEqual(new Map([["net1|p", "10.0.0.51"]]));
       await again.close();
-    });
+    }, 30_000);
   });
 }
