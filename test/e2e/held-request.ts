@@ -65,7 +65,8 @@ export async function holdRequest(target: Target, path: string, body: string): P
     },
   });
   const bytes = Buffer.from(body);
-  conn.write(`POST ${path} HTTP/1.1\r\nHost: ipamd\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+  const host = typeof target === "string" ? "ipamd" : `${target.hostname}:${target.port}`; // what a client names
+  conn.write(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
   conn.write(bytes.subarray(0, bytes.length - 1));
   const until = async <T>(ready: () => T | undefined): Promise<T> => {
     for (;;) {
