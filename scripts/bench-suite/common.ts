@@ -30,6 +30,8 @@ export const socket = join(tmp, "ipamd.sock");
 /** The no-op server's socket (throughput.ts): the socket floor, and the round-trip floor's peer. */
 export const floorSocket = join(tmp, "floor.sock");
 export const dbPath = join(tmp, "ipamd.db");
+/** The empty daemon's socket: the peer of the flatness and growth figures (startEmptyDaemon). */
+export const emptySocket = join(tmp, "empty.sock");
 
 export interface Stats { n: number; p50: number; p90: number; p99: number; mean: number }
 
@@ -44,9 +46,9 @@ export const ipOf = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255,
 
 let daemon: Subprocess | undefined;
 
-export async function daemonAnswers(timeoutMs = 500): Promise<boolean> {
+export async function daemonAnswers(timeoutMs = 500, unix = socket): Promise<boolean> {
   try {
-    return (await fetch("http://ipamd/v1/status", { unix: socket, signal: AbortSignal.timeout(timeoutMs) })).ok;
+    return (await fetch("http://ipamd/v1/status", { unix, signal: AbortSignal.timeout(timeoutMs) })).ok;
   } catch {
     return false;
   }
@@ -63,6 +65,22 @@ export async function startDaemon(): Promise<number> {
     await Bun.sleep(2);
   }
   return performance.now() - started;
+}
+
+/**
+ * A second `dist/ipamd serve`, same binary, on its own socket and database, that stays empty:
+ * every sample's ADD there is DELeted at once. Flatness and growth sample it interleaved with
+ * the filled daemon, in the same minutes, so machine drift hits both alike. Stopped by cleanup().
+ */
+export async function startEmptyDaemon(): Promise<void> {
+  const proc = Bun.spawn([IPAMD, "serve", "--socket", emptySocket, "--db", join(tmp, "empty.db")], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  helpers.push(proc);
+  const deadline = Date.now() + 60_000;
+  while (!(await daemonAnswers(2000, emptySocket))) {
+    if (proc.exitCode !== null) throw new Error(`the empty ipamd serve exited with ${proc.exitCode}: ${await new Response(proc.stderr as ReadableStream).text()}`);
+    if (Date.now() > deadline) throw new Error("the empty ipamd serve did not answer within 60 s");
+    await Bun.sleep(2);
+  }
 }
 
 export async function stopDaemon(): Promise<void> {

@@ -1,39 +1,50 @@
 /**
  * Section 6, cost growth: ADD latency (one client) and throughput (64 clients) through the
- * socket at each number of live allocations, as table rows and a small SVG plot written
+ * socket at each number of live allocations, each against the empty daemon sampled in the
+ * same minutes (throughput.ts), as table rows with a verdict and a small SVG plot written
  * next to results.json — two panels over a log axis, so a flat curve reads as flat.
  */
-import type { Figure } from "./common.ts";
+import { type Figure, verdict } from "./common.ts";
 import type { GrowthPoint } from "./throughput.ts";
+
+/** Flat: at every level, latency ≤ 1.2× and throughput ≥ 0.8× the empty daemon's. */
+export const GROWTH_LATENCY_MAX = 1.2;
+export const GROWTH_THROUGHPUT_MIN = 0.8;
 
 export function growthFigures(points: GrowthPoint[]): Figure[] {
   const first = points[0]!;
-  return points.flatMap((p) => [
-    {
-      section: "6 growth",
-      name: `ADD latency, ${p.live.toLocaleString("en")} live (1 client, socket)`,
-      unit: "ms p50",
-      ipamd: p.addP50,
-      peer: first.addP50,
-      peerName: `ipamd at ${first.live.toLocaleString("en")}`,
-      ratio: p.addP50 / first.addP50,
-      target: "— (plot)",
-      pass: null,
-      detail: `p99 ${p.addP99.toFixed(2)} ms`,
-    },
-    {
-      section: "6 growth",
-      name: `ADD+DEL throughput, ${p.live.toLocaleString("en")} live (64 clients)`,
-      unit: "allocations/s",
-      ipamd: p.perSecond,
-      peer: first.perSecond,
-      peerName: `ipamd at ${first.live.toLocaleString("en")}`,
-      ratio: p.perSecond / first.perSecond,
-      target: "— (plot)",
-      pass: null,
-      detail: "",
-    },
-  ]);
+  const live = (n: number) => n.toLocaleString("en");
+  return points.flatMap((p) => {
+    const latency = p.addP50 / p.empty.addP50;
+    const throughput = p.perSecond / p.empty.perSecond;
+    const vsFirst = (x: number, y: number) => (p === first ? "" : `; ${(x / y).toFixed(2)}× the filled daemon at ${live(first.live)}`);
+    return [
+      {
+        section: "6 growth",
+        name: `ADD latency, ${live(p.live)} live (1 client, socket)`,
+        unit: "ms p50",
+        ipamd: p.addP50,
+        peer: p.empty.addP50,
+        peerName: "ipamd, empty daemon (same minutes)",
+        ratio: latency,
+        target: `≤ ${GROWTH_LATENCY_MAX}× empty`,
+        pass: latency <= GROWTH_LATENCY_MAX,
+        detail: verdict(latency <= GROWTH_LATENCY_MAX, `${latency.toFixed(2)}×; p99 ${p.addP99.toFixed(2)} vs ${p.empty.addP99.toFixed(2)} ms${vsFirst(p.addP50, first.addP50)}`),
+      },
+      {
+        section: "6 growth",
+        name: `ADD+DEL throughput, ${live(p.live)} live (64 clients)`,
+        unit: "allocations/s",
+        ipamd: p.perSecond,
+        peer: p.empty.perSecond,
+        peerName: "ipamd, empty daemon (same minutes)",
+        ratio: throughput,
+        target: `≥ ${GROWTH_THROUGHPUT_MIN}× empty`,
+        pass: throughput >= GROWTH_THROUGHPUT_MIN,
+        detail: verdict(throughput >= GROWTH_THROUGHPUT_MIN, `${throughput.toFixed(2)}×${vsFirst(p.perSecond, first.perSecond)}`),
+      },
+    ];
+  });
 }
 
 const W = 320;
@@ -71,8 +82,12 @@ export function growthSvg(points: GrowthPoint[], caption: string): string {
     panel(0, "ADD latency, 1 client", points, [
       { label: "p50", color: "#1f77b4", value: (p) => p.addP50 },
       { label: "p99", color: "#ff7f0e", value: (p) => p.addP99 },
+      { label: "p50, empty daemon", color: "#9ecae1", value: (p) => p.empty.addP50 },
     ], "ms"),
-    panel(W, "ADD+DEL throughput, 64 clients", points, [{ label: "allocations/s", color: "#2ca02c", value: (p) => p.perSecond }], "per s"),
+    panel(W, "ADD+DEL throughput, 64 clients", points, [
+      { label: "allocations/s", color: "#2ca02c", value: (p) => p.perSecond },
+      { label: "empty daemon", color: "#a1d99b", value: (p) => p.empty.perSecond },
+    ], "per s"),
   ].join("\n");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H + 18}" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>

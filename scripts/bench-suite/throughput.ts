@@ -5,7 +5,7 @@
  * ADDs answered per second of wall time; latencies are per request, in ms.
  */
 import { join } from "node:path";
-import { type Figure, floorSocket, helpers, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
+import { emptySocket, type Figure, floorSocket, helpers, NETWORK, RANGES, socket, type Stats, stats, tmp, verdict, workers } from "./common.ts";
 
 const headers = { "content-type": "application/json" };
 let counter = 0;
@@ -32,8 +32,8 @@ export async function startSocketFloor(): Promise<void> {
   for (let i = 0; i < 500 && !(await Bun.file(floorSocket).exists()); i++) await Bun.sleep(10);
 }
 
-/** `ops` ADD+DEL pairs spread over `clients` concurrent clients. */
-export async function addThenDel(clients: number, ops: number, unix = socket): Promise<Run> {
+/** `ops` ADD+DEL pairs spread over `clients` concurrent clients: wall time and every latency. */
+async function pairs(clients: number, ops: number, unix: string): Promise<{ seconds: number; addMs: number[]; delMs: number[] }> {
   const addMs: number[] = [];
   const delMs: number[] = [];
   const tag = `tp-${process.pid}-${++counter}`;
@@ -48,7 +48,12 @@ export async function addThenDel(clients: number, ops: number, unix = socket): P
     await post(unix, "/v1/cni/del", JSON.stringify(key));
     delMs.push(performance.now() - t);
   });
-  const seconds = (performance.now() - started) / 1000;
+  return { seconds: (performance.now() - started) / 1000, addMs, delMs };
+}
+
+/** `ops` ADD+DEL pairs spread over `clients` concurrent clients. */
+export async function addThenDel(clients: number, ops: number, unix = socket): Promise<Run> {
+  const { seconds, addMs, delMs } = await pairs(clients, ops, unix);
   return { clients, ops, seconds, perSecond: ops / seconds, add: stats(addMs), del: stats(delMs) };
 }
 
@@ -80,11 +85,26 @@ export async function throughputFigures(levels: number[], ops: number): Promise<
   return figures;
 }
 
-export interface GrowthPoint { live: number; addP50: number; addP99: number; perSecond: number }
+export interface GrowthSide { addP50: number; addP99: number; perSecond: number }
+export interface GrowthPoint extends GrowthSide { live: number; empty: GrowthSide }
 
-/** Section 6 at one level: ADD latency of a lone client and the throughput of 64. */
+/**
+ * Section 6 at one level: ADD latency of a lone client and the throughput of 64, on the filled
+ * daemon and on the empty one (common.ts) in alternating slices of the same minutes (which goes
+ * first alternates too), so the two differ by the live allocations, not by when they ran.
+ */
 export async function growthPoint(live: number, ops: number): Promise<GrowthPoint> {
-  const lone = await addThenDel(1, Math.max(200, Math.floor(ops / 10)));
-  const busy = await addThenDel(64, ops);
-  return { live, addP50: lone.add.p50, addP99: lone.add.p99, perSecond: busy.perSecond };
+  const ROUNDS = 4;
+  const loneOps = Math.max(50, Math.floor(Math.max(200, Math.floor(ops / 10)) / ROUNDS));
+  const busyOps = Math.max(64, Math.floor(ops / ROUNDS));
+  const sides = { filled: { unix: socket, addMs: [] as number[], seconds: 0, ops: 0 }, empty: { unix: emptySocket, addMs: [] as number[], seconds: 0, ops: 0 } };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const side of round % 2 === 0 ? [sides.filled, sides.empty] : [sides.empty, sides.filled]) {
+      side.addMs.push(...(await pairs(1, loneOps, side.unix)).addMs);
+      side.seconds += (await pairs(64, busyOps, side.unix)).seconds;
+      side.ops += busyOps;
+    }
+  }
+  const summary = (side: typeof sides.filled): GrowthSide => ({ addP50: stats(side.addMs).p50, addP99: stats(side.addMs).p99, perSecond: side.ops / side.seconds });
+  return { live, ...summary(sides.filled), empty: summary(sides.empty) };
 }

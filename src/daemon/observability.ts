@@ -13,10 +13,19 @@ import { STORAGE_FAULT_HEADER } from "./store-health.ts";
 
 export const DEFAULT_THRESHOLDS = [80, 95];
 
-/** Remembers the highest threshold each pool is above, so each crossing is told once. */
+/**
+ * Remembers the highest threshold each pool is at or above, so each crossing up is told once
+ * (a warning and a count), and going back under one is told too (the next crossing up is a
+ * new warning). Counting a fragmented pool is O(extents), so a pool is counted at most once
+ * a second; a change within that second is judged when it ends, so a burst that stops past
+ * a threshold (or back under it) is still told, within a second.
+ */
 export class UtilizationWatch implements AllocationObserver {
   private readonly level = new Map<string, number>();
   private readonly lastCheck = new Map<string, number>();
+  /** Each pool's target as last allocated from: what a release's check counts. */
+  private readonly targets = new Map<string, Target>();
+  private readonly pending = new Map<string, Timer>();
 
   constructor(
     private readonly metrics: DaemonMetrics,
@@ -27,15 +36,30 @@ export class UtilizationWatch implements AllocationObserver {
 
   allocated(record: AllocationRecord, target: Target): void {
     this.metrics.allocations.inc({ pool: record.pool });
-    // Counting a fragmented pool is O(extents): at most once a second per pool.
-    const now = performance.now();
-    if (now - (this.lastCheck.get(target.pool) ?? -Infinity) < 1000) return;
-    this.lastCheck.set(target.pool, now);
-    this.check(target);
+    this.targets.set(target.pool, target);
+    this.schedule(target.pool);
   }
 
   released(record: AllocationRecord, kind: ReleaseKind): void {
     (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc({ pool: record.pool });
+    if (this.targets.has(record.pool)) this.schedule(record.pool);
+  }
+
+  private schedule(pool: string): void {
+    if (this.pending.has(pool)) return;
+    const wait = (this.lastCheck.get(pool) ?? -Infinity) + 1000 - performance.now();
+    if (wait <= 0) return this.checkNow(pool);
+    const timer = setTimeout(() => {
+      this.pending.delete(pool);
+      this.checkNow(pool);
+    }, wait);
+    timer.unref();
+    this.pending.set(pool, timer);
+  }
+
+  private checkNow(pool: string): void {
+    this.lastCheck.set(pool, performance.now());
+    this.check(this.targets.get(pool)!);
   }
 
   check(target: Target): void {
@@ -44,9 +68,13 @@ export class UtilizationWatch implements AllocationObserver {
     const crossed = this.thresholds.filter((t) => percent >= t).pop() ?? 0;
     const previous = this.level.get(target.pool) ?? 0;
     this.level.set(target.pool, crossed);
+    const utilization = Number(percent.toFixed(2));
     if (crossed > previous) {
       this.metrics.utilizationWarnings.inc({ pool: target.pool, threshold: String(crossed) });
-      this.log.warn(`pool ${target.pool} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: target.pool, utilization: Number(percent.toFixed(2)) });
+      this.log.warn(`pool ${target.pool} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: target.pool, utilization, threshold: crossed });
+    } else if (crossed < previous) {
+      const under = this.thresholds.find((t) => t > crossed)!; // the lowest threshold it fell under
+      this.log.info(`pool ${target.pool} is back under ${under}% (${percent.toFixed(1)}% used)`, { pool: target.pool, utilization, threshold: under });
     }
   }
 }

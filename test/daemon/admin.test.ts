@@ -34,7 +34,7 @@ beforeEach(async () => {
   watch = new UtilizationWatch(metrics, log, () => 0);
   netnsDir = join(dir, `netns-${n}`);
   mkdirSync(netnsDir, { recursive: true });
-  // Real paths stand in for netns bind mounts here; test/e2e/reclaim.test.ts uses real `ip netns`.
+  // Real paths stand in for netns bind mounts here; test/e2e/operations.test.ts uses real `ip netns`.
   const reclaimer = new Reclaimer(ipam, { graceMs: 300_000, now: () => clock.now });
   app = createApp(ipam, { reclaimer, metrics, log });
 });
@@ -64,7 +64,7 @@ describe("who has an address, since when, and who had it before", () => {
     expect((await call("GET", "/v1/allocations?container=c1")).json.allocations).toHaveLength(1);
     expect((await call("GET", `/v1/allocations?pool=${encodeURIComponent("n1|10.80.0.0/24[10.80.0.1-10.80.0.254 gw 10.80.0.1]")}`)).json.allocations).toHaveLength(2);
     expect((await call("GET", "/v1/allocations?pod=nonsense")).json.code).toBe(7);
-  });
+  }, 30_000);
 
   test("an address's holder and history; history by pod and container", async () => {
     await add("c1", "default/web-0");
@@ -83,7 +83,7 @@ describe("who has an address, since when, and who had it before", () => {
     expect((await call("GET", "/v1/history?pod=default/web-0")).json.events.map((e: any) => e.kind)).toEqual(["released", "allocated"]);
     expect((await call("GET", "/v1/history?container=c1&limit=1")).json.events).toHaveLength(1);
     expect((await call("GET", "/v1/allocations/not-an-ip")).json.code).toBe(7);
-  });
+  }, 30_000);
 
   test("release needs confirm: true, frees the address, and says who held it", async () => {
     await add("c1", "default/web-0");
@@ -92,7 +92,7 @@ describe("who has an address, since when, and who had it before", () => {
     expect(released.json.released.map((r: any) => r.containerID)).toEqual(["c1"]);
     expect((await call("POST", "/v1/allocations/10.80.0.2/release", { confirm: true })).status).toBe(404);
     expect((await call("GET", "/v1/allocations/10.80.0.2")).json.history[0]).toMatchObject({ kind: "released", cause: "released by an operator" });
-  });
+  }, 30_000);
 });
 
 describe("leak reclamation", () => {
@@ -113,7 +113,7 @@ describe("leak reclamation", () => {
     expect(real.reclaimed[0].reason).toContain("missing for 301s");
     expect((await call("GET", "/v1/allocations")).json.allocations.map((a: any) => a.containerID).sort()).toEqual(["alive", "nons"]);
     expect((await call("GET", "/v1/allocations/10.80.0.3")).json.history[0]).toMatchObject({ kind: "reclaimed", containerID: "dead" });
-  });
+  }, 30_000);
 
   test("netns paths outside the judged directories are never reclaimed", async () => {
     const ipam = await IpamService.start(await SqliteStore.open(join(dir, `dirs-${n++}.db`)), { node: "node-a" });
@@ -123,7 +123,7 @@ describe("leak reclamation", () => {
     expect((await reclaimer.sweep()).reclaimed.map((r) => r.containerID)).toEqual(["gone"]);
     expect((await reclaimer.sweep()).reclaimed).toEqual([]);
     expect((await ipam.check({ network: "n1", containerID: "proc", ifname: "eth0" })).length).toBe(1);
-  });
+  }, 30_000);
 
   test("an allocation younger than the grace is not reclaimed even when its netns is long gone", async () => {
     const netns = join(netnsDir, "shared");
@@ -138,7 +138,7 @@ describe("leak reclamation", () => {
     expect(first.pending).toBe(1);
     clock.now += 250_000;
     expect((await call("POST", "/v1/gc", {})).json.reclaimed.map((r: any) => r.containerID)).toEqual(["young"]);
-  });
+  }, 30_000);
 });
 
 describe("import and metrics", () => {
@@ -159,7 +159,7 @@ describe("import and metrics", () => {
     expect((await call("GET", "/v1/allocations/10.80.0.50")).json.history[0]).toMatchObject({ kind: "imported" });
     // The cursor came along: the next ADD continues after the imported last_reserved_ip.
     expect((await add("next", "default/y")).json.ips[0].address).toBe("10.80.0.51");
-  });
+  }, 30_000);
 
   test("/metrics counts allocations, releases, reclaims, errors and latency", async () => {
     await add("c1", "default/a");
@@ -173,5 +173,5 @@ describe("import and metrics", () => {
     expect(text).toMatch(/^ipamd_request_duration_seconds_count\{command="add"\} 3$/m);
     expect(text).toMatch(/^ipamd_pool_allocated_addresses\{pool="[^"]+",kind="inline"\} 1$/m);
     expect(text).toMatch(/^ipamd_pool_size_addresses\{pool="[^"]+",kind="inline"\} 253$/m);
-  });
+  }, 30_000);
 });

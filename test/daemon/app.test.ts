@@ -47,7 +47,7 @@ describe("CNI routes", () => {
     expect((await add("c2")).json.ips.map((ip: any) => ip.address)).toEqual(["10.1.0.3", "fd01::3"]);
     const [record] = await store.attachment("n1", { containerID: "c1", ifname: "eth0" });
     expect(record).toMatchObject({ netns: "/var/run/netns/x", podNamespace: "default", podName: "web-0", podUid: "u1", node: "node-a" });
-  });
+  }, 30_000);
 
   test("exhaustion names the pool and its size, takes nothing from the other family, and DEL makes room", async () => {
     for (let i = 0; i < 5; i++) expect((await add(`c${i}`)).status).toBe(200);
@@ -61,7 +61,7 @@ describe("CNI routes", () => {
     expect(status.allocations).toBe(10);
     expect((await post("/v1/cni/del", { network: "n1", containerID: "c0", ifname: "eth0" })).status).toBe(200);
     expect((await add("c5")).json.ips[0].address).toBe("10.1.0.2");
-  });
+  }, 30_000);
 
   test("static addresses: granted when free, refused with a clear error when held by another", async () => {
     const mine = await add("c1", { requestedIps: ["10.1.0.5", "fd01::50"] });
@@ -77,7 +77,7 @@ describe("CNI routes", () => {
     expect((await add("c5")).json.ips[0].address).toBe("10.1.0.6");
     // and wrapping around steps over the static address.
     expect((await add("c6")).json.ips[0].address).toBe("10.1.0.2");
-  });
+  }, 30_000);
 
   test("DEL of an unknown attachment succeeds; CHECK after DEL fails with code 3", async () => {
     expect((await post("/v1/cni/del", { network: "n1", containerID: "nobody", ifname: "eth0" })).status).toBe(200);
@@ -87,7 +87,7 @@ describe("CNI routes", () => {
     const check = await post("/v1/cni/check", { network: "n1", containerID: "c1", ifname: "eth0" });
     expect(check.status).toBe(404);
     expect(check.json.code).toBe(3);
-  });
+  }, 30_000);
 
   test("GC releases every attachment not listed as valid, and only in that network", async () => {
     await add("keep");
@@ -98,37 +98,37 @@ describe("CNI routes", () => {
     expect(gc.json.released.sort()).toEqual(["10.1.0.3", "10.1.0.4", "fd01::3", "fd01::4"]);
     expect((await post("/v1/cni/check", { network: "n1", containerID: "keep", ifname: "eth0" })).status).toBe(200);
     expect((await post("/v1/cni/check", { network: "other", containerID: "stale1", ifname: "eth0" })).status).toBe(200);
-  });
+  }, 30_000);
 });
 
 describe("bad requests get structured errors and the daemon keeps serving", () => {
   test("not JSON → code 6", async () => {
     expect(await post("/v1/cni/add", "{nope")).toMatchObject({ status: 400, json: { code: 6 } });
-  });
+  }, 30_000);
   test("wrong shape → code 7 naming the field", async () => {
     const res = await post("/v1/cni/add", { network: "n1", containerID: "c1", ifname: "eth0", ranges: "10.0.0.0/24" });
     expect(res).toMatchObject({ status: 400, json: { code: 7, msg: expect.stringContaining("ranges") } });
-  });
+  }, 30_000);
   test("invalid ranges → code 7 with host-local's reason", async () => {
     const res = await post("/v1/cni/add", { network: "n1", containerID: "c1", ifname: "eth0", ranges: [[{ subnet: "10.0.0.0/24", rangeStart: "10.9.0.1" }]] });
     expect(res.json).toMatchObject({ code: 7, msg: "rangeStart 10.9.0.1 not in network 10.0.0.0/24" });
-  });
+  }, 30_000);
   test("interface name over 15 bytes → code 4 with the plugin's message (identifiers are CNI environment)", async () => {
     expect((await add("c1", { ifname: "a".repeat(16) })).json).toMatchObject({ code: 4, msg: `CNI_IFNAME "${"a".repeat(16)}" is longer than 15 bytes` });
-  });
+  }, 30_000);
   test("body over 1 MiB → code 6", async () => {
     const res = await post("/v1/cni/add", JSON.stringify({ network: "n1", pad: "x".repeat(1 << 20) }));
     expect(res.json.code).toBe(6);
-  });
+  }, 30_000);
   test("unknown endpoint → structured 404", async () => {
     const res = await app.request("/v1/nope");
     expect(res.status).toBe(404);
     expect(((await res.json()) as { msg: string }).msg).toContain("no such endpoint");
-  });
+  }, 30_000);
   test("after all of that, ADD still works", async () => {
     await post("/v1/cni/add", "{nope");
     expect((await add("c1")).status).toBe(200);
-  });
+  }, 30_000);
 });
 
 describe("restart", () => {
@@ -145,5 +145,5 @@ describe("restart", () => {
     expect((await add("c2")).json.ips[0].address).toBe("10.1.0.3");
     expect((await add("c3")).json.ips[0].address).toBe("10.1.0.4"); // after the cursor, not the freed .2
     await s.close();
-  });
+  }, 30_000);
 });

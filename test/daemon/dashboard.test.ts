@@ -69,7 +69,7 @@ describe("the pools page", () => {
     expect(html).toContain("Nothing reclaimed");
     await add("c9", "default/web-9");
     expect((await get("/")).html).toMatch(/class="meter crit"[^>]*aria-valuetext="100%"/);
-  });
+  }, 30_000);
 
   test("lists recent reclaims, and only reclaims", async () => {
     const [first] = await add("gone-1", "default/leak-1");
@@ -87,7 +87,7 @@ describe("the pools page", () => {
     expect(section).not.toContain("default/alive");
     expect((await store.history({ kind: "reclaimed" })).map((e) => e.kind)).toEqual(["reclaimed", "reclaimed"]);
     expect((await store.history({ kind: "released" })).map((e) => e.containerID)).toEqual(["alive"]);
-  });
+  }, 30_000);
 });
 
 describe("searching allocations", () => {
@@ -103,7 +103,7 @@ describe("searching allocations", () => {
     expect(listed(html)).toEqual(["10.90.0.10", "10.90.0.11", "10.90.0.12", "10.90.0.13", "fd90::1"]);
     expect(html).toContain('<a href="/address/fd90%3A%3A1">fd90::1</a>');
     expect(html).toContain("5 allocations.");
-  });
+  }, 30_000);
 
   test("by address, in any spelling of it, with a link to its history", async () => {
     expect(listed((await get("/allocations?q=10.90.0.12")).html)).toEqual(["10.90.0.12"]);
@@ -111,13 +111,13 @@ describe("searching allocations", () => {
     expect(listed(v6.html)).toEqual(["fd90::1"]);
     expect(v6.html).toContain("history of fd90::1");
     expect(listed((await get("/allocations?q=10.90.0.1")).html)).toEqual([]); // an address, not a prefix
-  });
+  }, 30_000);
 
   test("by pod as namespace/name, and by namespace/", async () => {
     expect(listed((await get("/allocations?q=prod%2Fdb-0")).html)).toEqual(["10.90.0.13", "fd90::1"]);
     expect(listed((await get("/allocations?q=prod/")).html)).toEqual(["10.90.0.12", "10.90.0.13", "fd90::1"]);
     expect((await get("/allocations?q=prod/nope")).html).toContain("No allocation matches pod prod/nope.");
-  });
+  }, 30_000);
 
   test("by a container ID prefix, a pod name prefix, an address prefix or a namespace", async () => {
     expect(listed((await get("/allocations?q=3f1a")).html)).toEqual(["10.90.0.10", "10.90.0.11"]);
@@ -126,7 +126,7 @@ describe("searching allocations", () => {
     expect(listed((await get("/allocations?q=fd90:")).html)).toEqual(["fd90::1"]);
     expect(listed((await get("/allocations?q=prod")).html)).toEqual(["10.90.0.12", "10.90.0.13", "fd90::1"]);
     expect(listed((await get("/allocations?q=zzz")).html)).toEqual([]);
-  });
+  }, 30_000);
 
   test("by node, from the search box or the table's node links, and by pool", async () => {
     expect(listed((await get("/allocations?q=node-a")).html)).toHaveLength(5);
@@ -135,7 +135,7 @@ describe("searching allocations", () => {
     const byPool = await get("/allocations?pool=v6");
     expect(listed(byPool.html)).toEqual(["fd90::1"]);
     expect(byPool.html).toContain('aria-label="Remove the pool filter"');
-  });
+  }, 30_000);
 
   test("pages of 50, with previous and next links", async () => {
     const big = compilePools({ big: { addresses: ["10.91.0.0/24"], prefix: 24 } });
@@ -150,7 +150,7 @@ describe("searching allocations", () => {
     expect(second.html).toContain('href="/allocations?pool=big" rel="prev"');
     expect(second.html).toContain("51–60");
     expect(listed((await get("/allocations?pool=big&page=nonsense")).html)).toHaveLength(50);
-  });
+  }, 30_000);
 
   test("the store's search in SQL agrees with matchesSearch, the rule in-memory backends use", async () => {
     const all = await store.allocations({});
@@ -158,7 +158,7 @@ describe("searching allocations", () => {
       const expected = all.filter((r: AllocationRecord) => matchesSearch(r, term)).map((r) => r.ip);
       expect({ term, ips: (await store.allocations({ search: term })).map((r) => r.ip) }).toEqual({ term, ips: expected });
     }
-  });
+  }, 30_000);
 });
 
 describe("an address's page", () => {
@@ -175,7 +175,7 @@ describe("an address's page", () => {
     const kinds = [...html.matchAll(/<span class="badge (allocated|released|reclaimed)">/g)].map((m) => m[1]);
     expect(kinds).toEqual(["allocated", "released", "allocated"]);
     expect(html.indexOf("fill-9")).toBeLessThan(html.indexOf("old-pod"));
-  });
+  }, 30_000);
 
   test("a released address shows as free, with its history", async () => {
     const [ip] = await add("once", "default/once");
@@ -184,7 +184,7 @@ describe("an address's page", () => {
     expect(status).toBe(200);
     expect(html).toContain('<span class="badge">free</span>');
     expect(html).toContain("Free now; last released");
-  });
+  }, 30_000);
 
   test("an address never handed out is a friendly 404 page; text that is no address is a 400 page", async () => {
     const unknown = await get("/address/10.99.0.1");
@@ -196,7 +196,7 @@ describe("an address's page", () => {
     expect(bad.status).toBe(400);
     expect(bad.html).toContain("is not an IP address");
     expect(bad.html).toContain('href="/allocations?q=not-an-ip"');
-  });
+  }, 30_000);
 });
 
 describe("escaping", () => {
@@ -221,5 +221,5 @@ describe("escaping", () => {
     expect((await get("/allocations")).html).toContain("&quot;&gt;&lt;svg onload=alert(2)&gt;");
     // The only scripts are the page's own: one inline, allowed by its hash in the CSP.
     expect(html.match(/<script/g)).toHaveLength(1);
-  });
+  }, 30_000);
 });

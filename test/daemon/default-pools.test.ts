@@ -6,4 +6,4 @@ test("the pools `make run` starts with are a valid config: default (IPv4) and de
   const { pools } = await loadConfig(resolve(import.meta.dir, "../../scripts/default-pools.yaml"));
   expect([...pools.keys()]).toEqual(["default", "default-v6"]);
   expect(pools.get("default")!.rangeSet!.size).toBe(2n ** 16n - 3n);
-});
+}, 30_000);

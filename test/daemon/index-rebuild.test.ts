@@ -42,4 +42,4 @@ test("after a restart every address is taken again, fragmented, IPv4 and IPv6, a
     for (const a of ips) held.add(a.address);
   }
   await store.close();
-});
+}, 30_000);

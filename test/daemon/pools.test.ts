@@ -57,7 +57,7 @@ describe("named pools", () => {
     const unknown = await add(d, "x", { pools: ["nope"] });
     expect(unknown.json).toMatchObject({ code: 7, msg: expect.stringContaining('unknown pool "nope"') });
     await d.store.close();
-  });
+  }, 30_000);
 
   test("a /8 and a /48 pool: allocation at once, memory and start-up independent of size", async () => {
     const d = await daemon({ v4: { addresses: ["10.0.0.0/8"], prefix: 8 }, v6: { addresses: ["fd00:1::/48"], prefix: 48 } });
@@ -66,7 +66,7 @@ describe("named pools", () => {
     expect(r.size).toBe((2n ** 80n - 1n).toString());
     expect(r.used).toBe(1);
     await d.store.close();
-  });
+  }, 30_000);
 
   test("99.9% full and fragmented: fill, free every other address, allocate again", async () => {
     const d = await daemon({ v4: { addresses: ["10.61.0.0/22"], prefix: 22 } }); // 1022 addresses
@@ -83,7 +83,7 @@ describe("named pools", () => {
     expect((await add(d, "over2")).json.code).toBe(100);
     expect(d.ipam.takenSet("@ipv4", 4).extentCount).toBe(1);
     await d.store.close();
-  });
+  }, 60_000);
 });
 
 describe("per-node subnets", () => {
@@ -106,7 +106,7 @@ describe("per-node subnets", () => {
     expect(addresses(await add(a2, "c3", { pools: ["nodes"] }))).toEqual(["172.18.0.3/24 via 172.18.0.1"]);
     expect((await report(a2, "nodes")).nodeSubnet).toBe("172.18.0.0/24");
     await a2.store.close();
-  });
+  }, 30_000);
 });
 
 describe("reuse policy", () => {
@@ -124,7 +124,7 @@ describe("reuse policy", () => {
     again.clock.now += 1_000;
     expect(addresses(await add(again, "c"))).toEqual(["10.62.0.10/24"]);
     await again.store.close();
-  });
+  }, 30_000);
 
   test("run-out cooldowns end at most 32 per ADD, the following ADDs end the rest", async () => {
     const pools = { v4: { addresses: ["10.64.0.0/24"], prefix: 24, releaseCooldown: 30 } };
@@ -139,7 +139,7 @@ describe("reuse policy", () => {
     for (let i = 1; i <= 3; i++) await add(d, `n${i}`);
     expect((await report(d, "v4")).cooling).toBe(0);
     await d.store.close();
-  });
+  }, 30_000);
 
   test("an ADD that fails still leaves the holds it ended ended, in memory and on disk alike", async () => {
     const pools = { v4: { addresses: ["10.67.0.10-10.67.0.11"], prefix: 24, releaseCooldown: 30 } };
@@ -154,7 +154,7 @@ describe("reuse policy", () => {
     const again = await daemon(pools, { path: d.path, clock: d.clock });
     expect((await report(again, "v4")).cooling).toBe(0);
     await again.store.close();
-  });
+  }, 30_000);
 
   test("sticky: pod — a re-created pod gets its address back, nobody else takes it, the TTL returns it", async () => {
     const d = await daemon({ v4: { addresses: ["10.63.0.10-10.63.0.12"], prefix: 24, sticky: "pod", stickyTTL: 600 } });
@@ -171,7 +171,7 @@ describe("reuse policy", () => {
     d.clock.now += 600_000;
     expect(addresses(await add(d, "other2", pod("other2")))).toEqual(["10.63.0.10/24"]);
     await d.store.close();
-  });
+  }, 30_000);
 });
 
 describe("review regressions", () => {
@@ -182,7 +182,7 @@ describe("review regressions", () => {
     expect(addresses(await add(d, "c2", { pools: ["pods"] }))).toEqual(["10.65.0.2/29"]);
     expect(await report(d, "pods")).toMatchObject({ used: 2, orphans: { count: 0 } });
     await d.store.close();
-  });
+  }, 30_000);
 
   test("inline ranges over a named pool's addresses are refused", async () => {
     const d = await daemon({ v4: { addresses: ["10.66.0.0/24"], prefix: 24 } });
@@ -190,7 +190,7 @@ describe("review regressions", () => {
     expect(r.json.code).toBe(7);
     expect(r.json.msg).toContain("overlap the daemon's pool v4");
     await d.store.close();
-  });
+  }, 30_000);
 
   test("sticky: an address reclaimed by CNI GC stays the pod's; moving to a static address lets the parked one go", async () => {
     const d = await daemon({ v4: { addresses: ["10.67.0.1-10.67.0.3"], prefix: 24, sticky: "pod" } });
@@ -204,7 +204,7 @@ describe("review regressions", () => {
     expect((await report(d, "v4")).stickyParked).toBe(0);
     expect(addresses(await add(d, "other", { pod: { namespace: "db", name: "other" } }))).toEqual(["10.67.0.1/24"]);
     await d.store.close();
-  });
+  }, 30_000);
 });
 
 describe("redefinition", () => {
@@ -223,5 +223,5 @@ describe("redefinition", () => {
     await del(d, "a");
     expect((await report(d, "v4")).orphans.count).toBe(1);
     await d.store.close();
-  });
+  }, 30_000);
 });

@@ -30,13 +30,20 @@ class PausingStore extends EtcdStore {
     return found;
   }
 
-  /** Starts op, resolves once it has read an attachment and waits; resume() lets it finish. */
+  /**
+   * Starts op, resolves once it has read an attachment and waits there; resume() lets it
+   * finish. Throws if op ends without reaching the pause: the race would never be set up.
+   */
   async pausedIn<T>(op: () => Promise<T>): Promise<{ resume: () => Promise<T> }> {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const read = new Promise<void>((resolve) => (this.pause = { read: resolve, gate }));
     const running = op();
-    await Promise.race([read, running]);
+    const reached = await Promise.race([read.then(() => true), running.then(() => false, () => false)]);
+    if (!reached) {
+      this.pause = undefined;
+      throw new Error(`the operation ended (${await running.then(() => "resolved", (err) => `rejected: ${err}`)}) without reading an attachment: the race was never set up`);
+    }
     return { resume: () => (open(), running) };
   }
 }
@@ -68,14 +75,14 @@ describe("shared store", () => {
     await b!.add({ network: "n", containerID: "on-b", ifname: "eth0", ranges });
     expect(await b!.gc({ network: "n", validAttachments: [] })).toHaveLength(1);
     expect(await a!.check({ network: "n", containerID: "on-a", ifname: "eth0" })).toHaveLength(1);
-  });
+  }, 30_000);
 
   test("importing more entries than one etcd transaction holds commits them all", async () => {
     const [a] = await nodes(["node-a"]);
     const entries = Array.from({ length: 80 }, (_, i) => ({ ip: `10.7.0.${i + 2}`, containerID: `hl-${i}`, ifname: "eth0" }));
     expect(await a!.importAllocations({ network: "migr", ranges: [[{ subnet: "10.7.0.0/24" }]], entries })).toMatchObject({ imported: 80, unchanged: 0 });
     expect(await a!.importAllocations({ network: "migr", entries })).toMatchObject({ imported: 0, unchanged: 80 });
-  });
+  }, 30_000);
 
   test("a sticky pod re-created on another node gets its address back there", async () => {
     const pools = { db: { addresses: ["10.6.0.1-10.6.0.9"], prefix: 24, sticky: "pod", stickyTTL: 60 } };
@@ -87,7 +94,7 @@ describe("shared store", () => {
     // Node A still has the old parked binding in memory; nothing it does hands the address out.
     const others = await Promise.all([1, 2, 3].map((i) => a!.add(req(`other-${i}`, `other-${i}`))));
     expect(others.map((o) => o[0]!.address)).not.toContain(first!.address);
-  });
+  }, 30_000);
 
   test("a DEL that loses a race with a release and a new owner on another node succeeds, and leaves the new owner alone", async () => {
     /** Node A's store, paused after an attachment lookup while the test lets node B act. */
@@ -103,7 +110,7 @@ describe("shared store", () => {
     expect((await b.check({ network: "n", containerID: "c2", ifname: "eth0" })).map((ip) => ip.address)).toEqual([mine!.address]);
     expect((await storeA.holders(mine!.address)).map((r) => r.containerID)).toEqual(["c2"]);
     expect(await storeA.attachment("n", { containerID: "c1", ifname: "eth0" })).toEqual([]);
-  });
+  }, 30_000);
 
   test("a sticky pod whose DEL raced an operator's release on another node can come back", async () => {
     const pools = compilePools({ db: { addresses: ["10.8.1.1-10.8.1.9"], prefix: 24, sticky: "pod" } });
@@ -116,10 +123,11 @@ describe("shared store", () => {
     const deleting = await storeA.pausedIn(() => a.del({ network: "n", containerID: "c1", ifname: "eth0" }));
     await b.releaseAddress(first!.address, "operator");
     await deleting.resume();
-    // The operator's release ended the binding (the address is no longer the pod's): a new one.
-    expect((await a.add(req("c2"))).length).toBe(1);
-    expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), releasedAt: null })]);
-  });
+    // The operator's release ended the binding (the address is no longer the pod's): the next one.
+    expect(first!.address).toBe("10.8.1.1");
+    expect((await a.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.1.2"]);
+    expect(await a.store.bindings()).toEqual([expect.objectContaining({ pod: expect.stringContaining("pg-0"), ip: "10.8.1.2", releasedAt: null })]);
+  }, 30_000);
 
   test("a release whose commit applied but whose answer was lost keeps its cooldown: the address comes back", async () => {
     const clock = { now: 1_000_000 };
@@ -134,7 +142,7 @@ describe("shared store", () => {
     clock.now += 10_000;
     const later = [await a.add(req("n1")), await a.add(req("n2"))].map((ips) => ips[0]!.address);
     expect(later).toContain(x!.address);
-  });
+  }, 30_000);
 
   test("an ADD ending a pod's run-out binding while that pod's own ADD reads it leaves the pod able to come back", async () => {
     /** Orders the race: pg-0's ADD reads its binding, then the other ADD's unbind commits, then pg-0's ADD goes on. */
@@ -172,8 +180,9 @@ describe("shared store", () => {
     const [other, back] = await Promise.all([a.add(req("q1", "other")), a.add(req("c2", "pg-0"))]);
     expect(other[0]!.address).not.toBe(back[0]!.address);
     await a.del({ network: "n", containerID: "c2", ifname: "eth0" });
-    expect((await a.add(req("c3", "pg-0"))).length).toBe(1);
-  });
+    // Its binding parked the address again at this DEL: the pod gets it back.
+    expect((await a.add(req("c3", "pg-0"))).map((ip) => ip.address)).toEqual([back[0]!.address]);
+  }, 30_000);
 
   test("an operator's release on another node ends a sticky pod's binding there too: the pod comes back", async () => {
     const [a, b] = await nodes(["node-a", "node-b"], { db: { addresses: ["10.8.3.1-10.8.3.9"], prefix: 24, sticky: "pod" } });
@@ -181,8 +190,11 @@ describe("shared store", () => {
     const [first] = await a!.add(req("c1"));
     expect((await b!.releaseAddress(first!.address, "operator")).released).toHaveLength(1);
     await a!.del(req("c1"));
-    expect((await a!.add(req("c2"))).length).toBe(1);
-  });
+    // Its binding ended with the release, so the pod gets the next address, bound anew.
+    expect(first!.address).toBe("10.8.3.1");
+    expect((await a!.add(req("c2"))).map((ip) => ip.address)).toEqual(["10.8.3.2"]);
+    expect((await a!.store.bindings()).map((b) => [b.ip, b.releasedAt])).toEqual([["10.8.3.2", null]]);
+  }, 30_000);
 
   test("a sticky pod gets its address back after DEL, through the hold kept in etcd", async () => {
     const [a] = await nodes(["node-a"], { db: { addresses: ["10.8.0.1-10.8.0.9"], prefix: 24, sticky: "pod" } });
@@ -190,5 +202,5 @@ describe("shared store", () => {
     const [first] = await a!.add(req("c1"));
     await a!.del({ network: "n", containerID: "c1", ifname: "eth0" });
     expect((await a!.add(req("c2")))[0]!.address).toBe(first!.address);
-  });
+  }, 30_000);
 });

@@ -28,7 +28,7 @@ let bridgeVersions: string[] = [];
 beforeAll(async () => {
   requireRootAndTools(["ip", "ping", BRIDGE_PLUGIN]);
   bridgeVersions = await supportedVersionsOf(BRIDGE_PLUGIN);
-});
+}, 30_000);
 afterEach(cleanup);
 afterAll(cleanup);
 
@@ -141,7 +141,7 @@ function chainTest(version: string) {
 describe("chained behind Debian's bridge plugin in real network namespaces", () => {
   test("the bridge plugin reports the versions it speaks, and 1.0.0 is one of them", () => {
     expect(bridgeVersions).toContain("1.0.0");
-  });
+  }, 30_000);
 
   test("cniVersion 1.0.0: two namespaces get distinct addresses, ping each other, DEL releases both", chainTest("1.0.0"), 60_000);
 
@@ -154,5 +154,5 @@ describe("chained behind Debian's bridge plugin in real network namespaces", () 
       expect(await netnsExists(`ipamd-${process.pid}-${n}-b`)).toBe(false);
       expect(await linkExists(`ipd${process.pid}b${n}`.slice(0, 15))).toBe(false);
     }
-  });
+  }, 30_000);
 });

@@ -1,6 +1,7 @@
 /**
  * Durable before acknowledged (DESIGN.md rule 4): while 8 workers stream plugin ADDs, the
- * daemon is killed with SIGKILL at an arbitrary point. Every ADD that exited 0 must survive:
+ * daemon is frozen at an arbitrary point and killed with SIGKILL once ADDs wait on it (see
+ * kill-stream.ts). Every ADD that exited 0 must survive:
  * after a restart on the same database the same container gets the same address back and
  * CHECK passes; no address is ever held twice. ADDs caught in flight must fail with code 11
  * (try again later), never succeed with a made-up answer. Three kill/restart cycles.
@@ -9,7 +10,8 @@ import { Database } from "bun:sqlite";
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { attachmentEnv, cleanup, type Daemon, netconf, type PluginRun, runPlugin, startDaemon, tempDir } from "./harness.ts";
+import { attachmentEnv, cleanup, netconf, runPlugin, startDaemon, tempDir } from "./harness.ts";
+import { type Acknowledged, streamUntilKilled } from "./kill-stream.ts";
 
 afterEach(cleanup);
 afterAll(cleanup);
@@ -18,46 +20,13 @@ const WORKERS = 8;
 const CYCLES = 3;
 const SUBNET = "10.50.0.0/16";
 
-interface Acknowledged {
-  containerID: string;
-  address: string; // as the plugin printed it, "10.50.x.y/16"
-  result: unknown; // the whole CNI result, for CHECK's prevResult
-}
-
 /** Deterministic per run, different per cycle: the kill lands after 150–300 acknowledged ADDs. */
 function killPoint(cycle: number): number {
   return 150 + ((process.pid * 7919 + cycle * 104_729) % 151);
 }
 
-/** Runs `WORKERS` loops of ADDs with fresh container IDs until `killAfter` are acknowledged, then SIGKILLs the daemon. */
-async function streamUntilKilled(daemon: Daemon, conf: object, cycle: number, killAfter: number) {
-  const acknowledged: Acknowledged[] = [];
-  const failed: { containerID: string; run: PluginRun }[] = [];
-  let stop = false;
-  let killed: Promise<void> | undefined;
-  const worker = async (w: number) => {
-    for (let i = 0; !stop; i++) {
-      const containerID = `crash-${process.pid}-c${cycle}-w${w}-${i}`;
-      const run = await runPlugin(attachmentEnv("ADD", containerID), conf);
-      if (run.exitCode === 0) {
-        acknowledged.push({ containerID, address: run.json?.ips?.[0]?.address, result: run.json });
-        if (acknowledged.length >= killAfter && !stop) {
-          stop = true; // no new ADD starts; the ones in flight meet the kill
-          killed = daemon.kill9();
-        }
-      } else {
-        failed.push({ containerID, run });
-        if (!stop) {
-          stop = true; // stop every worker: none may keep spawning after the test has failed
-          throw new Error(`ADD ${containerID} failed before the kill: ${run.stdout}${run.stderr}`);
-        }
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
-  await killed;
-  return { acknowledged, failed };
-}
+/** ADDs that must be waiting at the frozen daemon when it is killed (see kill-stream.ts). */
+const IN_FLIGHT = WORKERS / 2;
 
 /** Opens a copy of the database as the crash left it (db + WAL), so the check cannot change what the daemon recovers. */
 function crashedCopy(db: string): Database {
@@ -110,8 +79,17 @@ describe("kill -9 in the middle of a stream of ADDs", () => {
     const all: Acknowledged[] = [];
 
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const { acknowledged, failed } = await streamUntilKilled(daemon, conf, cycle, killPoint(cycle));
+      const { acknowledged, failed, queuedAtKill } = await streamUntilKilled(daemon, conf, {
+        id: (w, i) => `crash-${process.pid}-c${cycle}-w${w}-${i}`,
+        workers: WORKERS,
+        killAfter: killPoint(cycle),
+        inFlight: IN_FLIGHT,
+      });
       expect(daemon.proc.signalCode).toBe("SIGKILL");
+      // The kill met both sets: acknowledged ADDs, and ADDs it left unanswered.
+      expect(acknowledged.length).toBeGreaterThanOrEqual(killPoint(cycle));
+      expect(queuedAtKill).toBeGreaterThanOrEqual(IN_FLIGHT);
+      expect(failed.length).toBeGreaterThanOrEqual(queuedAtKill); // each queued ADD failed
 
       // Every success is a real, well-formed answer in the pool.
       const malformed = acknowledged.filter((a) => !/^10\.50\.\d+\.\d+\/16$/.test(a.address ?? ""));
@@ -119,7 +97,6 @@ describe("kill -9 in the middle of a stream of ADDs", () => {
       // Every failure is "try again later", as the runtime needs to retry.
       const notRetryable = failed.filter((f) => f.run.json?.code !== 11).map((f) => `${f.containerID}: exit ${f.run.exitCode} ${f.run.stdout}${f.run.stderr}`);
       expect(notRetryable).toEqual([]);
-      expect(acknowledged.length).toBeGreaterThanOrEqual(killPoint(cycle));
 
       all.push(...acknowledged);
       expect(new Set(all.map((a) => a.address)).size).toBe(all.length); // never handed out twice, across restarts

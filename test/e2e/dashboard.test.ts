@@ -1,21 +1,16 @@
 /**
- * The dashboard in a real browser: Debian's chromium driven by playwright-core (which never
- * downloads a browser of its own). The daemon only listens on a unix socket, so this test
- * serves the same Hono app (createApp over a real sqlite store and the real IpamService) on
- * a loopback TCP port. It loads the pools page, searches, opens an address's history, and
- * saves screenshots to test-artifacts/ for a human to judge.
+ * The dashboard in a real browser, as users reach it: `dist/ipamd serve --admin-listen
+ * 127.0.0.1:PORT` over TCP, Debian's chromium driven by playwright-core (which never
+ * downloads a browser of its own). The daemon is seeded through its unix socket as the
+ * plugin would, and a leak is reclaimed by `POST /v1/gc` (grace 0, netns judged only in the
+ * test's own dir). The test loads the pools page, searches, opens an address's history,
+ * and saves screenshots to test-artifacts/ for a human to judge.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Server } from "bun";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { createApp } from "../../src/daemon/app.ts";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
-import { Reclaimer } from "../../src/daemon/reclaim.ts";
-import { compilePools } from "../../src/ipam/named-pool.ts";
-import { SqliteStore } from "../../src/store/sqlite.ts";
-import { cleanup, onCleanup, tempDir } from "./harness.ts";
+import { cleanup, type Daemon, onCleanup, startDaemonWithAdmin, tempDir } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = resolve(import.meta.dir, "../../test-artifacts");
@@ -25,36 +20,40 @@ const APPS = ["web", "api", "checkout", "search", "cart", "auth"];
 /** The i-th pod of the main network: it holds 10.70.0.(i+2) and fd70::(i+2). */
 const podOf = (i: number) => `${i % 3 === 0 ? "shop" : "default"}/${APPS[i % APPS.length]}-7f9c8d-${hex(String(i)).slice(0, 5)}`;
 
-let server: Server<undefined>;
 let context: BrowserContext;
 let page: Page;
 let base: string;
 
 /** A node with a few pools in use: one comfortable, one above 80%, one full, IPv6, netconf ranges, and a reclaim. */
-async function seed(dir: string): Promise<ReturnType<typeof createApp>> {
-  const store = await SqliteStore.open(join(dir, "ipamd.db"));
-  onCleanup(() => store.close());
-  const clock = { now: Date.now() - 3 * 86_400_000 };
-  const ipam = await IpamService.start(store, {
-    node: "worker-1",
-    now: () => clock.now,
-    pools: compilePools({
-      "pods-v4": { addresses: ["10.70.0.0/27"], prefix: 24, gateway: "10.70.0.1" },
-      "pods-v6": { addresses: ["fd70::/64"], prefix: 64, gateway: "fd70::1" },
-      ingress: { addresses: ["10.71.0.10-10.71.0.19"], prefix: 24, releaseCooldown: 60 },
-      batch: { addresses: ["10.72.0.0/28"], prefix: 28, sticky: "pod" },
-      nodes: { supernet: "10.80.0.0/16", nodeSubnetPrefix: 24 },
+async function seed(dir: string): Promise<Daemon & { port: number }> {
+  const netnsDir = join(dir, "netns"); // the only netns dir the daemon judges; it stays empty
+  mkdirSync(netnsDir);
+  const config = join(dir, "config.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      node: "worker-1",
+      reclaimInterval: 0,
+      reclaimGrace: 0,
+      reclaimNetnsDirs: [netnsDir],
+      pools: {
+        "pods-v4": { addresses: ["10.70.0.0/27"], prefix: 24, gateway: "10.70.0.1" },
+        "pods-v6": { addresses: ["fd70::/64"], prefix: 64, gateway: "fd70::1" },
+        ingress: { addresses: ["10.71.0.10-10.71.0.19"], prefix: 24, releaseCooldown: 60 },
+        batch: { addresses: ["10.72.0.0/28"], prefix: 28, sticky: "pod" },
+        nodes: { supernet: "10.80.0.0/16", nodeSubnetPrefix: 24 },
+      },
     }),
-  });
-  const app = createApp(ipam);
+  );
+  const daemon = await startDaemonWithAdmin({ dir, args: ["--config", config] });
+  const call = async (path: string, body: Record<string, unknown>) => {
+    const res = await fetch(`http://ipamd${path}`, { unix: daemon.socket, method: "POST", body: JSON.stringify(body) });
+    if (res.status !== 200) throw new Error(`seeding ${path} ${JSON.stringify(body)} answered ${res.status}: ${await res.text()}`);
+    return res.json() as Promise<any>;
+  };
   const add = async (network: string, pod: string, body: Record<string, unknown>) => {
     const [namespace, name] = pod.split("/");
-    const res = await app.request("/v1/cni/add", {
-      method: "POST",
-      body: JSON.stringify({ network, containerID: hex(pod), ifname: "eth0", netns: `/var/run/netns/cni-${hex(pod).slice(0, 8)}`, pod: { namespace, name, uid: hex(`uid ${pod}`).slice(0, 36) }, ...body }),
-    });
-    if (res.status !== 200) throw new Error(`seeding ADD of ${pod} answered ${res.status}: ${await res.text()}`);
-    clock.now += 37 * 60_000;
+    await call("/v1/cni/add", { network, containerID: hex(pod), ifname: "eth0", netns: `/var/run/netns/cni-${hex(pod).slice(0, 8)}`, pod: { namespace, name, uid: hex(`uid ${pod}`).slice(0, 36) }, ...body });
   };
   for (let i = 0; i < 26; i++) await add("k8s-pod-network", podOf(i), { pools: ["pods-v4", "pods-v6"] });
   for (let i = 0; i < 10; i++) await add("ingress-net", `ingress/nginx-${i}`, { pools: ["ingress"] });
@@ -62,24 +61,18 @@ async function seed(dir: string): Promise<ReturnType<typeof createApp>> {
   for (let i = 0; i < 40; i++) await add("node-net", `monitoring/exporter-${i}`, { pools: ["nodes"] });
   for (let i = 0; i < 4; i++) await add("legacy", `legacy/db-${i}`, { ranges: [[{ subnet: "192.168.40.0/24" }]] });
   // A pod that died without a DEL: its netns is gone, the sweep reclaims its address.
-  await add("k8s-pod-network", "default/leaky-job-x2x9q", { pools: ["pods-v4"], netns: "/var/run/netns/gone" });
-  clock.now = Date.now();
-  const reclaimer = new Reclaimer(ipam, { graceMs: 300_000, now: () => clock.now, exists: async (p) => !p.endsWith("/gone") });
-  await reclaimer.sweep();
-  clock.now += 301_000;
-  const swept = await reclaimer.sweep();
-  if (swept.reclaimed.length !== 1) throw new Error(`seeding expected one reclaim, got ${JSON.stringify(swept)}`);
-  return app;
+  await add("k8s-pod-network", "default/leaky-job-x2x9q", { pools: ["pods-v4"], netns: join(netnsDir, "gone") });
+  const swept = await call("/v1/gc", {});
+  if (swept.reclaimed?.length !== 1) throw new Error(`seeding expected one reclaim, got ${JSON.stringify(swept)}`);
+  return daemon;
 }
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
   mkdirSync(ARTIFACTS, { recursive: true });
   const dir = tempDir("ipamd-dashboard-");
-  const app = await seed(dir);
-  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: app.fetch });
-  onCleanup(() => server.stop(true));
-  base = `http://127.0.0.1:${server.port}`;
+  const daemon = await seed(dir);
+  base = `http://127.0.0.1:${daemon.port}`;
   context = await chromium.launchPersistentContext(join(dir, "profile"), {
     executablePath: CHROMIUM,
     headless: true,
@@ -88,8 +81,9 @@ beforeAll(async () => {
     timeout: 30_000,
   });
   onCleanup(() => context.close());
-  // Only loopback: anything else the page tries to load is a bug (and blocked).
-  await context.route(/^(?!http:\/\/127\.0\.0\.1:)/, (route) => route.abort());
+  // Only the daemon's listener: anything else the page tries to load is a bug (and blocked).
+  const origin = base.replace(/[.]/g, "\\.");
+  await context.route(new RegExp(`^(?!${origin}/)`), (route) => route.abort());
   page = context.pages()[0] ?? (await context.newPage());
   page.on("dialog", (d) => {
     throw new Error(`the page opened a ${d.type()} dialog: ${d.message()}`);
@@ -118,7 +112,7 @@ describe("the dashboard in chromium", () => {
     await expect(reclaims.locator("tbody tr").count()).resolves.toBe(1);
     expect(await reclaims.locator("tbody tr").first().textContent()).toContain("default/leaky-job-x2x9q");
     await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });
-  });
+  }, 30_000);
 
   test("typing in the search box and submitting lists the matching allocations", async () => {
     await page.goto(`${base}/`);
@@ -133,7 +127,7 @@ describe("the dashboard in chromium", () => {
     await Promise.all([page.waitForURL(new RegExp(`q=${id}$`)), page.getByRole("searchbox").press("Enter")]);
     expect(await page.locator("table tbody tr td.ip").allTextContents()).toEqual(["10.70.0.6/24", "fd70::6/64"]);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-search.png"), fullPage: true });
-  });
+  }, 30_000);
 
   test("an address's page shows its holder and history, reached from the allocations table", async () => {
     await page.goto(`${base}/allocations?q=default%2Fleaky-job-x2x9q`);
@@ -150,7 +144,7 @@ describe("the dashboard in chromium", () => {
     expect(await page.locator("section.card dl").textContent()).toContain("shop/web-7f9c8d-");
     expect(await page.locator("table tbody tr .badge").allTextContents()).toEqual(["allocated"]);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-address.png"), fullPage: true });
-  });
+  }, 30_000);
 
   test("at a phone's width nothing overflows the page sideways", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
@@ -167,12 +161,12 @@ describe("the dashboard in chromium", () => {
     } finally {
       await page.setViewportSize({ width: 1280, height: 900 });
     }
-  });
+  }, 30_000);
 
   test("an unknown address is a friendly 404 page, not a JSON error", async () => {
     const response = await page.goto(`${base}/address/10.99.0.1`);
     expect(response?.status()).toBe(404);
     expect(await page.locator("h1").textContent()).toBe("No record of 10.99.0.1");
     expect(await page.getByRole("link", { name: "All allocations" }).count()).toBe(1);
-  });
+  }, 30_000);
 });

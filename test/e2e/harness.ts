@@ -111,6 +111,33 @@ export async function startDaemon(options: { dir?: string; args?: string[]; env?
   };
 }
 
+/** A loopback TCP port that was free a moment ago (the kernel picked it). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}
+
+/**
+ * startDaemon with `--admin-listen 127.0.0.1:PORT` on a free port. Another process may take
+ * the port between the probe and the daemon's bind; the daemon then exits saying so, and
+ * another port is tried.
+ */
+export async function startDaemonWithAdmin(
+  options: { dir?: string; args?: string[]; env?: Record<string, string>; pickPort?: () => number } = {},
+): Promise<Daemon & { port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = (options.pickPort ?? freePort)();
+    try {
+      const daemon = await startDaemon({ ...options, args: [...(options.args ?? []), "--admin-listen", `127.0.0.1:${port}`] });
+      return { ...daemon, port };
+    } catch (err) {
+      if (attempt >= 5 || !/port \d+ in use/.test(String(err))) throw err;
+    }
+  }
+}
+
 export interface PluginRun {
   exitCode: number;
   stdout: string;

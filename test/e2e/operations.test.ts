@@ -67,7 +67,7 @@ describe("admin CLI", () => {
     const down = await run([BINARY, "pools", "--socket", join(dir, "nope.sock")]);
     expect(down.exitCode).toBe(1);
     expect(down.stderr).toContain("not reachable");
-  });
+  }, 60_000);
 });
 
 describe("leak reclamation with real network namespaces", () => {
@@ -91,11 +91,18 @@ describe("leak reclamation with real network namespaces", () => {
     expect(shown.holders).toEqual([]);
     expect(shown.history[0]).toMatchObject({ kind: "reclaimed", containerID: "doomed" });
     expect(shown.history[0].cause).toContain(`netns /var/run/netns/${doomed} missing`);
-    // The live one is never touched, however many sweeps pass.
-    await Bun.sleep(1500);
-    expect(JSON.parse((await cli(daemon, "allocations", "--json")).stdout).allocations.map((a: any) => a.containerID)).toEqual(["alive"]);
     expect(daemon.stderr()).toContain("reclaimed 10.20.0.3");
-  });
+    // The live one is never touched, however many sweeps pass: a second leak, made now, takes
+    // at least the 1 s grace (five 0.2 s sweeps) to be reclaimed, and the live one outlasts it.
+    const later = `ipamd-dead2-${process.pid}`;
+    await addNetns(later);
+    expect((await runPlugin(env("later", later), conf)).exitCode).toBe(0);
+    await mustRun(["ip", "netns", "del", later]);
+    const held = async () => JSON.parse((await cli(daemon, "allocations", "--json")).stdout).allocations.map((a: any) => a.containerID).sort();
+    expect(await held()).toEqual(["alive", "later"]);
+    await waitFor(async () => !(await held()).includes("later"), 15_000, "the second leak to be reclaimed");
+    expect(await held()).toEqual(["alive"]);
+  }, 60_000);
 });
 
 describe("migration from host-local", () => {
@@ -135,7 +142,7 @@ describe("migration from host-local", () => {
     const conflict = await cli(daemon, "import", "host-local", clash, "--network", "migr");
     expect(conflict.exitCode).toBe(1);
     expect(conflict.stdout).toMatch(/10\.91\.0\.5\s+someone-else\s+new-1\/eth0/);
-  });
+  }, 60_000);
 });
 
 describe("metrics", () => {
@@ -153,5 +160,5 @@ describe("metrics", () => {
     const check = await run(["promtool", "check", "metrics"], text);
     expect(check.stderr + check.stdout).toBe("");
     expect(check.exitCode).toBe(0);
-  });
+  }, 60_000);
 });

@@ -12,7 +12,7 @@ import { attachmentEnv, cleanup, type Daemon, DIST_DIR, netconf, runPlugin, star
 let daemon: Daemon;
 beforeAll(async () => {
   daemon = await startDaemon();
-});
+}, 30_000); // startDaemon waits up to 10 s for the first answer
 afterAll(cleanup);
 
 let unique = 0;
@@ -76,7 +76,7 @@ describe("every command in every supported version", () => {
       expect(del.exitCode).toBe(0);
       expect(del.stdout).toBe("");
       if (version >= "0.4.0") expectCniError(await runPlugin(attachmentEnv("CHECK", id), { ...c, prevResult: added.json }), 3);
-    });
+    }, 30_000);
   }
 });
 
@@ -89,11 +89,11 @@ describe("host-local behaviour", () => {
     expect(again.json).toEqual(first.json);
     const second = await runPlugin(attachmentEnv("ADD", id, "net1"), c);
     expect(second.json.ips[0].address).toBe("10.20.0.3/24");
-  });
+  }, 30_000);
 
   test("DEL of an unknown attachment succeeds", async () => {
     expect((await runPlugin(attachmentEnv("DEL", newId()), conf())).exitCode).toBe(0);
-  });
+  }, 30_000);
 
   test("host-local's older single-range form, resolvConf → dns, dataDir ignored", async () => {
     const dir = tempDir();
@@ -103,7 +103,7 @@ describe("host-local behaviour", () => {
     const added = await runPlugin(attachmentEnv("ADD", newId()), c);
     expect(added.json.ips).toEqual([{ address: "10.41.0.100/24", gateway: "10.41.0.254" }]);
     expect(added.json.dns).toEqual({ nameservers: ["10.96.0.10"], search: ["default.svc.cluster.local", "svc.cluster.local"], options: ["ndots:5"] });
-  });
+  }, 30_000);
 
   test("exhaustion: a clear error naming the pool and its size; a DEL frees an address for the next ADD", async () => {
     const c = conf({ ranges: [[{ subnet: "10.42.0.0/30" }]] }); // only .2 is left after .1 (gateway) and .3 (broadcast)
@@ -114,7 +114,7 @@ describe("host-local behaviour", () => {
     expect(full.json.msg).toContain("all 1 addresses are in use");
     await runPlugin(attachmentEnv("DEL", holder), c);
     expect((await runPlugin(attachmentEnv("ADD", newId()), c)).json.ips[0].address).toBe("10.42.0.2/30");
-  });
+  }, 30_000);
 
   test("a released address is not reused at once: the next ADD continues after the last", async () => {
     const c = conf();
@@ -123,7 +123,7 @@ describe("host-local behaviour", () => {
     await runPlugin(attachmentEnv("ADD", newId()), c);
     await runPlugin(attachmentEnv("DEL", a), c);
     expect((await runPlugin(attachmentEnv("ADD", newId()), c)).json.ips[0].address).toBe("10.20.0.4/24");
-  });
+  }, 30_000);
 
   test("dual-stack is all or nothing: when IPv4 is exhausted the IPv6 address is not kept", async () => {
     const c = conf({ ranges: [[{ subnet: "fd43::/120" }], [{ subnet: "10.43.0.0/30" }]] });
@@ -134,7 +134,7 @@ describe("host-local behaviour", () => {
     const gc = await runPlugin({ CNI_COMMAND: "GC", CNI_PATH: DIST_DIR }, { ...c, cniVersion: "1.1.0", "cni.dev/valid-attachments": [] });
     expect(gc.exitCode).toBe(0);
     expect((await runPlugin(attachmentEnv("ADD", newId()), c)).json.ips[0].address).toBe("fd43::3/120");
-  });
+  }, 30_000);
 });
 
 describe("static addresses", () => {
@@ -146,7 +146,7 @@ describe("static addresses", () => {
     expect(viaCniArgs.json.ips[0].address).toBe("10.44.0.60/24");
     const viaRuntime = await runPlugin(attachmentEnv("ADD", newId()), { ...c, runtimeConfig: { ips: ["10.44.0.70/24"] } });
     expect(viaRuntime.json.ips[0].address).toBe("10.44.0.70/24");
-  });
+  }, 30_000);
 
   test("a static address held by another attachment is refused with a clear error", async () => {
     const c = conf();
@@ -155,7 +155,7 @@ describe("static addresses", () => {
     expectCniError(clash, 101, "10.20.0.9 is already allocated");
     expectCniError(await runPlugin(attachmentEnv("ADD", newId(), "eth0", { CNI_ARGS: "IP=10.99.9.9" }), c), 102, "not in any range");
     expectCniError(await runPlugin(attachmentEnv("ADD", newId(), "eth0", { CNI_ARGS: "IP=banana" }), c), 7, "banana");
-  });
+  }, 30_000);
 });
 
 describe("GC", () => {
@@ -173,14 +173,14 @@ describe("GC", () => {
     expect((await runPlugin(attachmentEnv("CHECK", keep), { ...c, prevResult: { ips: [{ address: "10.20.0.2/24" }] } })).exitCode).toBe(0);
     expect((await runPlugin(gcEnv, { ...c, "cni.dev/valid-attachments": [] })).exitCode).toBe(0);
     expectCniError(await runPlugin(attachmentEnv("CHECK", keep), { ...c, prevResult: { ips: [{ address: "10.20.0.2/24" }] } }), 3);
-  });
+  }, 30_000);
 
   test("CHECK fails when prevResult lacks the allocated address", async () => {
     const c = conf();
     const id = newId();
     await runPlugin(attachmentEnv("ADD", id), c);
     expectCniError(await runPlugin(attachmentEnv("CHECK", id), { ...c, prevResult: { ips: [{ address: "10.20.0.77/24" }] } }), 7, "10.20.0.2");
-  });
+  }, 30_000);
 });
 
 describe("bad input: a CNI error object with the spec's code, never a crash", () => {
@@ -190,12 +190,12 @@ describe("bad input: a CNI error object with the spec's code, never a crash", ()
     const run = await add(conf({}, {}, "0.2.0"));
     expectCniError(run, 1, "incompatible CNI versions");
     expect(run.json.details).toContain("0.2.0");
-  });
+  }, 30_000);
   test("missing CNI_* variables → 4", async () => {
     expectCniError(await add(conf(), { CNI_NETNS: undefined }), 4, "CNI_NETNS");
     expectCniError(await add(conf(), { CNI_CONTAINERID: undefined, CNI_PATH: undefined }), 4, "CNI_CONTAINERID,CNI_PATH");
     expectCniError(await runPlugin({ CNI_COMMAND: "GC" }, conf()), 4, "CNI_PATH");
-  });
+  }, 30_000);
   test("interface name over 15 bytes → 4", async () => expectCniError(await add(conf(), { CNI_IFNAME: "a-very-long-ifname" }), 4, "longer than 15 bytes"));
   test("invalid container ID → 4", async () => expectCniError(await add(conf(), { CNI_CONTAINERID: "../etc" }), 4, "CNI_CONTAINERID"));
   test("unknown CNI_COMMAND → 4", async () => expectCniError(await runPlugin({ CNI_COMMAND: "FROB" }, conf()), 4, "unknown CNI_COMMAND: FROB"));
@@ -205,7 +205,7 @@ describe("bad input: a CNI error object with the spec's code, never a crash", ()
   test("netconf of the wrong shape → 7 naming the field", async () => {
     expectCniError(await add({ cniVersion: "1.0.0", name: "x" }), 7, "ipam");
     expectCniError(await add(conf({ ranges: "10.0.0.0/24" })), 7, "ipam.ranges");
-  });
+  }, 30_000);
   test("a network name that is not libcni's form → 7", async () => expectCniError(await add({ ...conf(), name: "a/b" }), 7, "network name"));
   test("no ranges → 7", async () => expectCniError(await add(conf({ ranges: undefined })), 7, "no IP ranges"));
   test("bad CIDR → 7", async () => expectCniError(await add(conf({ ranges: [[{ subnet: "10.0.0.0/40" }]] })), 7, "invalid subnet"));
@@ -219,14 +219,15 @@ describe("bad input: a CNI error object with the spec's code, never a crash", ()
 describe("daemon unreachable or not answering → 11 within 3 s", () => {
   test("no daemon on the socket: ADD and DEL fail with 11 (never a false DEL success); STATUS says 50", async () => {
     const c: Record<string, any> = { ...netconf(join(tempDir(), "absent.sock")), cniVersion: "1.1.0" };
-    const started = performance.now();
-    expectCniError(await runPlugin(attachmentEnv("ADD", newId()), c), 11, "not reachable");
-    expectCniError(await runPlugin(attachmentEnv("DEL", newId()), c), 11);
-    expect(performance.now() - started).toBeLessThan(3000 * 2);
+    for (const command of ["ADD", "DEL"]) {
+      const started = performance.now();
+      expectCniError(await runPlugin(attachmentEnv(command, newId()), c), 11, "not reachable");
+      expect({ command, withinSpec: performance.now() - started < 3000 }).toEqual({ command, withinSpec: true });
+    }
     expectCniError(await runPlugin({ CNI_COMMAND: "STATUS", CNI_PATH: DIST_DIR }, c), 50, "not available");
     // A bad netconf is still code 7 with the daemon down: the plugin validates before calling.
     expectCniError(await runPlugin(attachmentEnv("ADD", newId()), { ...c, ipam: { ...c.ipam, ranges: [[{ subnet: "nope" }]] } }), 7);
-  });
+  }, 30_000);
 
   test("a hung daemon (SIGSTOP): ADD fails with 11 after the timeout, and the daemon serves again once resumed", async () => {
     const hung = await startDaemon();
@@ -237,10 +238,11 @@ describe("daemon unreachable or not answering → 11 within 3 s", () => {
       const run = await runPlugin(attachmentEnv("ADD", newId()), c);
       const elapsed = performance.now() - started;
       expectCniError(run, 11, "did not answer");
-      expect(elapsed).toBeLessThan(3000 + 1000); // 2.5 s timeout plus process start-up slack
+      // It waited for its 2.5 s timeout, and answered within the 3 s the README promises.
+      expect({ waited: elapsed >= 2500, withinSpec: elapsed < 3000 }).toEqual({ waited: true, withinSpec: true });
     } finally {
       hung.proc.kill("SIGCONT");
     }
     expect((await runPlugin(attachmentEnv("ADD", newId()), c)).exitCode).toBe(0);
-  });
+  }, 30_000);
 });

@@ -1,8 +1,11 @@
 /** The daemon's lifecycle as systemd or a DaemonSet sees it: socket, single instance, SIGTERM, config. */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cleanup, startDaemon, tempDir } from "./harness.ts";
+import { EtcdClient } from "../../src/store/etcd-client.ts";
+import { startEtcd } from "../store/etcd-cluster.ts";
+import { attachmentEnv, BINARY, cleanup, netconf, onCleanup, runPlugin, startDaemon, startDaemonWithAdmin, tempDir, waitFor } from "./harness.ts";
+import { accepts, holdRequest } from "./held-request.ts";
 
 afterEach(cleanup);
 
@@ -21,8 +24,7 @@ describe("ipamd serve", () => {
     const socket = join(dir, "run", "ipamd", "ipamd.sock");
     const proc = Bun.spawn([BINARY, "serve", "--socket", socket, "--db", join(dir, "db", "ipamd.db")], { stderr: "pipe" });
     try {
-      const deadline = Date.now() + 5000;
-      while (!existsSync(socket) && Date.now() < deadline) await Bun.sleep(20);
+      await waitFor(() => existsSync(socket), 10_000, "the socket to appear");
       expect(statSync(join(dir, "run", "ipamd")).mode & 0o777).toBe(0o700);
       expect(statSync(socket).mode & 0o777).toBe(0o600);
       expect(statSync(socket).isSocket()).toBe(true);
@@ -30,7 +32,7 @@ describe("ipamd serve", () => {
       proc.kill("SIGTERM");
       await proc.exited;
     }
-  });
+  }, 30_000);
 
   test("refuses to start when another daemon serves the same socket; the first keeps serving", async () => {
     const first = await startDaemon();
@@ -38,14 +40,27 @@ describe("ipamd serve", () => {
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toContain(`another ipamd is already serving ${first.socket}`);
     expect((await fetch("http://ipamd/v1/status", { unix: first.socket })).status).toBe(200);
-  });
+  }, 30_000);
 
   test("refuses a second daemon on the same database", async () => {
     const first = await startDaemon();
     const second = await run(["serve", "--socket", join(tempDir(), "s.sock"), "--db", first.db]);
     expect(second.exitCode).not.toBe(0);
     expect(second.stderr).toContain(`cannot open store ${first.db}`);
-  });
+  }, 30_000);
+
+  test("a file that is not a socket at the socket path is refused and left as it was", async () => {
+    const dir = tempDir();
+    const path = join(dir, "ipamd.sock");
+    writeFileSync(path, "not a socket\n");
+    const proc = Bun.spawn([BINARY, "serve", "--socket", path, "--db", join(dir, "d.db")], { stderr: "pipe" });
+    onCleanup(() => void proc.kill("SIGKILL"));
+    const exit = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running after 10 s")]);
+    proc.kill("SIGKILL");
+    const stderr = (await new Response(proc.stderr).text()).trim();
+    expect({ exit, stderr }).toEqual({ exit: 1, stderr: `ipamd serve: ${path} exists and is not a socket; refusing to replace it` });
+    expect({ isFile: statSync(path).isFile(), text: readFileSync(path, "utf8") }).toEqual({ isFile: true, text: "not a socket\n" });
+  }, 30_000);
 
   test("removes a stale socket left by a crash and starts", async () => {
     const first = await startDaemon();
@@ -53,29 +68,60 @@ describe("ipamd serve", () => {
     expect(existsSync(first.socket)).toBe(true);
     const again = await startDaemon({ dir: first.dir });
     expect((await fetch("http://ipamd/v1/status", { unix: again.socket })).status).toBe(200);
-  });
+  }, 30_000);
 
-  test("SIGTERM: requests in flight are answered and durable, then the socket is removed", async () => {
+  test("SIGTERM: every request in flight is answered and durable; new ones get code 11; then the socket is removed", async () => {
     const daemon = await startDaemon();
-    const requests = Array.from({ length: 60 }, (_, i) =>
-      fetch("http://ipamd/v1/cni/add", { unix: daemon.socket, method: "POST", body: addBody(`c${i}`) })
-        .then(async (res) => ({ i, status: res.status, body: (await res.json()) as any }))
-        .catch(() => ({ i, status: 0, body: null })),
-    );
-    await Bun.sleep(5);
-    const exitCode = await daemon.stop();
-    const answers = await Promise.all(requests);
-    expect(exitCode).toBe(0);
+    // 16 ADDs inside the daemon's handler (it said 100 Continue), each waiting for its last byte.
+    const held = await Promise.all(Array.from({ length: 16 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`c${i}`))));
+    await Promise.all(held.map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)), 10_000, "the daemon to stop accepting connections after SIGTERM");
+    // A plugin arriving now is told to try again later, as the README promises.
+    const late = await runPlugin(attachmentEnv("ADD", "late"), netconf(daemon.socket, { ranges: [[{ subnet: "10.50.0.0/16" }]] }));
+    expect({ exit: late.exitCode, code: late.json?.code }).toEqual({ exit: 1, code: 11 });
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    expect(answers.map((a, i) => `c${i}: ${a.status} ${a.error ?? ""}`.trim())).toEqual(held.map((_, i) => `c${i}: 200`));
+    expect(await daemon.proc.exited).toBe(0);
     expect(existsSync(daemon.socket)).toBe(false);
-    // Every request got a whole answer or never reached the daemon: no 5xx, no torn reply.
-    for (const a of answers) expect([0, 200]).toContain(a.status);
-    const acknowledged = answers.filter((a) => a.status === 200);
     const restarted = await startDaemon({ dir: daemon.dir });
-    for (const a of acknowledged) {
-      const res = await fetch("http://ipamd/v1/cni/add", { unix: restarted.socket, method: "POST", body: addBody(`c${a.i}`) });
+    for (const [i, a] of answers.entries()) {
+      const res = await fetch("http://ipamd/v1/cni/add", { unix: restarted.socket, method: "POST", body: addBody(`c${i}`) });
       expect(((await res.json()) as any).ips).toEqual(a.body.ips);
     }
-  });
+    expect(((await (await fetch("http://ipamd/v1/status", { unix: restarted.socket })).json()) as any).allocations).toBe(16);
+  }, 60_000);
+
+  test("SIGTERM with the admin listener: requests in flight on both listeners are answered; then neither accepts", async () => {
+    const daemon = await startDaemonWithAdmin();
+    const admin = { hostname: "127.0.0.1", port: daemon.port };
+    const onSocket = await Promise.all(Array.from({ length: 4 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`s${i}`))));
+    const onAdmin = await Promise.all(Array.from({ length: 4 }, () => holdRequest(admin, "/v1/gc", JSON.stringify({ dryRun: true }))));
+    await Promise.all([...onSocket, ...onAdmin].map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)) || !(await accepts(admin)), 10_000, "a listener to stop accepting after SIGTERM");
+    const answers = await Promise.all([...onSocket, ...onAdmin].map((h) => h.finish()));
+    expect(answers.map((a) => `${a.status} ${a.error ?? ""}`.trim())).toEqual(answers.map(() => "200"));
+    expect(answers.slice(4).map((a) => a.body)).toEqual(answers.slice(4).map(() => ({ reclaimed: [], pending: 0, dryRun: true })));
+    expect(await daemon.proc.exited).toBe(0);
+    expect({ socket: await accepts(daemon.socket), admin: await accepts(admin), file: existsSync(daemon.socket) }).toEqual({ socket: false, admin: false, file: false });
+  }, 60_000);
+
+  test("SIGTERM with the etcd store: requests in flight are answered and in etcd, then the socket is removed", async () => {
+    const etcd = await startEtcd();
+    const prefix = `/serve-${process.pid}/`;
+    const daemon = await startDaemon({ args: ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", prefix] });
+    const held = await Promise.all(Array.from({ length: 8 }, (_, i) => holdRequest(daemon.socket, "/v1/cni/add", addBody(`e${i}`))));
+    await Promise.all(held.map((h) => h.reached));
+    daemon.proc.kill("SIGTERM");
+    await waitFor(async () => !(await accepts(daemon.socket)), 10_000, "the daemon to stop accepting connections after SIGTERM");
+    const answers = await Promise.all(held.map((h) => h.finish()));
+    expect(answers.map((a) => `${a.status} ${a.error ?? ""}`.trim())).toEqual(held.map(() => "200"));
+    expect(await daemon.proc.exited).toBe(0);
+    expect(existsSync(daemon.socket)).toBe(false);
+    const stored = (await new EtcdClient(etcd.endpoints).rangePrefix(`${prefix}a/`)).map((kv) => JSON.parse(kv.value) as { containerID: string; ip: string });
+    expect(stored.map((r) => `${r.containerID} ${r.ip}`).sort()).toEqual(answers.map((a, i) => `e${i} ${a.body.ips[0].address.split("/")[0]}`).sort());
+  }, 60_000);
 
   test("a config file sets the node name; an invalid one stops the daemon naming the field", async () => {
     const dir = tempDir();
@@ -91,7 +137,7 @@ describe("ipamd serve", () => {
     expect(refused.stderr).toMatch(/config file .*bad\.json: (node|sokcet): /);
     const missing = await run(["serve", "--config", join(dir, "absent.json"), "--socket", join(dir, "s.sock")]);
     expect(missing.stderr).toContain("does not exist");
-  });
+  }, 30_000);
 });
 
 describe("CLI", () => {
@@ -111,5 +157,5 @@ describe("CLI", () => {
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect((await run(["serve", "--bogus"])).exitCode).not.toBe(0);
-  });
+  }, 30_000);
 });

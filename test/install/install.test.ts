@@ -27,7 +27,7 @@ describe("ipamd install", () => {
     expect(readdirSync(join(h.host, "etc/cni/net.d"))).toEqual(["10-podnet.conflist"]);
     // The installed binary works.
     expect((await runOk(["version"], h.bin)).stdout).toBe((await runOk(["version"])).stdout);
-  });
+  }, 30_000);
 
   test("an identical re-install writes nothing: inode and mtime stay", async () => {
     const h = hostSetup();
@@ -42,7 +42,7 @@ describe("ipamd install", () => {
     }
     expect(stdout).toContain(`binary ${h.bin} is up to date`);
     expect(stdout).toContain(`netconf ${h.netconf} is up to date`);
-  });
+  }, 30_000);
 
   test("a wrong mode on identical content is corrected in place", async () => {
     const h = hostSetup();
@@ -52,7 +52,7 @@ describe("ipamd install", () => {
     await runOk(["install", "--host-root", h.host, "--conf", h.confFile]);
     expect(mode(h.bin)).toBe(0o755);
     expect(statSync(h.bin).ino).toBe(ino);
-  });
+  }, 30_000);
 
   test("a changed netconf replaces the installed one with a new inode", async () => {
     const h = hostSetup();
@@ -63,7 +63,7 @@ describe("ipamd install", () => {
     await runOk(["install", "--host-root", h.host, "--conf", h.confFile]);
     expect(JSON.parse(readFileSync(h.netconf, "utf8"))).toEqual(changed);
     expect(statSync(h.netconf).ino).not.toBe(ino);
-  });
+  }, 30_000);
 
   test("--bin-dir and --conf-dir are placed under --host-root; without --host-root they are used as given", async () => {
     const h = hostSetup();
@@ -72,7 +72,7 @@ describe("ipamd install", () => {
     expect(existsSync(join(h.host, "etc/cni/alt/10-podnet.conflist"))).toBe(true);
     await runOk(["install", "--bin-dir", join(h.dir, "plain-bin")]);
     expect(same(join(h.dir, "plain-bin/ipamd"), BINARY)).toBe(true);
-  });
+  }, 30_000);
 
   test("--dry-run says what it would write and changes nothing", async () => {
     const h = hostSetup();
@@ -81,7 +81,7 @@ describe("ipamd install", () => {
     expect(stdout).toContain(`would write netconf ${h.netconf}`);
     expect(stdout).toContain(`would write systemd unit ${h.unit}`);
     expect(readdirSync(h.host)).toEqual([]);
-  });
+  }, 30_000);
 
   test("uninstall removes only what install wrote", async () => {
     const h = hostSetup();
@@ -95,7 +95,7 @@ describe("ipamd install", () => {
     expect(readdirSync(join(h.host, "etc/cni/net.d"))).toEqual(["99-other.conflist"]);
     // Again: nothing left to remove is not an error.
     expect((await runOk(["install", "--host-root", h.host, "--conf", h.confFile, "--uninstall"])).stdout).toContain("is not there");
-  });
+  }, 30_000);
 
   test("uninstall leaves a netconf of the same name alone when it is not an ipamd network", async () => {
     const h = hostSetup();
@@ -105,7 +105,7 @@ describe("ipamd install", () => {
     const { stdout } = await runOk(["install", "--host-root", h.host, "--conf", h.confFile, "--uninstall"]);
     expect(stdout).toContain("not an ipamd network");
     expect(readFileSync(h.netconf, "utf8")).toBe(foreign);
-  });
+  }, 30_000);
 
   const bad: [string, string, string, RegExp][] = [
     ["not JSON", "{nope", "10-x.conflist", /is not valid JSON/],
@@ -126,14 +126,14 @@ describe("ipamd install", () => {
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
       expect(result.stderr).toStartWith("ipamd install: ");
       expect(readdirSync(h.host)).toEqual([]);
-    });
+    }, 30_000);
   }
 
   test("a single-plugin .conf is accepted", async () => {
     const h = hostSetup({ cniVersion: "0.4.0", name: "one", type: "bridge", ipam: { type: "ipamd", subnet: "10.9.0.0/24" } }, "20-one.conf");
     await runOk(["install", "--host-root", h.host, "--conf", h.confFile]);
     expect(existsSync(h.netconf)).toBe(true);
-  });
+  }, 30_000);
 
   const failures: [string, (h: ReturnType<typeof hostSetup>) => string[], RegExp][] = [
     ["a missing host root", (h) => ["--host-root", join(h.dir, "nope")], /host root .* is not a directory/],
@@ -149,11 +149,11 @@ describe("ipamd install", () => {
       expect(result.exitCode).not.toBe(0);
       expect(result.stderr).toMatch(message);
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
-    });
+    }, 30_000);
   }
 
   test("install --help prints its usage; ipamd --help lists the verb", async () => {
     expect((await runOk(["install", "--help"])).stdout).toContain("--host-root");
     expect((await runOk(["--help"])).stdout).toContain("ipamd install [--bin-dir /opt/cni/bin]");
-  });
+  }, 30_000);
 });

@@ -50,7 +50,7 @@ test("the unit passes systemd-analyze verify without a warning, and install prin
   const verify = Bun.spawnSync([analyze, "verify", `--root=${h.host}`, "ipamd.service"], { stdout: "pipe", stderr: "pipe" });
   const output = `${verify.stdout.toString()}${verify.stderr.toString()}`;
   expect({ exitCode: verify.exitCode, output }).toEqual({ exitCode: 0, output: "" });
-});
+}, 30_000);
 
 test("verify notices a unit whose ExecStart does not exist (the check is real)", () => {
   const analyze = systemdAnalyze();
@@ -61,7 +61,7 @@ test("verify notices a unit whose ExecStart does not exist (the check is real)",
   const verify = Bun.spawnSync([analyze, "verify", `--root=${h.host}`, "ipamd.service"], { stdout: "pipe", stderr: "pipe" });
   expect(verify.exitCode).not.toBe(0);
   expect(verify.stderr.toString()).toContain("/opt/cni/bin/ipamd");
-});
+}, 30_000);
 
 test("uninstall --systemd removes the unit too", async () => {
   const h = hostSetup();
@@ -69,7 +69,7 @@ test("uninstall --systemd removes the unit too", async () => {
   const { stdout } = await runOk(["install", "--host-root", h.host, "--systemd", "--conf", h.confFile, "--uninstall"]);
   expect(stdout).toContain("systemctl disable --now ipamd");
   for (const f of [h.unit, h.bin, h.netconf]) expect(existsSync(f)).toBe(false);
-});
+}, 30_000);
 
 test("the daemon serves under the unit's sandbox: read-only root except its two directories, no capabilities", async () => {
   const h = hostSetup();

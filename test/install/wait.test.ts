@@ -82,10 +82,8 @@ test("--wait re-installs when the ConfigMap file changes, keeps the good file on
   await waitFor(() => existsSync(binary), 10_000, "the removed binary to be put back");
   expect(readFileSync(binary).equals(readFileSync(BINARY))).toBe(true);
 
-  const stoppedAt = Date.now();
   proc.kill("SIGTERM");
-  expect(await proc.exited).toBe(0);
-  expect(Date.now() - stoppedAt).toBeLessThan(3000);
+  expect(await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running 10 s after SIGTERM")])).toBe(0);
   // Stopping is not uninstalling.
   expect(existsSync(installed)).toBe(true);
 }, 60_000);
@@ -101,4 +99,4 @@ test("--wait exits non-zero at once when the first install fails", async () => {
   const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running")]);
   expect(code).toBe(1);
   expect(await new Response(proc.stderr).text()).toMatch(/^ipamd install: netconf .* is not valid JSON/);
-});
+}, 30_000);

@@ -71,7 +71,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await store.attachments("net1")).toEqual([{ containerID: "c1", ifname: "eth0" }]);
       expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/6/fd00::2"]);
       await store.close();
-    });
+    }, 30_000);
 
     test("release removes the address; cursors round-trip and are overwritten", async () => {
       const store = await target.open();
@@ -81,7 +81,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await taken(store)).toEqual([]);
       expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.0.3"]]));
       await store.close();
-    });
+    }, 30_000);
 
     test("an address is held once per network: a duplicate commit fails whole, others in the same batch succeed", async () => {
       const store = await target.open();
@@ -96,7 +96,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([]);
       expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/4/10.0.0.4", "net2/4/10.0.0.2"]);
       await store.close();
-    });
+    }, 30_000);
 
     test("many concurrent attachment lookups each get their own answer, unknown attachments none", async () => {
       const store = await target.open();
@@ -118,7 +118,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       ]);
       expect(other).toEqual([[], [], expected(1)]);
       await store.close();
-    });
+    }, 30_000);
 
     test("releasing an allocation that is already released succeeds and touches nothing else", async () => {
       const store = await target.open();
@@ -141,7 +141,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       const kinds = (await store.history({ ip: gone.ip })).map((e) => e.kind);
       expect({ ip: gone.ip, kinds }).toEqual({ ip: gone.ip, kinds: ["released", "allocated"] });
       await store.close();
-    });
+    }, 30_000);
 
     test("the leak sweep's read: one node's allocations that name a netns, and only those", async () => {
       const store = await target.open();
@@ -157,7 +157,27 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect((await store.netnsAllocations("node-b")).map((r) => r.ip)).toEqual(["10.0.0.5"]);
       expect(await store.netnsAllocations("node-c")).toEqual([]);
       await store.close();
-    });
+    }, 30_000);
+
+    test("history retention: pruneHistory drops the events older than its bound, counts them, and touches nothing else", async () => {
+      const store = await target.open();
+      await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }]);
+      const [first] = await store.history({ containerID: "c1" });
+      while (Date.now() <= first!.at) await Bun.sleep(1); // the next commit's events are a millisecond younger
+      await store.commit([{ op: "release", space: "net1", ip: "10.0.0.2", cause: "cni del", record: record("10.0.0.2", "c1") }, { op: "allocate", record: record("10.0.0.3", "c2") }]);
+      const second = (await store.history({ containerID: "c2" }))[0]!.at;
+      expect(second).toBeGreaterThan(first!.at);
+      const events = async () => (await store.history({})).map((e) => `${e.kind} ${e.containerID}`);
+      expect(await store.pruneHistory(first!.at)).toBe(0); // strictly older only
+      expect(await store.pruneHistory(second)).toBe(1);
+      expect(await events()).toEqual(expect.arrayContaining(["released c1", "allocated c2"]));
+      expect((await events()).length).toBe(2);
+      expect(await store.pruneHistory(second)).toBe(0);
+      expect(await store.pruneHistory(second + 1)).toBe(2);
+      expect(await events()).toEqual([]);
+      expect(await taken(store)).toEqual(["net1/4/10.0.0.3"]);
+      await store.close();
+    }, 30_000);
 
     test("what was committed survives closing and reopening", async () => {
       const store = await target.open();
@@ -168,7 +188,7 @@ export function storeContract(name: string, target: ContractTarget): void {
       expect(await again.attachment("net1", { containerID: "c7", ifname: "eth0" })).toEqual([record("10.0.0.9", "c7")]);
       expect(await again.cursors()).toEqual(new Map([["net1|p", "10.0.0.51"]]));
       await again.close();
-    });
+    }, 30_000);
     test("attachments whose identifiers would alias in a path-like key stay apart, whatever bytes they hold", async () => {
       const store = await target.open();
       const slashed = record("10.0.0.2", "x/eth0", { ifname: "a" });

@@ -75,7 +75,7 @@ describe("etcd specifics", () => {
     expect(lost.reason).toBeInstanceOf(ConflictError);
     expect((lost.reason as ConflictError).taken.map((t) => t.ip)).toEqual(["10.0.0.9"]);
     expect((await a.holders("10.0.0.9")).length).toBe(1);
-  });
+  }, 30_000);
 
   test("an address cooling down or parked for a sticky pod stays held: no other daemon can create it", async () => {
     const prefix = `/holds-${process.pid}/`;
@@ -99,7 +99,7 @@ describe("etcd specifics", () => {
     await expect(b.commit([{ op: "allocate", record: record(s.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
     await b.commit([{ op: "bind", binding }, { op: "allocate", record: record(s.ip, "web-0-b"), replacesHold: true }]);
     expect((await a.holders(s.ip)).map((h) => h.containerID)).toEqual(["web-0-b"]);
-  });
+  }, 30_000);
 
   test("concurrent attachment lookups share round trips to etcd", async () => {
     const c = client();
@@ -110,7 +110,7 @@ describe("etcd specifics", () => {
     // The first lookup goes alone; the 199 queued behind it go as two transactions (120 ops at most each).
     expect({ requests: c.requests - before }).toEqual({ requests: 3 });
     answers.forEach((a, i) => expect(a).toEqual(i < 100 ? [record(`10.0.1.${i + 2}`, `c${i}`)] : []));
-  });
+  }, 30_000);
 
   test("a lookup batch etcd refuses fails only its own callers", async () => {
     const store = new EtcdStore(client(), `/lookup-errors-${process.pid}/`, "node-a");
@@ -122,7 +122,7 @@ describe("etcd specifics", () => {
     expect(huge.status).toBe("rejected");
     expect(queued.status).toBe("rejected");
     expect(await lookup("c1")).toEqual([record("10.0.0.2", "c1")]);
-  });
+  }, 30_000);
 
   test("a stale release never deletes or covers a newer owner's allocation; only the stale caller of a shared commit fails", async () => {
     const prefix = `/stale-${process.pid}/`;
@@ -160,7 +160,7 @@ describe("etcd specifics", () => {
     // The newer owner's own release still works.
     await b.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "cni del", record: newer }]);
     expect(await b.holders(old.ip)).toEqual([]);
-  });
+  }, 30_000);
 
   test("a release of an address released elsewhere meanwhile writes no second event; its cooldown and parking hold the free key; the rest of the commit stands", async () => {
     const prefix = `/gone-${process.pid}/`;
@@ -197,7 +197,7 @@ describe("etcd specifics", () => {
     await a.commit([{ op: "uncool", space: "net1", ip: cooled.ip }, { op: "unbind", space: "net1", pod: binding.pod, heldIp: parked.ip }]);
     expect({ cooling: await a.cooling(), bindings: await a.bindings() }).toEqual({ cooling: [], bindings: [] });
     await b.commit([{ op: "allocate", record: record(cooled.ip, "b1") }, { op: "allocate", record: record(parked.ip, "b2") }]);
-  });
+  }, 30_000);
 
   test("a release found gone, whose address is taken again before the retry, fails as a conflict naming it", async () => {
     const prefix = `/gone-taken-${process.pid}/`;
@@ -215,7 +215,7 @@ describe("etcd specifics", () => {
     expect(await a.holders(old.ip)).toEqual([newer]);
     expect(await a.cooling()).toEqual([]);
     expect(await kindsAt(a, old.ip)).toEqual({ ip: old.ip, kinds: ["allocated", "released", "allocated"] });
-  });
+  }, 30_000);
 
   test("a release without its record is guarded on what it read: a newer owner's allocation is never deleted", async () => {
     const prefix = `/unnamed-${process.pid}/`;
@@ -257,7 +257,7 @@ describe("etcd specifics", () => {
     expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([]);
     expect(await kindsAt(a, newer.ip)).toEqual({ ip: newer.ip, kinds: ["released", "allocated", "released", "allocated"] });
     expect(await taken(a)).toEqual(["net1/4/10.0.0.6", "net1/4/10.0.0.7"]);
-  });
+  }, 30_000);
 
   test("etcd judges compares, success ops and failure ops apart against --max-txn-ops (128 by default)", async () => {
     const c = client();
@@ -269,7 +269,7 @@ describe("etcd specifics", () => {
     for (const [cmp, ok, failed] of [[129, 0, 0], [0, 129, 0], [0, 0, 129]] as const) {
       await expect(c.txn(compares(cmp), puts(ok), ranges(failed))).rejects.toThrow("too many operations in txn request");
     }
-  });
+  }, 30_000);
 
   test("a group commit takes as many callers as etcd's 128 operations per transaction allow", async () => {
     const store = new EtcdStore(client(), `/batches-${process.pid}/`, "node-a");
@@ -284,28 +284,35 @@ describe("etcd specifics", () => {
     expect(batches).toEqual([1, 13, 13, 13]);
     expect((await store.allocations({})).length).toBe(39);
     expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.2.40"]]));
-  });
+  }, 30_000);
 
   test("concurrent ADDs that find a node's blocks full share each block claim, and stay inside the node's blocks", async () => {
-    const c = client();
+    /** Counts the block claims (a compare-and-create of a block/ key) it sends. */
+    class CountingClient extends EtcdClient {
+      claims = 0;
+      override txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+        if (args[0].some((cmp) => cmp.target === "CREATE" && cmp.key.includes("/block/"))) this.claims++;
+        return super.txn(...args);
+      }
+    }
+    const c = new CountingClient(etcd.endpoints);
     const prefix = `/claims-${process.pid}/`;
     const service = await IpamService.start(new EtcdStore(c, prefix, "node-a"), { node: "node-a", blockSizes: { v4: 28, v6: 122 } });
     // 10.5.0.0/24 cut into /28 blocks: the first holds 14 addresses (.0 and the gateway .1 are
     // never handed out), the others 16. Fill the first, then 50 ADDs at once need 4 more.
     const add = (id: string) => service.add({ network: "claims", containerID: id, ifname: "eth0", ranges: [[{ subnet: "10.5.0.0/24" }]] });
     for (let i = 0; i < 14; i++) await add(`first-${i}`);
-    const before = c.requests;
+    const before = c.claims;
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => add(`c${i}`)));
-    const requests = c.requests - before;
+    const claims = c.claims - before;
     const blocks = (await new EtcdStore(c, prefix).blocks.blocks()).map((b) => ({ block: b.block, node: b.node }));
     expect(blocks).toEqual(["0", "16", "32", "48", "64"].map((b) => ({ block: `10.5.0.${b}/28`, node: "node-a" })));
     const last = answers.map((a) => Number(a[0]!.address.split(".")[3]));
     expect(new Set(last).size).toBe(50);
     expect(last.filter((n) => n < 16 || n >= 80)).toEqual([]);
-    // Four claims of a read and a compare-and-swap each, plus batched lookups and commits. ADDs
-    // racing each other for the same free block cost several requests apiece.
-    expect({ requests: requests < 40 }).toEqual({ requests: true });
-  });
+    // Shared: one claim per block the 50 needed, however their requests interleave.
+    expect(claims).toBe(4);
+  }, 30_000);
 
   test("a pod's DEL in a pool that is not sticky costs two etcd requests: its lookup and its commit", async () => {
     const c = client();
@@ -315,7 +322,7 @@ describe("etcd specifics", () => {
     const before = c.requests;
     await service.del(req);
     expect(c.requests - before).toBe(2);
-  });
+  }, 30_000);
 
   test("node subnet claims are exclusive across daemons", async () => {
     const prefix = `/subnets-${process.pid}/`;
@@ -324,12 +331,12 @@ describe("etcd specifics", () => {
     const claims = await Promise.all(stores.map(([node, s]) => s.claimNodeSubnet("pool", node, pick)));
     expect(new Set(claims).size).toBe(3);
     expect(await stores[0]![1].claimNodeSubnet("pool", "n1", pick)).toBe(claims[0]!);
-  });
+  }, 30_000);
 
   test("etcd down: calls fail with 'try again later' (code 11) within the deadline", async () => {
     const dead = new EtcdStore(new EtcdClient(["http://127.0.0.1:1"]), "/x/");
     const started = performance.now();
     await expect(dead.commit([{ op: "cursor", pool: "p", ip: "10.0.0.1" }])).rejects.toMatchObject({ code: 11 });
     expect(performance.now() - started).toBeLessThan(2500);
-  });
+  }, 30_000);
 });

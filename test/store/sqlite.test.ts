@@ -32,7 +32,7 @@ describe("sqlite specifics", () => {
     await first.close();
     const second = await SqliteStore.open(path);
     await second.close();
-  });
+  }, 30_000);
 
   test("every allocation and release is a history event", async () => {
     const path = join(dir, "events.db");
@@ -48,5 +48,5 @@ describe("sqlite specifics", () => {
       { kind: "allocated", ip: "10.0.0.2", container_id: "c1", pod_name: "pod-c1", cause: "cni add" },
       { kind: "released", ip: "10.0.0.2", container_id: "c1", pod_name: "pod-c1", cause: "cni del" },
     ]);
-  });
+  }, 30_000);
 });
