@@ -5,6 +5,7 @@
 import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, string, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 import { attachment, text } from "./protocol.ts";
+import { AllocationRecordSchema, HistoryEventSchema as StoredHistoryEventSchema } from "./store/records.ts";
 
 export const Admin = {
   pools: "/v1/pools",
@@ -43,39 +44,11 @@ export const AdminPaths = {
   metrics: "/metrics",
 } as const;
 
-export const AllocationSchema = object({
-  space: string(),
-  network: string(),
-  ip: string(),
-  family: picklist([4, 6]),
-  prefix: number(),
-  gateway: nullable(string()),
-  pool: string(),
-  containerID: string(),
-  ifname: string(),
-  netns: nullable(string()),
-  podNamespace: nullable(string()),
-  podName: nullable(string()),
-  podUid: nullable(string()),
-  node: string(),
-  createdAt: number(),
-  static: boolean(),
-});
+/** An allocation as the admin API answers it: the store's own record. */
+export const AllocationSchema = AllocationRecordSchema;
 export type Allocation = InferOutput<typeof AllocationSchema>;
 
-export const HistoryEventSchema = object({
-  id: number(),
-  at: number(),
-  kind: picklist(["allocated", "static", "imported", "released", "reclaimed"]),
-  network: string(),
-  ip: string(),
-  containerID: nullable(string()),
-  ifname: nullable(string()),
-  podNamespace: nullable(string()),
-  podName: nullable(string()),
-  podUid: nullable(string()),
-  cause: nullable(string()),
-});
+export const HistoryEventSchema = StoredHistoryEventSchema;
 export type HistoryEventBody = InferOutput<typeof HistoryEventSchema>;
 
 /** next: the token of the following page (as `after`/`before`), absent on the last one. */

@@ -1,12 +1,12 @@
 /**
- * In-process probe of IpamService add-then-del throughput on a real sqlite store (no HTTP),
+ * In-process probe of Engine add-then-del throughput on a real sqlite store (no HTTP),
  * for profiling the daemon's core: `bun --cpu-prof scripts/bench-suite/inproc.ts`.
  *   INPROC_OPS=20000 INPROC_CONCURRENCY=64 [INPROC_DB=path] node_modules/.bin/bun scripts/bench-suite/inproc.ts
  */
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 
 const OPS = Number(process.env.INPROC_OPS ?? 20_000);
@@ -17,7 +17,7 @@ try {
   const path = join(dir, "ipamd.db");
   if (process.env.INPROC_DB) copyFileSync(process.env.INPROC_DB, path);
   const store = await SqliteStore.open(path);
-  const ipam = await IpamService.start(store, { node: "bench" });
+  const ipam = await Engine.start(store, { node: "bench" });
   const ranges = [[{ subnet: "10.128.0.0/14" }]];
   let next = 0;
   const started = performance.now();

@@ -1,6 +1,6 @@
 /**
  * Issue 5's figure: free-address search in a pool that is 99.9% full and fragmented. In
- * process (IpamService over real sqlite stores on disk, durable commits), so it measures the
+ * process (Engine over real sqlite stores on disk, durable commits), so it measures the
  * allocator and the store, not process start-up. Two /16s: one filled completely through the
  * import path with every 1000th address released again (99.9% full, 66 scattered holes),
  * one empty. ADDs alternate between them in the same loop (full, empty, full, …), each
@@ -8,7 +8,7 @@
  * the next hole after the last one handed out.
  */
 import { join } from "node:path";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { type Figure, stats, tmp, verdict } from "./common.ts";
 
@@ -20,7 +20,7 @@ const SAMPLES = 500;
 export const NEARLY_FULL_MAX = 1.2;
 
 /** One ADD, timed, then its DEL; returns the ms of the ADD. */
-async function addThenDel(ipam: IpamService, containerID: string): Promise<number> {
+async function addThenDel(ipam: Engine, containerID: string): Promise<number> {
   const req = { network: "nearly-full", containerID, ifname: "eth0", ranges: RANGES };
   const t = performance.now();
   await ipam.add(req);
@@ -32,7 +32,7 @@ async function addThenDel(ipam: IpamService, containerID: string): Promise<numbe
 export async function nearlyFullFigure(): Promise<Figure> {
   const stores = [await SqliteStore.open(join(tmp, "nearly-full.db")), await SqliteStore.open(join(tmp, "nearly-empty.db"))] as const;
   try {
-    const [full, empty] = await Promise.all(stores.map((store) => IpamService.start(store, { node: "bench" })));
+    const [full, empty] = await Promise.all(stores.map((store) => Engine.start(store, { node: "bench" })));
     // Fill every address (.0.2 … .255.254) through the real service and store path.
     const all = Array.from({ length: SIZE + 1 }, (_, i) => i + 2).filter((n) => n <= 0xfffe);
     for (let i = 0; i < all.length; i += 10_000) {

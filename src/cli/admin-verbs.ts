@@ -37,7 +37,7 @@ const query = (params: Record<string, string | boolean | undefined>) => {
 };
 
 const ALLOCATION_HEADERS = ["IP", "NETWORK", "POOL", "CONTAINER", "IFNAME", "POD", "NODE", "AGE"];
-const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool, shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
+const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool ?? `(ranges) ${a.rangeSet}`, shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
 
 function allocationTable(rows: Allocation[]): string {
   return formatTable(ALLOCATION_HEADERS, rows.map(allocationRow));

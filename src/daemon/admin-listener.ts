@@ -11,7 +11,7 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { adminHostNames, hostCheck, LOOPBACK } from "./admin-hosts.ts";
 import { type AppOptions, createApp } from "./app.ts";
-import type { IpamService } from "./ipam-service.ts";
+import type { Engine } from "../engine/engine.ts";
 
 export interface AdminListenOptions {
   listen: string;
@@ -35,7 +35,7 @@ async function pem(path: string, what: string): Promise<string> {
   return file.text();
 }
 
-export async function startAdminListener(ipam: IpamService, options: AdminListenOptions, appOptions: AppOptions): Promise<Server<undefined>> {
+export async function startAdminListener(engine: Engine, options: AdminListenOptions, appOptions: AppOptions): Promise<Server<undefined>> {
   const { hostname, port } = parseListen(options.listen);
   const tls = options.tlsCert || options.tlsKey || options.clientCa;
   if (!LOOPBACK.test(hostname) && !(options.tlsCert && options.tlsKey && options.clientCa)) {
@@ -48,7 +48,7 @@ export async function startAdminListener(ipam: IpamService, options: AdminListen
   const localAddresses = () => Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
   let server: Server<undefined> | undefined;
   const checkHost = hostCheck({ hostname, port: () => server?.port ?? port, names: adminHostNames(options.hosts ?? []), localAddresses });
-  const app = createApp(ipam, {
+  const app = createApp(engine, {
     ...appOptions,
     adminOnly: true,
     admit: (c) => checkHost(c.req.header("host")),

@@ -12,7 +12,7 @@ import type { AllocationFilter, HistoryFilter } from "../store/store.ts";
 import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";
 import { readBody } from "./http-errors.ts";
-import type { IpamService } from "./ipam-service.ts";
+import type { Engine } from "../engine/engine.ts";
 import { afterAllocation, allocationToken, beforeEvent, historyToken } from "./page-token.ts";
 import { poolReports } from "./pool-report.ts";
 
@@ -44,10 +44,10 @@ function ipParam(text: string): string {
   return ip;
 }
 
-export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
-  const store = ipam.store;
+export function adminRoutes(engine: Engine, options: AppOptions): Hono {
+  const store = engine.store;
   return new Hono()
-    .get("/pools", async (c) => c.json({ pools: await poolReports(ipam, store) }))
+    .get("/pools", async (c) => c.json({ pools: await poolReports(engine, store) }))
     .get("/allocations", async (c) => {
       const q = c.req.query();
       const filter: AllocationFilter = {
@@ -74,7 +74,7 @@ export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
       options.requireMutation?.(c);
       const ip = ipParam(c.req.param("ip"));
       const body = await readBody(c, ReleaseRequestSchema);
-      const result = await ipam.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
+      const result = await engine.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
       if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
       return c.json(result);
     })
@@ -99,7 +99,7 @@ export function adminRoutes(ipam: IpamService, options: AppOptions): Hono {
     })
     .post("/import", async (c) => {
       options.requireMutation?.(c);
-      return c.json(await ipam.importAllocations(await readBody(c, ImportRequestSchema)));
+      return c.json(await engine.importAllocations(await readBody(c, ImportRequestSchema)));
     })
     .post("/reload", async (c) => {
       options.requireMutation?.(c);

@@ -10,7 +10,7 @@ import type { DaemonMetrics } from "./metrics.ts";
 import { requestTelemetry } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
 import type { Reclaimer } from "./reclaim.ts";
-import type { IpamService } from "./ipam-service.ts";
+import type { Engine } from "../engine/engine.ts";
 import { StorageFault } from "../store/storage-fault.ts";
 import { STORAGE_FAULT_HEADER, type StoreHealth } from "./store-health.ts";
 
@@ -32,7 +32,7 @@ export interface AppOptions {
   admit?: (c: Context) => void;
 }
 
-export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
+export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   const app = new Hono();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
   // After telemetry, so a refused request is counted and logged like any client error.
@@ -45,19 +45,19 @@ export function createApp(ipam: IpamService, options: AppOptions = {}): Hono {
   }
   if (options.adminOnly) {
     // Status stays: it is what probes and the dashboard's monitoring read.
-    app.get("/v1/status", async (c) => c.json(await statusBody(ipam, options.health)));
+    app.get("/v1/status", async (c) => c.json(await statusBody(engine, options.health)));
   } else {
-    app.route("/v1", cniRoutes(ipam, options.health));
+    app.route("/v1", cniRoutes(engine, options.health));
   }
   if (options.metrics) {
     const metrics = options.metrics;
     app.get("/metrics", async (c) => {
-      metrics.pools = await poolReports(ipam, ipam.store);
+      metrics.pools = await poolReports(engine, engine.store);
       return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
   }
-  app.route("/v1", adminRoutes(ipam, options));
-  app.route("/", dashboardRoutes(ipam, options));
+  app.route("/v1", adminRoutes(engine, options));
+  app.route("/", dashboardRoutes(engine, options));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
     options.health?.failed(err);

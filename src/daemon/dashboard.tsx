@@ -16,7 +16,7 @@ import { MAX_PAGE, PAGE_SIZE, parseSearch, type Search } from "./dashboard/searc
 import { AllocationsTable, HistoryTable, Pager } from "./dashboard/tables.tsx";
 import { httpStatusOf } from "./http-errors.ts";
 import type { AppOptions } from "./app.ts";
-import type { IpamService } from "./ipam-service.ts";
+import type { Engine } from "../engine/engine.ts";
 import { poolReports } from "./pool-report.ts";
 
 const RECENT_RECLAIMS = 20;
@@ -34,13 +34,13 @@ function summaryOf(search: Search, shown: number, more: boolean): string {
   return `Allocations${what}, in address order.`;
 }
 
-export function dashboardRoutes(ipam: IpamService, options: DashboardOptions = {}): Hono {
-  const store = ipam.store;
+export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}): Hono {
+  const store = engine.store;
   const now = options.now ?? Date.now;
   const app = new Hono();
 
   app.get("/", async (c) => {
-    const [reports, reclaimed] = await Promise.all([poolReports(ipam, store), store.history({ kind: "reclaimed", limit: RECENT_RECLAIMS })]);
+    const [reports, reclaimed] = await Promise.all([poolReports(engine, store), store.history({ kind: "reclaimed", limit: RECENT_RECLAIMS })]);
     // A backend that cannot filter by kind answers with every kind: keep the reclaims.
     const reclaims = reclaimed.filter((e: HistoryEvent) => e.kind === "reclaimed");
     const inUse = reports.reduce((n, r) => n + r.used, 0);

@@ -6,12 +6,21 @@
 import type { ConsolaInstance } from "consola/core";
 import type { MiddlewareHandler } from "hono";
 import type { AllocationRecord, ReleaseKind } from "../store/store.ts";
-import type { AllocationObserver } from "./ipam-service.ts";
+import type { AllocationObserver } from "../engine/apply.ts";
 import type { DaemonMetrics } from "./metrics.ts";
-import type { Target } from "./pool-registry.ts";
 import { STORAGE_FAULT_HEADER } from "./store-health.ts";
 
 export const DEFAULT_THRESHOLDS = [80, 95];
+
+/** A pool's (or inline range set's) name, size and use, as the utilization watch judges it. */
+export interface PoolUsage {
+  name: string;
+  size: number;
+  used: number;
+}
+
+/** The label naming where an allocation came from: its named pool, or its network's inline range set. */
+export const poolLabel = (r: AllocationRecord): string => r.pool ?? `${r.network}|${r.rangeSet}`;
 
 /**
  * Remembers the highest threshold each pool is at or above, so each crossing up is told once
@@ -23,26 +32,29 @@ export const DEFAULT_THRESHOLDS = [80, 95];
 export class UtilizationWatch implements AllocationObserver {
   private readonly level = new Map<string, number>();
   private readonly lastCheck = new Map<string, number>();
-  /** Each pool's target as last allocated from: what a release's check counts. */
-  private readonly targets = new Map<string, Target>();
+  /** Each pool's latest allocation: what its next check counts from. */
+  private readonly latest = new Map<string, AllocationRecord>();
   private readonly pending = new Map<string, Timer>();
 
   constructor(
     private readonly metrics: DaemonMetrics,
     private readonly log: ConsolaInstance,
-    private readonly used: (target: Target) => number,
+    /** Where an allocation came from, and how used it is now (null: nothing to judge). */
+    private readonly usage: (record: AllocationRecord) => PoolUsage | null,
     private readonly thresholds: number[] = DEFAULT_THRESHOLDS,
   ) {}
 
-  allocated(record: AllocationRecord, target: Target): void {
-    this.metrics.allocations.inc({ pool: record.pool });
-    this.targets.set(target.pool, target);
-    this.schedule(target.pool);
+  allocated(record: AllocationRecord): void {
+    const pool = poolLabel(record);
+    this.metrics.allocations.inc({ pool });
+    this.latest.set(pool, record);
+    this.schedule(pool);
   }
 
   released(record: AllocationRecord, kind: ReleaseKind): void {
-    (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc({ pool: record.pool });
-    if (this.targets.has(record.pool)) this.schedule(record.pool);
+    const pool = poolLabel(record);
+    (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc({ pool });
+    if (this.latest.has(pool)) this.schedule(pool);
   }
 
   private schedule(pool: string): void {
@@ -59,22 +71,22 @@ export class UtilizationWatch implements AllocationObserver {
 
   private checkNow(pool: string): void {
     this.lastCheck.set(pool, performance.now());
-    this.check(this.targets.get(pool)!);
+    const usage = this.usage(this.latest.get(pool)!);
+    if (usage) this.check(usage);
   }
 
-  check(target: Target): void {
-    const size = Number(target.set.size);
-    const percent = size === 0 ? 100 : (this.used(target) / size) * 100;
+  check({ name, size, used }: PoolUsage): void {
+    const percent = size === 0 ? 100 : (used / size) * 100;
     const crossed = this.thresholds.filter((t) => percent >= t).pop() ?? 0;
-    const previous = this.level.get(target.pool) ?? 0;
-    this.level.set(target.pool, crossed);
+    const previous = this.level.get(name) ?? 0;
+    this.level.set(name, crossed);
     const utilization = Number(percent.toFixed(2));
     if (crossed > previous) {
-      this.metrics.utilizationWarnings.inc({ pool: target.pool, threshold: String(crossed) });
-      this.log.warn(`pool ${target.pool} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: target.pool, utilization, threshold: crossed });
+      this.metrics.utilizationWarnings.inc({ pool: name, threshold: String(crossed) });
+      this.log.warn(`pool ${name} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: name, utilization, threshold: crossed });
     } else if (crossed < previous) {
       const under = this.thresholds.find((t) => t > crossed)!; // the lowest threshold it fell under
-      this.log.info(`pool ${target.pool} is back under ${under}% (${percent.toFixed(1)}% used)`, { pool: target.pool, utilization, threshold: under });
+      this.log.info(`pool ${name} is back under ${under}% (${percent.toFixed(1)}% used)`, { pool: name, utilization, threshold: under });
     }
   }
 }

@@ -50,6 +50,5 @@ export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
   }
   const store = new EtcdStore(client, prefix, settings.node);
   await store.prepare();
-  await store.announce(settings.etcd.nodeTtlSeconds);
   return store;
 }

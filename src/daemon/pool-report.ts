@@ -8,10 +8,11 @@ import { cidrContains, type Family, formatIp, parseIp } from "../ipam/address.ts
 import type { ExtentSet } from "../ipam/freespace.ts";
 import type { RangeSet } from "../ipam/pool.ts";
 import type { PoolReport } from "../protocol-admin.ts";
-import type { Store } from "../store/store.ts";
+import type { AllocationRecord, Store } from "../store/store.ts";
+import { type PoolUsage, poolLabel } from "./observability.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import { namedSpace } from "./pool-registry.ts";
-import type { IpamService } from "./ipam-service.ts";
+import { namedSpace } from "../engine/pools.ts";
+import type { Engine } from "../engine/engine.ts";
 
 const ORPHAN_SAMPLE = 20;
 
@@ -60,10 +61,30 @@ function figures(set: RangeSet, taken: number, held: number) {
   return { size: set.size.toString(), used: Math.max(0, taken - held), free: (free < 0n ? 0n : free).toString(), utilization };
 }
 
-export async function poolReports(ipam: IpamService, store: Store): Promise<PoolReport[]> {
+/** The size and use of the pool (or inline range set) an allocation came from, for the utilization watch. */
+export function usageOf(engine: Engine, r: AllocationRecord): PoolUsage | null {
+  const named = r.pool === null ? undefined : engine.registry.named.get(r.pool);
+  const set = named ? engine.registry.rangeSetOf(named) : engine.registry.inline.get(`${r.network}\0${r.rangeSet}`)?.target.rangeSet;
+  if (!set) return null;
+  return { name: poolLabel(r), size: Number(set.size), used: usedIn(set, engine.takenSet(r.space, set.family)) };
+}
+
+/** Cooling and parked addresses of a space that `inPool` accepts (named pools share a space). */
+function holdCounts(engine: Engine, space: string, inPool: (ip: string) => boolean): { cooling: number; parked: number } {
+  let cooling = 0;
+  let parked = 0;
+  for (const h of engine.state.allHolds()) {
+    if (h.space !== space || !inPool(h.ip)) continue;
+    if (h.kind === "cooling") cooling++;
+    else parked++;
+  }
+  return { cooling, parked };
+}
+
+export async function poolReports(engine: Engine, store: Store): Promise<PoolReport[]> {
   const reports: PoolReport[] = [];
-  const named = [...ipam.registry.named.values()];
-  const setOf = (pool: NamedPool) => pool.rangeSet ?? ipam.registry.nodeSetOf(pool.name);
+  const named = [...engine.registry.named.values()];
+  const setOf = (pool: NamedPool) => engine.registry.rangeSetOf(pool);
   // Orphans are found per family (named pools share a space) and told by the pool whose
   // subnet holds them, else by the family's first pool, so each is counted once.
   const orphansByPool = new Map<string, [bigint, bigint][]>();
@@ -71,7 +92,7 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
     const pools = named.filter((p) => p.family === family);
     if (pools.length === 0) continue;
     const sets = pools.flatMap((p) => setOf(p) ?? []);
-    for (const extent of orphanExtents(sets, ipam.takenSet(namedSpace(family), family))) {
+    for (const extent of orphanExtents(sets, engine.takenSet(namedSpace(family), family))) {
       const owner = pools.find((p) => setOf(p)?.ranges.some((r) => cidrContains(r.subnet, family, extent[0]))) ?? pools[0]!;
       orphansByPool.set(owner.name, [...(orphansByPool.get(owner.name) ?? []), extent]);
     }
@@ -79,12 +100,12 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
   for (const pool of named) {
     const space = namedSpace(pool.family);
     const set = setOf(pool);
-    const taken = ipam.takenSet(space, pool.family);
+    const taken = engine.takenSet(space, pool.family);
     const inPool = (ip: string) => {
       const parsed = parseIp(ip);
       return !!set && !!parsed && set.ranges.some((r) => parsed.value >= r.start && parsed.value <= r.end);
     };
-    const counts = ipam.reuse.counts(space, inPool);
+    const counts = holdCounts(engine, space, inPool);
     const base = { name: pool.name, family: pool.family, definition: pool.input, cooling: counts.cooling, stickyParked: counts.parked };
     const orphans = orphansOf(orphansByPool.get(pool.name) ?? [], pool.family);
     if (!set) {
@@ -102,14 +123,14 @@ export async function poolReports(ipam: IpamService, store: Store): Promise<Pool
       orphans,
     });
   }
-  for (const target of ipam.registry.inline.values()) {
-    const used = usedIn(target.set, ipam.takenSet(target.space, target.set.family));
+  for (const { network, target } of engine.registry.inline.values()) {
+    const used = usedIn(target.rangeSet, engine.takenSet(target.space, target.rangeSet.family));
     reports.push({
-      name: target.pool,
+      name: `${network}|${target.rangeSet.key}`,
       kind: "inline",
-      family: target.set.family,
-      definition: target.set.key,
-      ...figures(target.set, used, 0),
+      family: target.rangeSet.family,
+      definition: target.rangeSet.key,
+      ...figures(target.rangeSet, used, 0),
       cooling: 0,
       stickyParked: 0,
       orphans: { count: 0, sample: [] },

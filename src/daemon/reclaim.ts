@@ -5,10 +5,10 @@
  * allocation is older than the grace period, so a pod being set up (netns not yet visible
  * to this mount namespace, or a slow runtime) is never touched. Allocations without a netns
  * path are left alone: nothing proves them dead. CNI GC, `ipamd gc` and the periodic sweep
- * all release through IpamService.release, so every path writes the same history.
+ * all release through the engine, so every path writes the same history.
  */
 import type { AllocationRecord } from "../store/store.ts";
-import type { IpamService } from "./ipam-service.ts";
+import type { Engine } from "../engine/engine.ts";
 
 export interface ReclaimOptions {
   graceMs: number;
@@ -47,7 +47,7 @@ export class Reclaimer {
   private readonly exists: (path: string) => Promise<boolean>;
 
   constructor(
-    private readonly ipam: IpamService,
+    private readonly engine: Engine,
     private readonly options: ReclaimOptions,
   ) {
     this.exists = options.exists ?? pathExists;
@@ -56,8 +56,8 @@ export class Reclaimer {
   async sweep(dryRun = false): Promise<SweepResult> {
     const now = this.options.now();
     const result: SweepResult = { reclaimed: [], pending: 0, dryRun };
-    const byNetns = Map.groupBy(await this.ipam.store.netnsAllocations(this.ipam.node), (r) => r.netns!);
-    if (this.ipam.store.blocks && !dryRun) result.blocksReleased = await this.ipam.releaseAbandonedBlocks();
+    const byNetns = Map.groupBy(await this.engine.store.netnsAllocations(this.engine.node), (r) => r.netns!);
+    if (this.engine.sharing.blocks && !dryRun) result.blocksReleased = await this.engine.releaseAbandonedBlocks();
     for (const path of this.missingSince.keys()) if (!byNetns.has(path)) this.missingSince.delete(path);
     const dirs = this.options.netnsDirs?.map((d) => (d.endsWith("/") ? d : `${d}/`));
     for (const [netns, records] of byNetns) {
@@ -73,7 +73,7 @@ export class Reclaimer {
       if (due.length === 0) continue;
       const seconds = Math.round((now - since) / 1000);
       const reason = `netns ${netns} missing for ${seconds}s (grace ${Math.round(this.options.graceMs / 1000)}s)`;
-      if (!dryRun) await this.ipam.releaseRecords(due, reason, "reclaimed");
+      if (!dryRun) await this.engine.releaseRecords(due, reason, "reclaimed");
       result.reclaimed.push(...due.map((r: AllocationRecord) => ({ ip: r.ip, network: r.network, containerID: r.containerID, ifname: r.ifname, netns, reason })));
     }
     return result;

@@ -10,11 +10,11 @@ import { createApp } from "./app.ts";
 import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
-import { IpamService } from "./ipam-service.ts";
+import { Engine } from "../engine/engine.ts";
 import { openStore } from "./open-store.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { UtilizationWatch } from "./observability.ts";
-import { poolReports } from "./pool-report.ts";
+import { poolReports, usageOf } from "./pool-report.ts";
 import { Reclaimer } from "./reclaim.ts";
 import { claimSocket } from "./socket.ts";
 import { StoreHealth } from "./store-health.ts";
@@ -48,17 +48,18 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     health.succeeded();
   };
   let watch: UtilizationWatch | undefined;
-  const ipam = await IpamService.start(store, {
+  const engine = await Engine.start(store, {
     node: settings.node,
     pools: loaded.pools,
     blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
+    nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
     observer: {
-      allocated: (record, target) => watch?.allocated(record, target),
+      allocated: (record) => watch?.allocated(record),
       released: (record, kind) => watch?.released(record, kind),
     },
   });
-  watch = new UtilizationWatch(metrics, log, (t) => t.set.ranges.reduce((n, r) => n + ipam.takenSet(t.space, t.set.family).countIn(r.start, r.end), 0), settings.utilizationThresholds);
-  const reclaimer = new Reclaimer(ipam, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
+  watch = new UtilizationWatch(metrics, log, (record) => usageOf(engine, record), settings.utilizationThresholds);
+  const reclaimer = new Reclaimer(engine, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
   if (settings.store === "sqlite" && [...loaded.pools.values()].some((p) => p.nodeSubnet)) {
     log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
   }
@@ -66,18 +67,18 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   // the running config and says why.
   const reload = async (): Promise<{ pools: string[] }> => {
     const next = await loadConfig(flags.config);
-    await ipam.reconfigure(next.pools);
+    await engine.reconfigure(next.pools);
     const pools = [...next.pools.keys()];
     log.info("configuration reloaded", { pools });
-    for (const report of await poolReports(ipam, store)) {
+    for (const report of await poolReports(engine, store)) {
       if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
     }
     return { pools };
   };
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health };
-  const app = createApp(ipam, appOptions);
+  const app = createApp(engine, appOptions);
   const adminServer = flags.adminListen
-    ? await startAdminListener(ipam, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
+    ? await startAdminListener(engine, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
@@ -85,7 +86,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   process.umask(oldMask);
   await chmod(settings.socket, 0o600);
   const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
-  const serving = { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: ipam.allocationCount };
+  const serving = { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: engine.allocationCount };
   // A daemon whose store cannot persist (a full disk) says so instead of claiming to serve:
   // it answers STATUS with 50 and ADD with the fault until the store works again.
   await health.check();

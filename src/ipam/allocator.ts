@@ -4,7 +4,7 @@
  * moving on to the next range at a range's end and wrapping around to the first, so a
  * just-released address is not reused at once.
  */
-import type { ExtentSet } from "./freespace.ts";
+import type { TakenAddresses } from "./freespace.ts";
 import type { Family } from "./address.ts";
 import { type Range, type RangeSet, rangeHolding } from "./pool.ts";
 
@@ -14,7 +14,7 @@ export interface Allocation {
 }
 
 /** The first free address in [from, to] of a range, stepping over its gateway. */
-function firstFreeIn(taken: ExtentSet, range: Range, from: bigint, to: bigint): bigint | null {
+function firstFreeIn(taken: TakenAddresses, range: Range, from: bigint, to: bigint): bigint | null {
   let candidate = taken.firstFree(from, to);
   if (candidate !== null && candidate === range.gateway) candidate = taken.firstFree(candidate + 1n, to);
   return candidate;
@@ -24,7 +24,7 @@ function firstFreeIn(taken: ExtentSet, range: Range, from: bigint, to: bigint): 
  * Picks the next free address of a range set, or null when it is exhausted. O(log n) per
  * range visited: every lookup is one descent of the extent tree.
  */
-export function allocateNext(set: RangeSet, taken: ExtentSet, cursor: bigint | null): Allocation | null {
+export function allocateNext(set: RangeSet, taken: TakenAddresses, cursor: bigint | null): Allocation | null {
   const ranges = set.ranges;
   const at = cursor;
   let first = at === null ? -1 : ranges.findIndex((r) => at >= r.start && at <= r.end);
@@ -52,7 +52,7 @@ export function allocateNext(set: RangeSet, taken: ExtentSet, cursor: bigint | n
 export type StaticCheck = { ok: true; range: Range } | { ok: false; reason: "outside" | "gateway" | "taken" };
 
 /** Whether a requested (static) address can be given from this range set. */
-export function checkStatic(set: RangeSet, taken: ExtentSet, family: Family, value: bigint): StaticCheck {
+export function checkStatic(set: RangeSet, taken: TakenAddresses, family: Family, value: bigint): StaticCheck {
   const range = rangeHolding(set, family, value);
   if (!range) return { ok: false, reason: "outside" };
   if (value === range.gateway) return { ok: false, reason: "gateway" };

@@ -16,6 +16,9 @@
  * bigint either way.
  */
 
+/** What readers of a set (the allocator, planners, reports) may use: nothing that changes it. */
+export type TakenAddresses = Pick<ExtentSet, "has" | "firstFree" | "countIn" | "extents" | "size">;
+
 /** A key: a number while the set is narrow, a bigint once it is wide. Typed as number; see toKey. */
 type Key = number;
 

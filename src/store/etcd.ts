@@ -11,20 +11,8 @@ import { COMMIT_CAPACITY, EtcdCommitter, MAX_OPS } from "./etcd/commit.ts";
 import { addressOf, Layout, LAYOUT_VERSION, unpart } from "./etcd/layout.ts";
 import { migrateFromV1 } from "./etcd/migrate.ts";
 import { EtcdReads } from "./etcd/reads.ts";
-import { isHold, parseValue, recordsOf } from "./etcd/values.ts";
-import {
-  type AllocationFilter,
-  type AllocationRecord,
-  type Binding,
-  type BlockStore,
-  byAddress,
-  type Change,
-  type Cooling,
-  type HistoryEvent,
-  type HistoryFilter,
-  type Store,
-  type SubnetChooser,
-} from "./store.ts";
+import { bindingOf, holdOf, looksHeld, recordsOf } from "./etcd/values.ts";
+import { type AllocationFilter, type AllocationRecord, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
 
 /** One caller's attachment lookup, waiting for the next batched read. */
 interface Lookup {
@@ -34,6 +22,7 @@ interface Lookup {
 }
 
 export class EtcdStore implements Store {
+  readonly shared = true;
   readonly commitCapacity = COMMIT_CAPACITY;
   private lookups: Lookup[] = [];
   private lookingUp = false;
@@ -41,7 +30,6 @@ export class EtcdStore implements Store {
   private readonly layout: Layout;
   private readonly committer: EtcdCommitter;
   private readonly reads: EtcdReads;
-  readonly blocks: BlockStore;
 
   constructor(
     readonly client: EtcdClient,
@@ -51,20 +39,10 @@ export class EtcdStore implements Store {
     const L = (this.layout = new Layout(prefix));
     this.committer = new EtcdCommitter(client, L, node);
     this.reads = new EtcdReads(client, L);
-    this.blocks = {
-      blocks: async (space) => {
-        const base = L.blocks();
-        return (await client.rangePrefix(L.blocks(space))).map((kv) => {
-          const [blockSpace, block] = L.partsOf(kv.key, base);
-          return { space: blockSpace!, block: block!, node: kv.value };
-        });
-      },
-      claimBlock: async (space, block, owner) =>
-        (await client.txn([{ key: L.block(space, block), target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key: L.block(space, block), value: owner } }])).succeeded,
-      releaseBlock: async (space, block, owner) =>
-        (await client.txn([{ key: L.block(space, block), target: "VALUE", result: "EQUAL", value: owner }], [{ delete: { key: L.block(space, block) } }])).succeeded,
-      liveNodes: async () => (await client.rangePrefix(L.liveNodes(), { keysOnly: true })).map((kv) => unpart(kv.key.slice(L.liveNodes().length))),
-    };
+  }
+
+  get onCommit(): ((seconds: number, callers: number) => void) | undefined {
+    return this.committer.onCommit;
   }
 
   set onCommit(listener: ((seconds: number, callers: number) => void) | undefined) {
@@ -83,14 +61,15 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * Announces this node as alive: a key under a lease kept alive every ttl/3. When the daemon
+   * Announces a node as alive: a key under a lease kept alive every ttl/3. When the daemon
    * stops for good the key expires, and other daemons may give up its empty blocks.
    */
-  async announce(ttlSeconds: number): Promise<void> {
-    const key = this.layout.liveNode(this.node);
+  async announce(node: string, ttlSeconds: number): Promise<void> {
+    const key = this.layout.liveNode(node);
     const lease = await this.client.leaseGrant(ttlSeconds);
     await this.client.txn([], [{ put: { key, value: String(Date.now()), lease } }]);
     let current = lease;
+    clearInterval(this.keepAlive);
     this.keepAlive = setInterval(async () => {
       try {
         if (!(await this.client.leaseKeepAlive(current))) {
@@ -103,12 +82,30 @@ export class EtcdStore implements Store {
     }, (ttlSeconds * 1000) / 3);
   }
 
-  async forEachAllocated(visit: (space: string, family: Family, ip: string, held: boolean) => void): Promise<void> {
+  async liveNodes(): Promise<string[]> {
+    const base = this.layout.liveNodes();
+    return (await this.client.rangePrefix(base, { keysOnly: true })).map((kv) => unpart(kv.key.slice(base.length)));
+  }
+
+  async anyTaken(space: string, first: string, last: string): Promise<boolean> {
+    const from = this.layout.allocation(space, first);
+    return (await this.client.range(from, `${this.layout.allocation(space, last)}\0`, { keysOnly: true, limit: 1 })).length > 0;
+  }
+
+  async blocks(space?: string): Promise<Block[]> {
+    const base = this.layout.blocks();
+    return (await this.client.rangePrefix(this.layout.blocks(space))).map((kv) => {
+      const [blockSpace, cidr] = this.layout.partsOf(kv.key, base);
+      return { space: blockSpace!, cidr: cidr!, node: kv.value };
+    });
+  }
+
+  async forEachTaken(visit: (space: string, family: Family, ip: string, held: boolean) => void, space?: string): Promise<void> {
     const base = this.layout.allocations();
-    for await (const kv of this.reads.walk(base)) {
-      const [space, address] = this.layout.partsOf(kv.key, base);
+    for await (const kv of this.reads.walk(this.layout.allocations(space))) {
+      const [keySpace, address] = this.layout.partsOf(kv.key, base);
       const { family, ip } = addressOf(address!);
-      visit(space!, family, ip, isHold(parseValue(kv)));
+      visit(keySpace!, family, ip, looksHeld(kv.value));
     }
   }
 
@@ -124,17 +121,17 @@ export class EtcdStore implements Store {
     return new Map((await this.all(base)).map((kv) => [unpart(kv.key.slice(base.length)), kv.value]));
   }
 
-  async cooling(): Promise<Cooling[]> {
-    return (await this.all(this.layout.coolings())).map((kv) => JSON.parse(kv.value) as Cooling).sort((a, b) => a.until - b.until);
+  async holds(space?: string): Promise<Hold[]> {
+    return (await this.all(this.layout.holds(space))).map(holdOf).sort((a, b) => (a.until ?? 0) - (b.until ?? 0));
   }
 
   async bindings(): Promise<Binding[]> {
-    return (await this.all(this.layout.bindings())).map((kv) => JSON.parse(kv.value) as Binding).sort((a, b) => (a.releasedAt ?? 0) - (b.releasedAt ?? 0));
+    return (await this.all(this.layout.bindings())).map(bindingOf).sort((a, b) => (a.releasedAt ?? 0) - (b.releasedAt ?? 0));
   }
 
   async binding(space: string, pod: string): Promise<Binding | undefined> {
     const [kv] = await this.client.range(this.layout.binding(space, pod));
-    return kv ? (JSON.parse(kv.value) as Binding) : undefined;
+    return kv ? bindingOf(kv) : undefined;
   }
 
   attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {

@@ -1,52 +1,31 @@
 /**
- * The embedded store: bun:sqlite in WAL mode with synchronous=FULL, so a commit is on disk
- * before it is acknowledged. Concurrent commits share one transaction (group commit): each
- * caller's changes run in their own savepoint, so one failing caller does not fail the
- * others, and one fsync covers them all. Nothing waits on a timer: the batch is flushed on
- * the next turn of the event loop, collecting whatever requests arrived meanwhile.
+ * The embedded store: bun:sqlite in WAL mode with synchronous=FULL, one daemon per database
+ * (an exclusive lock). Its pieces: the tables and migrations (sqlite/schema.ts), each change
+ * as SQL (sqlite/changes.ts), the group commit (sqlite/group-commit.ts) and the admin reads
+ * (sqlite/admin-queries.ts). Not shared: this daemon's memory is the truth between commits.
  */
 import type { Database, Statement } from "bun:sqlite";
+import { ErrorCode, IpamError } from "../errors.ts";
 import type { Family } from "../ipam/address.ts";
 import type { AttachmentKey } from "../protocol.ts";
-import { ErrorCode, IpamError } from "../errors.ts";
 import { allocationsQuery, historyQuery, type Row, toRecord } from "./sqlite/admin-queries.ts";
+import { SqliteChanges } from "./sqlite/changes.ts";
+import { SqliteGroupCommit } from "./sqlite/group-commit.ts";
 import { ipOrder, migrate, SCHEMA } from "./sqlite/schema.ts";
-import { fileFault, sqliteFault, type StorageFault } from "./storage-fault.ts";
-import { type AllocationFilter, type AllocationRecord, type Binding, byAddress, type Change, ConflictError, type Cooling, type HistoryEvent, type HistoryFilter, type Store, type SubnetChooser } from "./store.ts";
+import { fileFault, sqliteFault } from "./storage-fault.ts";
+import { type AllocationFilter, type AllocationRecord, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
 
-interface Pending {
-  changes: Change[];
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
+const familyOf = (ip: string): Family => (ip.includes(":") ? 6 : 4);
 
 export class SqliteStore implements Store {
+  readonly shared = false;
   readonly commitCapacity = Number.POSITIVE_INFINITY;
-  private queue: Pending[] = [];
-  /** Told of each group commit: how long it took and how many callers it served. */
-  onCommit: ((seconds: number, callers: number) => void) | undefined;
-  private flushScheduled = false;
-  private closed = false;
   private readonly statements: Statement[] = [];
-  private readonly insertAllocation: Statement;
-  private readonly recordEvent: Statement;
-  private readonly recordRelease: Statement;
-  private readonly deleteAllocation: Statement;
-  private readonly upsertCursor: Statement;
-  private readonly insertCooling: Statement;
-  private readonly deleteCooling: Statement;
-  private readonly upsertBinding: Statement;
-  private readonly deleteBinding: Statement;
+  private readonly group: SqliteGroupCommit;
   private readonly selectAttachment: Statement;
   private readonly selectAttachments: Statement;
   private readonly selectHolders: Statement;
-  private readonly begin: Statement;
-  private readonly commitStatement: Statement;
-  private readonly rollback: Statement;
-  private readonly savepoint: Statement;
-  private readonly releaseSavepoint: Statement;
-  private readonly rollbackSavepoint: Statement;
+  private keepAlive: Timer | undefined;
 
   private constructor(
     private readonly db: Database,
@@ -60,37 +39,10 @@ export class SqliteStore implements Store {
       this.statements.push(statement);
       return statement;
     };
-    this.insertAllocation = prepare(
-      `INSERT INTO allocations (space, network, ip, family, prefix, gateway, pool, container_id, ifname, netns,
-        pod_namespace, pod_name, pod_uid, node, created_at, static, ip_order)
-       VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
-        $podNamespace, $podName, $podUid, $node, $createdAt, $static, $ipOrder)`,
-    );
-    this.recordEvent = prepare(
-      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.recordRelease = prepare(
-      `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    // One b-tree search per release: the event is written from the row the DELETE returns.
-    this.deleteAllocation = prepare("DELETE FROM allocations WHERE space = ? AND ip = ? RETURNING network, container_id, ifname, pod_namespace, pod_name, pod_uid");
-    this.upsertCursor = prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip");
-    this.insertCooling = prepare("INSERT OR REPLACE INTO cooling VALUES (?, ?, ?, ?)");
-    this.deleteCooling = prepare("DELETE FROM cooling WHERE space = ? AND ip = ?");
-    this.upsertBinding = prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)");
-    this.deleteBinding = prepare("DELETE FROM bindings WHERE space = ? AND pod = ?");
+    this.group = new SqliteGroupCommit(db, new SqliteChanges(prepare), (err) => this.fault(err), prepare);
     this.selectAttachment = prepare("SELECT * FROM allocations WHERE network = ? AND container_id = ? AND ifname = ?");
     this.selectAttachments = prepare("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ?");
     this.selectHolders = prepare("SELECT * FROM allocations WHERE ip = ?");
-    // Prepared once: db.exec would parse them again for every caller of every commit.
-    this.begin = prepare("BEGIN IMMEDIATE");
-    this.commitStatement = prepare("COMMIT");
-    this.rollback = prepare("ROLLBACK");
-    this.savepoint = prepare("SAVEPOINT caller");
-    this.releaseSavepoint = prepare("RELEASE caller");
-    this.rollbackSavepoint = prepare("ROLLBACK TO caller");
   }
 
   /**
@@ -130,8 +82,16 @@ export class SqliteStore implements Store {
     return new SqliteStore(db, path, writable);
   }
 
+  get onCommit(): ((seconds: number, callers: number) => void) | undefined {
+    return this.group.onCommit;
+  }
+
+  set onCommit(listener: ((seconds: number, callers: number) => void) | undefined) {
+    this.group.onCommit = listener;
+  }
+
   /** An SQLite error as the StorageFault it stands for, or as it is. */
-  private fault(err: unknown): StorageFault | unknown {
+  private fault(err: unknown): unknown {
     return sqliteFault(this.path, err, this.writable) ?? err;
   }
 
@@ -139,15 +99,6 @@ export class SqliteStore implements Store {
   private read<T>(run: () => T): T {
     try {
       return run();
-    } catch (err) {
-      throw this.fault(err);
-    }
-  }
-
-  /** A small durable write of its own: whether the store can persist right now. */
-  async probe(): Promise<void> {
-    try {
-      this.db.transaction(() => this.once("INSERT OR REPLACE INTO health VALUES (1, ?)", (s) => s.run(Date.now()))).immediate();
     } catch (err) {
       throw this.fault(err);
     }
@@ -165,28 +116,75 @@ export class SqliteStore implements Store {
     });
   }
 
-  async forEachAllocated(visit: (space: string, family: Family, ip: string, held: boolean) => void): Promise<void> {
+  commit(changes: Change[]): Promise<void> {
+    return this.group.commit(changes);
+  }
+
+  async probe(): Promise<void> {
+    this.read(() => this.db.transaction(() => this.once("INSERT OR REPLACE INTO health VALUES (1, ?)", (s) => s.run(Date.now()))).immediate());
+  }
+
+  async forEachTaken(visit: (space: string, family: Family, ip: string, held: boolean) => void, space?: string): Promise<void> {
     // Row by row: materialising a million rows first costs twice the time and memory. Only
     // space and ip, so the scan reads the small covering index allocations_by_ip, not every
-    // row's sixteen columns; the family is the address's own (only IPv6 is written with ':').
-    this.once("SELECT space, ip FROM allocations", (s) => {
-      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip, false);
-    });
-    this.once("SELECT space, ip FROM cooling UNION ALL SELECT space, ip FROM bindings WHERE released_at IS NOT NULL", (s) => {
-      for (const row of s.iterate() as IterableIterator<{ space: string; ip: string }>) visit(row.space, row.ip.includes(":") ? 6 : 4, row.ip, true);
-    });
+    // row's columns; the family is the address's own (only IPv6 is written with ':').
+    const where = space === undefined ? "" : " WHERE space = ?";
+    const params = space === undefined ? [] : [space];
+    for (const [table, held] of [["allocations", false], ["holds", true]] as const) {
+      this.once(`SELECT space, ip FROM ${table}${where}`, (s) => {
+        for (const row of s.iterate(...params) as IterableIterator<{ space: string; ip: string }>) visit(row.space, familyOf(row.ip), row.ip, held);
+      });
+    }
   }
 
   async cursors(): Promise<Map<string, string>> {
     return this.once("SELECT pool, ip FROM cursors", (s) => new Map(s.values() as [string, string][]));
   }
 
-  async cooling(): Promise<Cooling[]> {
-    return this.once("SELECT space, family, ip, until FROM cooling ORDER BY until", (s) => s.all() as Cooling[]);
+  async holds(space?: string): Promise<Hold[]> {
+    const where = space === undefined ? "" : "WHERE space = ?";
+    return this.once(`SELECT space, family, ip, kind, until, pod FROM holds ${where} ORDER BY coalesce(until, 0)`, (s) => s.all(...(space === undefined ? [] : [space])) as Hold[]);
   }
 
   async bindings(): Promise<Binding[]> {
     return this.once("SELECT space, pod, family, ip, released_at AS releasedAt FROM bindings ORDER BY released_at", (s) => s.all() as Binding[]);
+  }
+
+  async binding(space: string, pod: string): Promise<Binding | undefined> {
+    return this.once("SELECT space, pod, family, ip, released_at AS releasedAt FROM bindings WHERE space = ? AND pod = ?", (s) => (s.get(space, pod) as Binding | null) ?? undefined);
+  }
+
+  async blocks(space?: string): Promise<Block[]> {
+    const where = space === undefined ? "" : "WHERE space = ?";
+    return this.once(`SELECT space, cidr, node FROM blocks ${where}`, (s) => s.all(...(space === undefined ? [] : [space])) as Block[]);
+  }
+
+  /** A lease of our own: the node's row carries when it runs out, renewed every ttl/3. */
+  async announce(node: string, ttlSeconds: number): Promise<void> {
+    const renew = () => this.once("INSERT OR REPLACE INTO nodes VALUES (?, ?)", (s) => s.run(node, Date.now() + ttlSeconds * 1000));
+    renew();
+    clearInterval(this.keepAlive);
+    this.keepAlive = setInterval(() => {
+      try {
+        renew();
+      } catch {
+        // a storage fault: STATUS reports it; the lease runs out if it lasts
+      }
+    }, (ttlSeconds * 1000) / 3);
+  }
+
+  async liveNodes(): Promise<string[]> {
+    return this.once("SELECT node FROM nodes WHERE expires > ?", (s) => (s.values(Date.now()) as [string][]).map(([node]) => node));
+  }
+
+  async anyTaken(space: string, first: string, last: string): Promise<boolean> {
+    const [lo, hi] = [ipOrder(first), ipOrder(last)];
+    const allocated = this.once("SELECT 1 FROM allocations WHERE space = ? AND ip_order BETWEEN ? AND ? LIMIT 1", (s) => s.get(space, lo, hi) !== null);
+    if (allocated) return true;
+    // Holds are few: judged here rather than given an index of their own.
+    const order = (ip: string) => Buffer.from(ipOrder(ip) ?? []).toString("hex");
+    const [from, to] = [order(first), order(last)];
+    return (await this.holds(space)).some((h) => order(h.ip) >= from && order(h.ip) <= to && order(h.ip).length === from.length);
   }
 
   async attachment(network: string, key: AttachmentKey): Promise<AllocationRecord[]> {
@@ -198,7 +196,10 @@ export class SqliteStore implements Store {
   }
 
   async attachments(network: string, node?: string): Promise<AttachmentKey[]> {
-    const rows = node === undefined ? this.read(() => this.selectAttachments.values(network) as [string, string][]) : this.once("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ? AND node = ?", (s) => s.values(network, node) as [string, string][]);
+    const rows =
+      node === undefined
+        ? this.read(() => this.selectAttachments.values(network) as [string, string][])
+        : this.once("SELECT DISTINCT container_id, ifname FROM allocations WHERE network = ? AND node = ?", (s) => s.values(network, node) as [string, string][]);
     return rows.map(([containerID, ifname]) => ({ containerID, ifname }));
   }
 
@@ -226,127 +227,30 @@ export class SqliteStore implements Store {
 
   async claimNodeSubnet(pool: string, node: string, choose: SubnetChooser): Promise<string | null> {
     // bun:sqlite is synchronous, so this transaction cannot interleave with a group commit.
-    return this.db.transaction(() => {
-      const claims = this.once("SELECT subnet, node FROM node_subnets WHERE pool = ?", (s) => s.all(pool) as { subnet: string; node: string }[]);
-      const mine = claims.find((c) => c.node === node)?.subnet ?? null;
-      const others = claims.filter((c) => c.node !== node).map((c) => c.subnet);
-      const chosen = choose(others, mine);
-      if (chosen === mine) return mine;
-      this.once("DELETE FROM node_subnets WHERE pool = ? AND node = ?", (s) => s.run(pool, node));
-      if (chosen !== null) this.once("INSERT INTO node_subnets VALUES (?, ?, ?)", (s) => s.run(pool, chosen, node));
-      return chosen;
-    }).immediate();
+    return this.read(() =>
+      this.db
+        .transaction(() => {
+          const claims = this.once("SELECT subnet, node FROM node_subnets WHERE pool = ?", (s) => s.all(pool) as { subnet: string; node: string }[]);
+          const mine = claims.find((c) => c.node === node)?.subnet ?? null;
+          const chosen = choose(claims.filter((c) => c.node !== node).map((c) => c.subnet), mine);
+          if (chosen === mine) return mine;
+          this.once("DELETE FROM node_subnets WHERE pool = ? AND node = ?", (s) => s.run(pool, node));
+          if (chosen !== null) this.once("INSERT INTO node_subnets VALUES (?, ?, ?)", (s) => s.run(pool, chosen, node));
+          return chosen;
+        })
+        .immediate(),
+    );
   }
 
   async nodeSubnets(pool: string): Promise<{ node: string; subnet: string }[]> {
     return this.once("SELECT node, subnet FROM node_subnets WHERE pool = ? ORDER BY subnet", (s) => s.all(pool) as { node: string; subnet: string }[]);
   }
 
-  commit(changes: Change[]): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("the store is closed"));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ changes, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  /** cursors: where a cursor change goes; only the last one per pool is written, once per commit. */
-  private apply(change: Change, now: number, cursors: Map<string, string>): void {
-    switch (change.op) {
-      case "allocate": {
-        const r = change.record;
-        try {
-          this.insertAllocation.run({ ...r, static: r.static ? 1 : 0, ipOrder: ipOrder(r.ip) });
-        } catch (err) {
-          // Held already: the same answer a shared store gives, so the caller learns it and
-          // picks again instead of failing the pod with a constraint message.
-          if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError([{ space: r.space, family: r.family, ip: r.ip }]);
-          throw err;
-        }
-        const kind = change.kind ?? (r.static ? "static" : "allocated");
-        this.recordEvent.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, change.cause ?? "cni add");
-        break;
-      }
-      case "release":
-      {
-        const [row] = this.deleteAllocation.values(change.space, change.ip) as [string, string, string, string | null, string | null, string | null][];
-        if (row) this.recordRelease.run(now, change.kind ?? "released", row[0], change.ip, row[1], row[2], row[3], row[4], row[5], change.cause);
-        break;
-      }
-      case "cursor":
-        cursors.set(change.pool, change.ip);
-        break;
-      case "cool":
-        this.insertCooling.run(change.cooling.space, change.cooling.ip, change.cooling.family, change.cooling.until);
-        break;
-      case "uncool":
-        this.deleteCooling.run(change.space, change.ip);
-        break;
-      case "bind": {
-        const b = change.binding;
-        this.upsertBinding.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
-        break;
-      }
-      case "unbind":
-        this.deleteBinding.run(change.space, change.pod);
-        break;
-    }
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.closed) return; // close() already flushed what was queued
-    const batch = this.queue;
-    this.queue = [];
-    const failed = new Map<Pending, unknown>();
-    const cursors = new Map<string, string>();
-    const now = Date.now();
-    const started = performance.now();
-    try {
-      this.begin.run();
-      for (const pending of batch) {
-        // A caller's cursor moves only if its changes commit; a lone caller needs no savepoint.
-        const mine = new Map<string, string>();
-        if (batch.length > 1) this.savepoint.run();
-        try {
-          for (const change of pending.changes) this.apply(change, now, mine);
-          if (batch.length > 1) this.releaseSavepoint.run();
-          for (const [pool, ip] of mine) cursors.set(pool, ip);
-        } catch (err) {
-          if (batch.length > 1) {
-            this.rollbackSavepoint.run();
-            this.releaseSavepoint.run();
-          }
-          failed.set(pending, this.fault(err));
-        }
-      }
-      for (const [pool, ip] of cursors) this.upsertCursor.run(pool, ip);
-      if (failed.size === batch.length && batch.length === 1) this.rollback.run();
-      else this.commitStatement.run();
-      this.onCommit?.((performance.now() - started) / 1000, batch.length);
-    } catch (err) {
-      const fault = this.fault(err);
-      try {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
-      } catch {
-        // the rollback of a failed commit failing too changes nothing: the batch failed whole
-      }
-      for (const pending of batch) pending.reject(fault);
-      return;
-    }
-    for (const pending of batch) {
-      if (failed.has(pending)) pending.reject(failed.get(pending));
-      else pending.resolve();
-    }
-  }
-
   /** Flushes what is queued, then closes for real: statements left open would keep the file locked. */
   async close(): Promise<void> {
-    if (this.queue.length > 0) this.flush();
-    this.closed = true;
+    clearInterval(this.keepAlive);
+    this.group.flush();
+    this.group.closed = true;
     for (const statement of this.statements) statement.finalize();
     this.db.close(true);
   }

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { createApp } from "../../src/daemon/app.ts";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { createLogger } from "../../src/log.ts";
 import { DaemonMetrics } from "../../src/daemon/metrics.ts";
 import { UtilizationWatch } from "../../src/daemon/observability.ts";
@@ -26,12 +26,12 @@ beforeEach(async () => {
   metrics = new DaemonMetrics();
   const log = createLogger({ json: true, level: -999 });
   let watch: UtilizationWatch | undefined;
-  const ipam = await IpamService.start(store, {
+  const ipam = await Engine.start(store, {
     node: "node-a",
     now: () => clock.now,
-    observer: { allocated: (r, t) => watch?.allocated(r, t), released: (r, k) => watch?.released(r, k) },
+    observer: { allocated: (r) => watch?.allocated(r), released: (r, k) => watch?.released(r, k) },
   });
-  watch = new UtilizationWatch(metrics, log, () => 0);
+  watch = new UtilizationWatch(metrics, log, () => null);
   netnsDir = join(dir, `netns-${n}`);
   mkdirSync(netnsDir, { recursive: true });
   // Real paths stand in for netns bind mounts here; test/e2e/operations.test.ts uses real `ip netns`.
@@ -62,7 +62,8 @@ describe("who has an address, since when, and who had it before", () => {
     expect((await call("GET", "/v1/allocations?pod=prod/api-1")).json.allocations.map((a: any) => a.ip)).toEqual(["10.80.0.3"]);
     expect((await call("GET", "/v1/allocations?node=node-b")).json.allocations).toEqual([]);
     expect((await call("GET", "/v1/allocations?container=c1")).json.allocations).toHaveLength(1);
-    expect((await call("GET", `/v1/allocations?pool=${encodeURIComponent("n1|10.80.0.0/24[10.80.0.1-10.80.0.254 gw 10.80.0.1]")}`)).json.allocations).toHaveLength(2);
+    // Inline ranges are no named pool: their allocations are found by network, and name their range set.
+    expect((await call("GET", "/v1/allocations?network=n1")).json.allocations.map((a: any) => `${a.pool} ${a.rangeSet}`)).toEqual(Array(2).fill("null 10.80.0.0/24[10.80.0.1-10.80.0.254 gw 10.80.0.1]"));
     expect((await call("GET", "/v1/allocations?pod=nonsense")).json.code).toBe(7);
   }, 30_000);
 
@@ -116,7 +117,7 @@ describe("leak reclamation", () => {
   }, 30_000);
 
   test("netns paths outside the judged directories are never reclaimed", async () => {
-    const ipam = await IpamService.start(await SqliteStore.open(join(dir, `dirs-${n++}.db`)), { node: "node-a" });
+    const ipam = await Engine.start(await SqliteStore.open(join(dir, `dirs-${n++}.db`)), { node: "node-a" });
     await ipam.add({ network: "n1", containerID: "proc", ifname: "eth0", netns: "/proc/999999/ns/net", ranges });
     await ipam.add({ network: "n1", containerID: "gone", ifname: "eth0", netns: join(netnsDir, "gone"), ranges });
     const reclaimer = new Reclaimer(ipam, { graceMs: 0, now: () => Date.now() + 1, netnsDirs: [netnsDir] });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { createApp } from "../../src/daemon/app.ts";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ipamd-app-"));
@@ -15,7 +15,7 @@ const unexpected: unknown[] = [];
 
 beforeEach(async () => {
   store = await SqliteStore.open(join(dir, `app-${n++}.db`));
-  app = createApp(await IpamService.start(store, { node: "node-a" }), { onUnexpectedError: (err) => unexpected.push(err) });
+  app = createApp(await Engine.start(store, { node: "node-a" }), { onUnexpectedError: (err) => unexpected.push(err) });
 });
 afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -54,7 +54,8 @@ describe("CNI routes", () => {
     const full = await add("c5");
     expect(full.status).toBe(409);
     expect(full.json.code).toBe(100);
-    expect(full.json.msg).toContain("n1|10.1.0.0/29");
+    expect(full.json.msg).toContain("range set 10.1.0.0/29");
+    expect(full.json.msg).toContain("of network n1");
     expect(full.json.msg).toContain("all 5 addresses");
     // All or nothing: the IPv6 address picked before IPv4 failed was given back.
     const status = (await (await app.request("/v1/status")).json()) as { allocations: number };
@@ -135,13 +136,13 @@ describe("restart", () => {
   test("a new service over the same store continues after the last address and keeps every allocation", async () => {
     const path = join(dir, "restart.db");
     let s = await SqliteStore.open(path);
-    app = createApp(await IpamService.start(s, { node: "node-a" }));
+    app = createApp(await Engine.start(s, { node: "node-a" }));
     await add("c1");
     await add("c2");
     await post("/v1/cni/del", { network: "n1", containerID: "c1", ifname: "eth0" });
     await s.close();
     s = await SqliteStore.open(path);
-    app = createApp(await IpamService.start(s, { node: "node-a" }));
+    app = createApp(await Engine.start(s, { node: "node-a" }));
     expect((await add("c2")).json.ips[0].address).toBe("10.1.0.3");
     expect((await add("c3")).json.ips[0].address).toBe("10.1.0.4"); // after the cursor, not the freed .2
     await s.close();

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { createApp } from "../../src/daemon/app.ts";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { Reclaimer } from "../../src/daemon/reclaim.ts";
 import { compilePools } from "../../src/ipam/named-pool.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
@@ -16,13 +16,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 let app: Hono;
 let store: SqliteStore;
-let ipam: IpamService;
+let ipam: Engine;
 let clock: { now: number };
 
 beforeEach(async () => {
   store = await SqliteStore.open(join(dir, `dashboard-${n++}.db`));
   clock = { now: Date.now() - 3_600_000 };
-  ipam = await IpamService.start(store, {
+  ipam = await Engine.start(store, {
     node: "node-a",
     now: () => clock.now,
     pools: compilePools({
@@ -139,7 +139,7 @@ describe("searching allocations", () => {
 
   test("pages of 50, with previous and next links", async () => {
     const big = compilePools({ big: { addresses: ["10.91.0.0/24"], prefix: 24 } });
-    ipam = await IpamService.start(store, { node: "node-a", pools: big });
+    ipam = await Engine.start(store, { node: "node-a", pools: big });
     app = createApp(ipam);
     for (let i = 0; i < 60; i++) await add(`bulk-${i}`, "batch/worker", { pools: ["big"] });
     const first = await get("/allocations?pool=big");

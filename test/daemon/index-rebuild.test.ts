@@ -3,7 +3,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { formatIp, parseIp } from "../../src/ipam/address.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 
@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 test("after a restart every address is taken again, fragmented, IPv4 and IPv6, and ADDs never collide", async () => {
   const path = join(dir, "rebuild.db");
   let store = await SqliteStore.open(path);
-  let ipam = await IpamService.start(store, { node: "n" });
+  let ipam = await Engine.start(store, { node: "n" });
   const base4 = parseIp("10.64.0.0")!.value;
   const base6 = parseIp("fd00::")!.value;
   // Every other address of the v4 range taken, and a few runs: 1,500 extents across many leaves.
@@ -26,7 +26,7 @@ test("after a restart every address is taken again, fragmented, IPv4 and IPv6, a
   await store.close();
 
   store = await SqliteStore.open(path);
-  ipam = await IpamService.start(store, { node: "n" });
+  ipam = await Engine.start(store, { node: "n" });
   expect(ipam.allocationCount).toBe(3300);
   const taken4 = ipam.takenSet("net", 4);
   const taken6 = ipam.takenSet("net", 6);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Hono } from "hono";
 import { createApp } from "../../src/daemon/app.ts";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { compilePools, type NamedPoolInput } from "../../src/ipam/named-pool.ts";
 import type { PoolReport } from "../../src/protocol-admin.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
@@ -16,7 +16,7 @@ let n = 0;
 
 interface Daemon {
   app: Hono;
-  ipam: IpamService;
+  ipam: Engine;
   store: SqliteStore;
   clock: { now: number };
   path: string;
@@ -26,7 +26,7 @@ async function daemon(pools: Record<string, NamedPoolInput>, options: { path?: s
   const path = options.path ?? join(dir, `pools-${n++}.db`);
   const store = await SqliteStore.open(path);
   const clock = options.clock ?? { now: 1_000_000 };
-  const ipam = await IpamService.start(store, { node: options.node ?? "node-a", pools: compilePools(pools), now: () => clock.now });
+  const ipam = await Engine.start(store, { node: options.node ?? "node-a", pools: compilePools(pools), now: () => clock.now });
   return { app: createApp(ipam), ipam, store, clock, path };
 }
 

@@ -1,13 +1,13 @@
 /**
  * The leak sweep's safety rules (src/daemon/reclaim.ts) on real paths, a real sqlite store
- * and the real IpamService, with the sweep's clock injected: a netns path that cannot be
+ * and the real Engine, with the sweep's clock injected: a netns path that cannot be
  * read counts as alive; a netns that comes back resets the time it has been missing; and
  * only an absence longer than the grace reclaims.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { Reclaimer } from "../../src/daemon/reclaim.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { cleanup, onCleanup, tempDir } from "../e2e/harness.ts";
@@ -24,7 +24,7 @@ async function node() {
   const store = await SqliteStore.open(join(dir, "ipamd.db"));
   onCleanup(() => store.close());
   const clock = { now: 50_000_000 };
-  const ipam = await IpamService.start(store, { node: "node-a", now: () => clock.now });
+  const ipam = await Engine.start(store, { node: "node-a", now: () => clock.now });
   // The real existence check (no `exists` injected): stat on the path.
   const reclaimer = new Reclaimer(ipam, { graceMs: GRACE, now: () => clock.now, netnsDirs: [netnsDir] });
   const add = (containerID: string, netns: string) => ipam.add({ network: "n", containerID, ifname: "eth0", netns, ranges });

@@ -82,8 +82,10 @@ describe("the first etcd layout", () => {
     const live = record("10.0.0.2", "c1", { podNamespace: "prod", podName: "api-0" });
     const put = (key: string, value: string) => client.put(p + key, value);
     // Exactly as ipamd 0.1.0's etcd store wrote them.
-    await put("a/net1/10.0.0.2", JSON.stringify(live));
-    await put("att/net1/c1/eth0/net1/10.0.0.2", JSON.stringify(live));
+    // 0.1.0's records named an inline range set in `pool` and had no rangeSet.
+    const { rangeSet: _none, ...old } = { ...live, pool: `net1|${live.rangeSet}` };
+    await put("a/net1/10.0.0.2", JSON.stringify(old));
+    await put("att/net1/c1/eth0/net1/10.0.0.2", JSON.stringify(old));
     await put("a/net1/10.0.0.3", JSON.stringify({ held: "cooling", space: "net1", family: 4, ip: "10.0.0.3" }));
     await put("cool/net1/10.0.0.3", JSON.stringify({ space: "net1", family: 4, ip: "10.0.0.3", until: 5 }));
     await put("a/@ipv4/10.9.0.7", JSON.stringify({ held: "sticky", space: "@ipv4", family: 4, ip: "10.9.0.7" }));
@@ -96,16 +98,16 @@ describe("the first etcd layout", () => {
     const store = new EtcdStore(client, p, "node-a");
     await store.prepare();
     const taken: string[] = [];
-    await store.forEachAllocated((space, _family, ip, held) => taken.push(`${space} ${ip} ${held ? "held" : "allocated"}`));
+    await store.forEachTaken((space, _family, ip, held) => taken.push(`${space} ${ip} ${held ? "held" : "allocated"}`));
     expect(taken.sort()).toEqual(["@ipv4 10.9.0.7 held", "net1 10.0.0.2 allocated", "net1 10.0.0.3 held"]);
     expect(await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([live]);
     expect((await store.allocations({ podNamespace: "prod", podName: "api-0" })).map((r) => r.ip)).toEqual(["10.0.0.2"]);
     expect((await store.holders("10.0.0.2")).map((r) => r.containerID)).toEqual(["c1"]);
     expect(await store.cursors()).toEqual(new Map([["net1|10.0.0.0/24[10.0.0.1-10.0.0.254 gw 10.0.0.1]", "10.0.0.3"]]));
-    expect((await store.cooling()).map((c) => c.ip)).toEqual(["10.0.0.3"]);
+    expect((await store.holds()).map((h) => `${h.kind} ${h.ip} ${h.until ?? h.pod}`).sort()).toEqual(["cooling 10.0.0.3 5", "sticky 10.9.0.7 web:default/web-0"]);
     expect((await store.bindings()).map((b) => b.pod)).toEqual(["web:default/web-0"]);
     expect(await store.nodeSubnets("pods")).toEqual([{ node: "node-a", subnet: "10.244.1.0/24" }]);
-    expect(await store.blocks.blocks()).toEqual([{ space: "net1", block: "10.0.0.0/26", node: "node-a" }]);
+    expect(await store.blocks()).toEqual([{ space: "net1", cidr: "10.0.0.0/26", node: "node-a" }]);
     expect((await store.history({ ip: "10.0.0.2" })).map((e) => `${e.kind} ${e.containerID}`)).toEqual(["allocated c1"]);
     // Nothing of the first layout is left, and a second start changes nothing.
     const keys = (await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key.slice(p.length)).sort();

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { IpamService } from "../../src/daemon/ipam-service.ts";
+import { Engine } from "../../src/engine/engine.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { ConflictError } from "../../src/store/store.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record, storeContract } from "./contract.ts";
+import { cooling, sticky } from "./contract/support.ts";
 import { type EtcdCluster, startEtcd } from "./etcd-cluster.ts";
 
 let etcd: EtcdCluster;
@@ -45,7 +46,7 @@ class RacingClient extends EtcdClient {
 /** Every address a daemon may not take (allocations and holds), as "space/family/ip". */
 async function taken(store: EtcdStore): Promise<string[]> {
   const out: string[] = [];
-  await store.forEachAllocated((space, family, ip) => out.push(`${space}/${family}/${ip}`));
+  await store.forEachTaken((space, family, ip) => out.push(`${space}/${family}/${ip}`));
   return out.sort();
 }
 
@@ -83,21 +84,19 @@ describe("etcd specifics", () => {
     const b = new EtcdStore(client(), prefix, "node-b");
     const r = record("10.0.0.7", "pod-a");
     await a.commit([{ op: "allocate", record: r }]);
-    await a.commit([{ op: "release", space: "net1", ip: r.ip, cause: "cni del", record: r }, { op: "cool", cooling: { space: "net1", family: 4, ip: r.ip, until: 1 } }]);
+    await a.commit([{ op: "release", record: r, cause: "cni del" }, { op: "hold", hold: cooling(r.ip, 1) }]);
     expect(await a.holders(r.ip)).toEqual([]);
     await expect(b.commit([{ op: "allocate", record: record(r.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
-    const seen: string[] = [];
-    await b.forEachAllocated((space, family, ip) => seen.push(`${space}/${family}/${ip}`));
-    expect(seen).toEqual(["net1/4/10.0.0.7"]);
-    await a.commit([{ op: "uncool", space: "net1", ip: r.ip }]);
+    expect(await taken(b)).toEqual(["net1/4/10.0.0.7"]);
+    await a.commit([{ op: "unhold", hold: cooling(r.ip, 1) }]);
     await b.commit([{ op: "allocate", record: record(r.ip, "next") }]);
-    // Sticky: parked for its pod, taken back by a swap of the hold for the allocation.
+    // Sticky: parked for its pod, taken back on another node by a swap of the hold for the allocation.
     const s = record("10.0.0.8", "web-0-a");
-    const binding = { space: "net1", pod: "default/web-0", family: 4 as const, ip: s.ip, releasedAt: null };
+    const binding = { space: "net1", pod: "web:default/web-0", family: 4 as const, ip: s.ip, releasedAt: null };
     await a.commit([{ op: "bind", binding }, { op: "allocate", record: s }]);
-    await a.commit([{ op: "release", space: "net1", ip: s.ip, cause: "cni del", record: s }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]);
+    await a.commit([{ op: "release", record: s, cause: "cni del" }, { op: "hold", hold: sticky(s.ip, binding.pod) }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]);
     await expect(b.commit([{ op: "allocate", record: record(s.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
-    await b.commit([{ op: "bind", binding }, { op: "allocate", record: record(s.ip, "web-0-b"), replacesHold: true }]);
+    await b.commit([{ op: "unhold", hold: sticky(s.ip, binding.pod) }, { op: "bind", binding }, { op: "allocate", record: record(s.ip, "web-0-b") }]);
     expect((await a.holders(s.ip)).map((h) => h.containerID)).toEqual(["web-0-b"]);
   }, 30_000);
 
@@ -131,34 +130,32 @@ describe("etcd specifics", () => {
     const old = record("10.0.0.5", "pod-a", { node: "node-a" });
     await a.commit([{ op: "allocate", record: old }]);
     // Released meanwhile (say by an operator on another node), and handed out again by B.
-    await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
+    await b.commit([{ op: "release", record: old, cause: "operator" }]);
     const newer = record(old.ip, "pod-b", { node: "node-b" });
     await b.commit([{ op: "allocate", record: newer }]);
     // A's DEL read the old record before all that and commits its release only now.
-    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }]);
+    const stale = a.commit([{ op: "release", record: old, cause: "cni del" }]);
     await expect(stale).rejects.toBeInstanceOf(ConflictError);
     await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
     // With a cooldown the release would put a hold marker over the key: refused just the same.
-    await expect(a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }, { op: "cool", cooling: { space: "net1", family: 4, ip: old.ip, until: 1 } }])).rejects.toBeInstanceOf(ConflictError);
+    await expect(a.commit([{ op: "release", record: old, cause: "cni del" }, { op: "hold", hold: cooling(old.ip, 1) }])).rejects.toBeInstanceOf(ConflictError);
     // Sharing a group commit with others: the stale release alone fails.
     const released = record("10.0.0.6", "pod-c");
     await a.commit([{ op: "allocate", record: released }]);
-    await a.commit([{ op: "release", space: "net1", ip: released.ip, cause: "cni del", record: released }]);
-    const busy = a.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.1" }]);
+    await a.commit([{ op: "release", record: released, cause: "cni del" }]);
+    const busy = a.commit([{ op: "cursor", rangeSet: "net1|p", ip: "10.0.0.1" }]);
     const results = await Promise.allSettled([
-      a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }]),
+      a.commit([{ op: "release", record: old, cause: "cni del" }]),
       a.commit([{ op: "allocate", record: record("10.0.0.7", "pod-d") }]),
-      a.commit([{ op: "release", space: "net1", ip: released.ip, cause: "cni del", record: released }]),
+      a.commit([{ op: "release", record: released, cause: "cni del" }]),
     ]);
     await busy;
     expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
     expect(await a.holders(old.ip)).toEqual([newer]);
     expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([newer]);
-    const held: string[] = [];
-    await b.forEachAllocated((space, family, ip) => held.push(`${space}/${family}/${ip}`));
-    expect(held.sort()).toEqual(["net1/4/10.0.0.5", "net1/4/10.0.0.7"]);
+    expect(await taken(b)).toEqual(["net1/4/10.0.0.5", "net1/4/10.0.0.7"]);
     // The newer owner's own release still works.
-    await b.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "cni del", record: newer }]);
+    await b.commit([{ op: "release", record: newer, cause: "cni del" }]);
     expect(await b.holders(old.ip)).toEqual([]);
   }, 30_000);
 
@@ -168,17 +165,17 @@ describe("etcd specifics", () => {
     const b = new EtcdStore(client(), prefix, "node-b");
     const cooled = record("10.0.0.2", "c1");
     const parked = record("10.0.0.3", "web-0");
-    const binding = { space: "net1", pod: "default/web-0", family: 4 as const, ip: parked.ip, releasedAt: null };
+    const binding = { space: "net1", pod: "web:default/web-0", family: 4 as const, ip: parked.ip, releasedAt: null };
     await a.commit([{ op: "allocate", record: cooled }, { op: "allocate", record: parked }, { op: "bind", binding }]);
     // An operator on node B releases both; A's DELs read the records before that and commit only now.
     await b.commit([
-      { op: "release", space: "net1", ip: cooled.ip, cause: "operator", record: cooled },
-      { op: "release", space: "net1", ip: parked.ip, cause: "operator", record: parked },
+      { op: "release", record: cooled, cause: "operator" },
+      { op: "release", record: parked, cause: "operator" },
     ]);
-    const busy = a.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.1" }]);
+    const busy = a.commit([{ op: "cursor", rangeSet: "net1|p", ip: "10.0.0.1" }]);
     await Promise.all([
-      a.commit([{ op: "release", space: "net1", ip: cooled.ip, cause: "cni del", record: cooled }, { op: "cool", cooling: { space: "net1", family: 4, ip: cooled.ip, until: 1 } }, { op: "cursor", pool: "net1|p", ip: cooled.ip }]),
-      a.commit([{ op: "release", space: "net1", ip: parked.ip, cause: "cni del", record: parked }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]),
+      a.commit([{ op: "release", record: cooled, cause: "cni del" }, { op: "hold", hold: cooling(cooled.ip, 1) }, { op: "cursor", rangeSet: "net1|p", ip: cooled.ip }]),
+      a.commit([{ op: "release", record: parked, cause: "cni del" }, { op: "hold", hold: sticky(parked.ip, binding.pod) }, { op: "bind", binding: { ...binding, releasedAt: 5 } }]),
       a.commit([{ op: "allocate", record: record("10.0.0.4", "c3") }]),
     ]);
     await busy;
@@ -190,12 +187,12 @@ describe("etcd specifics", () => {
     await expect(b.commit([{ op: "allocate", record: record(parked.ip, "b0") }])).rejects.toBeInstanceOf(ConflictError);
     // The rest of those commits stands.
     expect(await a.cursors()).toEqual(new Map([["net1|p", cooled.ip]]));
-    expect(await a.cooling()).toEqual([{ space: "net1", family: 4, ip: cooled.ip, until: 1 }]);
+    expect(await a.holds()).toEqual([sticky(parked.ip, binding.pod), cooling(cooled.ip, 1)].sort((x, y) => (x.until ?? 0) - (y.until ?? 0)));
     expect(await a.bindings()).toEqual([{ ...binding, releasedAt: 5 }]);
     expect(await a.attachment("net1", { containerID: "c1", ifname: "eth0" })).toEqual([]);
     // The cooldown and the parking end; the addresses are free for B.
-    await a.commit([{ op: "uncool", space: "net1", ip: cooled.ip }, { op: "unbind", space: "net1", pod: binding.pod, heldIp: parked.ip }]);
-    expect({ cooling: await a.cooling(), bindings: await a.bindings() }).toEqual({ cooling: [], bindings: [] });
+    await a.commit([{ op: "unhold", hold: cooling(cooled.ip, 1) }, { op: "unhold", hold: sticky(parked.ip, binding.pod) }, { op: "unbind", space: "net1", pod: binding.pod }]);
+    expect({ holds: await a.holds(), bindings: await a.bindings() }).toEqual({ holds: [], bindings: [] });
     await b.commit([{ op: "allocate", record: record(cooled.ip, "b1") }, { op: "allocate", record: record(parked.ip, "b2") }]);
   }, 30_000);
 
@@ -206,57 +203,15 @@ describe("etcd specifics", () => {
     const b = new EtcdStore(client(), prefix, "node-b");
     const old = record("10.0.0.5", "pod-a");
     await a.commit([{ op: "allocate", record: old }]);
-    await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
+    await b.commit([{ op: "release", record: old, cause: "operator" }]);
     const newer = record(old.ip, "pod-b", { node: "node-b" });
     racing.afterFailedTxn = () => b.commit([{ op: "allocate", record: newer }]);
-    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "cni del", record: old }, { op: "cool", cooling: { space: "net1", family: 4, ip: old.ip, until: 1 } }]);
+    const stale = a.commit([{ op: "release", record: old, cause: "cni del" }, { op: "hold", hold: cooling(old.ip, 1) }]);
     await expect(stale).rejects.toBeInstanceOf(ConflictError);
     await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
     expect(await a.holders(old.ip)).toEqual([newer]);
-    expect(await a.cooling()).toEqual([]);
+    expect(await a.holds()).toEqual([]);
     expect(await kindsAt(a, old.ip)).toEqual({ ip: old.ip, kinds: ["allocated", "released", "allocated"] });
-  }, 30_000);
-
-  test("a release without its record is guarded on what it read: a newer owner's allocation is never deleted", async () => {
-    const prefix = `/unnamed-${process.pid}/`;
-    const racing = new RacingClient(etcd.endpoints);
-    const a = new EtcdStore(racing, prefix, "node-a");
-    const b = new EtcdStore(client(), prefix, "node-b");
-    const old = record("10.0.0.5", "pod-a");
-    await a.commit([{ op: "allocate", record: old }]);
-    // Between A's read and A's transaction, B releases the address and hands it out again.
-    const newer = record(old.ip, "pod-b", { node: "node-b" });
-    racing.afterRange = async () => {
-      await b.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator", record: old }]);
-      await b.commit([{ op: "allocate", record: newer }]);
-    };
-    const stale = a.commit([{ op: "release", space: "net1", ip: old.ip, cause: "operator" }]);
-    await expect(stale).rejects.toBeInstanceOf(ConflictError);
-    await expect(stale).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: old.ip }] });
-    expect(await a.holders(old.ip)).toEqual([newer]);
-    expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([newer]);
-    // Read absent, then taken before the transaction: refused just the same.
-    racing.afterRange = () => b.commit([{ op: "allocate", record: record("10.0.0.6", "pod-c") }]);
-    await expect(a.commit([{ op: "release", space: "net1", ip: "10.0.0.6", cause: "operator" }])).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: "10.0.0.6" }] });
-    expect((await a.holders("10.0.0.6")).map((h) => h.containerID)).toEqual(["pod-c"]);
-    // Read holding a cooldown's hold, which ends and B takes the address: refused too.
-    await a.commit([{ op: "cool", cooling: { space: "net1", family: 4, ip: "10.0.0.8", until: 1 } }]);
-    racing.afterRange = async () => {
-      await b.commit([{ op: "uncool", space: "net1", ip: "10.0.0.8" }]);
-      await b.commit([{ op: "allocate", record: record("10.0.0.8", "pod-d") }]);
-    };
-    await expect(a.commit([{ op: "release", space: "net1", ip: "10.0.0.8", cause: "operator" }])).rejects.toMatchObject({ taken: [{ space: "net1", family: 4, ip: "10.0.0.8" }] });
-    expect((await a.holders("10.0.0.8")).map((h) => h.containerID)).toEqual(["pod-d"]);
-    await b.commit([{ op: "release", space: "net1", ip: "10.0.0.8", cause: "cni del" }]);
-    // Read absent and still absent: as a release found gone, no event; its cooldown holds the free key.
-    await a.commit([{ op: "release", space: "net1", ip: "10.0.0.7", cause: "operator" }, { op: "cool", cooling: { space: "net1", family: 4, ip: "10.0.0.7", until: 1 } }]);
-    expect(await kindsAt(a, "10.0.0.7")).toEqual({ ip: "10.0.0.7", kinds: [] });
-    expect(await taken(a)).toEqual(["net1/4/10.0.0.5", "net1/4/10.0.0.6", "net1/4/10.0.0.7"]);
-    // Read present and unchanged: released, with its event and its attachment entry.
-    await a.commit([{ op: "release", space: "net1", ip: newer.ip, cause: "operator" }]);
-    expect(await a.attachment("net1", { containerID: "pod-b", ifname: "eth0" })).toEqual([]);
-    expect(await kindsAt(a, newer.ip)).toEqual({ ip: newer.ip, kinds: ["released", "allocated", "released", "allocated"] });
-    expect(await taken(a)).toEqual(["net1/4/10.0.0.6", "net1/4/10.0.0.7"]);
   }, 30_000);
 
   test("etcd judges compares, success ops and failure ops apart against --max-txn-ops (128 by default)", async () => {
@@ -275,11 +230,11 @@ describe("etcd specifics", () => {
     const store = new EtcdStore(client(), `/batches-${process.pid}/`, "node-a");
     const batches: number[] = [];
     store.onCommit = (_, callers) => batches.push(callers);
-    const busy = store.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.2.1" }]);
+    const busy = store.commit([{ op: "cursor", rangeSet: "net1|p", ip: "10.0.2.1" }]);
     // Like 39 ADDs of pods: 9 writes each (the allocation, its attachment, node, address and pod
     // keys, the event and its address, container and pod index keys) and 1 compare, and one
     // cursor they all move: 13 fit in 118 writes.
-    await Promise.all(Array.from({ length: 39 }, (_, i) => store.commit([{ op: "cursor", pool: "net1|p", ip: `10.0.2.${i + 2}` }, { op: "allocate", record: record(`10.0.2.${i + 2}`, `c${i}`) }])));
+    await Promise.all(Array.from({ length: 39 }, (_, i) => store.commit([{ op: "cursor", rangeSet: "net1|p", ip: `10.0.2.${i + 2}` }, { op: "allocate", record: record(`10.0.2.${i + 2}`, `c${i}`) }])));
     await busy;
     expect(batches).toEqual([1, 13, 13, 13]);
     expect((await store.allocations({})).length).toBe(39);
@@ -297,7 +252,7 @@ describe("etcd specifics", () => {
     }
     const c = new CountingClient(etcd.endpoints);
     const prefix = `/claims-${process.pid}/`;
-    const service = await IpamService.start(new EtcdStore(c, prefix, "node-a"), { node: "node-a", blockSizes: { v4: 28, v6: 122 } });
+    const service = await Engine.start(new EtcdStore(c, prefix, "node-a"), { node: "node-a", blockSizes: { v4: 28, v6: 122 } });
     // 10.5.0.0/24 cut into /28 blocks: the first holds 14 addresses (.0 and the gateway .1 are
     // never handed out), the others 16. Fill the first, then 50 ADDs at once need 4 more.
     const add = (id: string) => service.add({ network: "claims", containerID: id, ifname: "eth0", ranges: [[{ subnet: "10.5.0.0/24" }]] });
@@ -305,7 +260,7 @@ describe("etcd specifics", () => {
     const before = c.claims;
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => add(`c${i}`)));
     const claims = c.claims - before;
-    const blocks = (await new EtcdStore(c, prefix).blocks.blocks()).map((b) => ({ block: b.block, node: b.node }));
+    const blocks = (await new EtcdStore(c, prefix).blocks()).map((b) => ({ block: b.cidr, node: b.node }));
     expect(blocks).toEqual(["0", "16", "32", "48", "64"].map((b) => ({ block: `10.5.0.${b}/28`, node: "node-a" })));
     const last = answers.map((a) => Number(a[0]!.address.split(".")[3]));
     expect(new Set(last).size).toBe(50);
@@ -316,7 +271,7 @@ describe("etcd specifics", () => {
 
   test("a pod's DEL in a pool that is not sticky costs two etcd requests: its lookup and its commit", async () => {
     const c = client();
-    const service = await IpamService.start(new EtcdStore(c, `/del-requests-${process.pid}/`, "node-a"), { node: "node-a" });
+    const service = await Engine.start(new EtcdStore(c, `/del-requests-${process.pid}/`, "node-a"), { node: "node-a" });
     const req = { network: "plain", containerID: "c1", ifname: "eth0", ranges: [[{ subnet: "10.3.0.0/24" }]], pod: { namespace: "default", name: "web-0" } };
     await service.add(req);
     const before = c.requests;
@@ -336,7 +291,7 @@ describe("etcd specifics", () => {
   test("etcd down: calls fail with 'try again later' (code 11) within the deadline", async () => {
     const dead = new EtcdStore(new EtcdClient(["http://127.0.0.1:1"]), "/x/");
     const started = performance.now();
-    await expect(dead.commit([{ op: "cursor", pool: "p", ip: "10.0.0.1" }])).rejects.toMatchObject({ code: 11 });
+    await expect(dead.commit([{ op: "cursor", rangeSet: "p", ip: "10.0.0.1" }])).rejects.toMatchObject({ code: 11 });
     expect(performance.now() - started).toBeLessThan(2500);
   }, 30_000);
 });

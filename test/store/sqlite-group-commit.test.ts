@@ -13,11 +13,11 @@ const open = () => SqliteStore.open(join(dir, `gc-${n++}.db`));
 
 test("a lone caller that fails part-way leaves no allocation, event or cursor of its own", async () => {
   const store = await open();
-  await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", pool: "net1|p", ip: "10.0.0.2" }]);
+  await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", rangeSet: "net1|p", ip: "10.0.0.2" }]);
   await expect(
     store.commit([
       { op: "allocate", record: record("10.0.0.3", "c2") },
-      { op: "cursor", pool: "net1|p", ip: "10.0.0.3" },
+      { op: "cursor", rangeSet: "net1|p", ip: "10.0.0.3" },
       { op: "allocate", record: record("10.0.0.2", "c2") },
     ]),
   ).rejects.toThrow();
@@ -36,10 +36,10 @@ test("in one batch, a cursor moves with the last caller that committed, never wi
   const batches: number[] = [];
   store.onCommit = (_, callers) => batches.push(callers);
   const results = await Promise.allSettled([
-    store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", pool: "net1|p", ip: "10.0.0.2" }]),
-    store.commit([{ op: "allocate", record: record("10.0.0.3", "c2") }, { op: "cursor", pool: "net1|p", ip: "10.0.0.3" }]),
-    store.commit([{ op: "cursor", pool: "net1|p", ip: "10.0.0.9" }, { op: "allocate", record: record("10.0.0.9", "c3") }]),
-    store.commit([{ op: "cursor", pool: "net1|q", ip: "10.0.1.1" }]),
+    store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }, { op: "cursor", rangeSet: "net1|p", ip: "10.0.0.2" }]),
+    store.commit([{ op: "allocate", record: record("10.0.0.3", "c2") }, { op: "cursor", rangeSet: "net1|p", ip: "10.0.0.3" }]),
+    store.commit([{ op: "cursor", rangeSet: "net1|p", ip: "10.0.0.9" }, { op: "allocate", record: record("10.0.0.9", "c3") }]),
+    store.commit([{ op: "cursor", rangeSet: "net1|q", ip: "10.0.1.1" }]),
   ]);
   expect(batches).toEqual([4]); // the four callers really shared one commit
   expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);

@@ -38,7 +38,7 @@ describe("sqlite specifics", () => {
     const path = join(dir, "events.db");
     const store = await SqliteStore.open(path);
     await store.commit([{ op: "allocate", record: record("10.0.0.2", "c1") }]);
-    await store.commit([{ op: "release", space: "net1", ip: "10.0.0.2", cause: "cni del" }]);
+    await store.commit([{ op: "release", record: record("10.0.0.2", "c1"), cause: "cni del" }]);
     await store.close();
     const { Database } = await import("bun:sqlite");
     const db = new Database(path, { readonly: true });

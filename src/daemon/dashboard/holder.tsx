@@ -27,10 +27,8 @@ export const HolderCard: FC<{ holder: AllocationRecord; now: number }> = ({ hold
       </dd>
       <dt>Network</dt>
       <dd>{holder.network}</dd>
-      <dt>Pool</dt>
-      <dd class="mono">
-        <a href={allocationsHref({ pool: holder.pool })}>{holder.pool}</a>
-      </dd>
+      <dt>{holder.pool ? "Pool" : "Range set"}</dt>
+      <dd class="mono">{holder.pool ? <a href={allocationsHref({ pool: holder.pool })}>{holder.pool}</a> : `${holder.rangeSet} (the netconf's own ranges)`}</dd>
       <dt>Node</dt>
       <dd>{holder.node}</dd>
       <dt>Since</dt>

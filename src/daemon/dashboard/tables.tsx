@@ -4,6 +4,9 @@ import type { AllocationRecord, HistoryEvent } from "../../store/store.ts";
 import { addressHref, allocationsHref, formatTime, shortId } from "./format.ts";
 import { When } from "./layout.tsx";
 
+/** A long pool name or range set, cut to fit its column (the cell's title holds it whole). */
+const shorten = (text: string): string => (text.length > 28 ? `${text.slice(0, 27)}…` : text);
+
 const Pod: FC<{ namespace: string | null; name: string | null }> = ({ namespace, name }) =>
   namespace && name ? <a href={allocationsHref({ q: `${namespace}/${name}` })}>{`${namespace}/${name}`}</a> : <span class="muted">—</span>;
 
@@ -52,8 +55,8 @@ export const AllocationsTable: FC<{ rows: AllocationRecord[]; now: number }> = (
             <td class="opt" data-label="Network">
               {r.network}
             </td>
-            <td class="opt mono" title={r.pool} data-label="Pool">
-              <a href={allocationsHref({ pool: r.pool })}>{r.pool.length > 28 ? `${r.pool.slice(0, 27)}…` : r.pool}</a>
+            <td class="opt mono" title={r.pool ?? r.rangeSet ?? ""} data-label="Pool">
+              {r.pool ? <a href={allocationsHref({ pool: r.pool })}>{shorten(r.pool)}</a> : <span class="muted">{shorten(r.rangeSet ?? "")}</span>}
             </td>
             <td class="nowrap" data-label="Node">
               <a href={allocationsHref({ node: r.node })}>{r.node}</a>

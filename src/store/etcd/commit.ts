@@ -1,18 +1,15 @@
 /**
- * Changes as etcd transactions. Each allocation is created under a compare-and-swap on its a/
- * key (create_revision == 0), so two daemons can never hold one address: the loser's commit
- * fails whole with a ConflictError naming what it lost. Concurrent callers of one daemon share
- * one transaction where they fit etcd's limit on operations (group commit), and a commit is
- * durable (raft quorum) before it resolves.
- *
- * An address resting after release (cooldown) or parked for a sticky pod keeps its a/ key,
- * holding a marker instead of a record, so no other daemon can create it meanwhile (also when
- * the release found the key already gone: the hold then starts from a free key).
+ * Changes as etcd transactions. An address's a/ key is written under a compare-and-swap, so
+ * two daemons can never hold one address: the loser's commit fails whole with a ConflictError
+ * naming what it lost. Concurrent callers of one daemon share one transaction where they fit
+ * etcd's limit on operations (group commit); a commit is durable (raft quorum) before it
+ * resolves. A hold (cooldown, a sticky pod's parked address) keeps its a/ key with a marker
+ * instead of a record, so no other daemon can create it meanwhile.
  */
-import { type Compare, type EtcdClient, type KeyValue, type Op } from "../etcd-client.ts";
+import type { Compare, EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
-import { holdMarker, parseValue, recordsOf, type StoredEvent } from "./values.ts";
+import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
 
 /**
  * etcd refuses a transaction whose compare list, success list or failure list, each judged
@@ -35,26 +32,28 @@ interface Pending {
 }
 
 /**
- * A condition of a commit. orAbsent: the change it guards is done already when the key is
- * gone (a release of an allocation somebody else released, the end of a hold nobody holds):
- * then the commit is sent again without what that change would do at the key.
+ * A condition of a commit, on the key's state before it. When it fails: orAbsent, the change
+ * is done already if the key is gone (a release of what was released elsewhere, the end of a
+ * hold nobody holds); orSame, if the key holds this value (a hold or claim made before).
+ * Either way the commit is built again without that change's own work at the key.
  */
 interface Guard {
   compare: Compare;
   orAbsent?: boolean;
+  orSame?: string;
 }
 
-/** A change as translate takes it; read: a release without its record, guarded on the revision read. */
-interface Prepared {
-  change: Change;
-  read?: Compare;
-}
-
-/** The ops and guards of a batch as they are built, with the events it writes numbered in order. */
+/** What a batch writes, as it is built. */
 interface Txn {
   guards: Guard[];
   ops: Op[];
   events: number;
+}
+
+/** Keys found gone (orAbsent) or already as wanted (orSame) by an earlier round of one commit. */
+interface Found {
+  gone: Set<string>;
+  same: Set<string>;
 }
 
 /** Whether a compare holds for a key's current value (kv: undefined when the key is gone), as etcd decides it. */
@@ -65,7 +64,9 @@ function holds(c: Compare, kv: KeyValue | undefined): boolean {
   return c.result === "EQUAL" ? actual === wanted : c.result === "GREATER" ? actual > wanted : actual < wanted;
 }
 
-const keyOf = (op: Op): string => ("put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key);
+export const keyOf = (op: Op): string => ("put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key);
+const absent = (key: string): Compare => ({ key, target: "CREATE", result: "EQUAL", create_revision: 0 });
+const equal = (key: string, value: string): Compare => ({ key, target: "VALUE", result: "EQUAL", value });
 
 export class EtcdCommitter {
   private queue: Pending[] = [];
@@ -98,129 +99,107 @@ export class EtcdCommitter {
   }
 
   /**
-   * A release names its record so the secondary keys and the event can be written; when the
-   * caller did not pass it, it is read here (one more round trip), and the release is guarded
-   * on what was read: the key unchanged since, or still absent.
+   * One caller's changes. The first change at an address's a/ key sets the guard on the key's
+   * state before the commit; later changes at it (a release then a hold: a swap) follow from
+   * that state. Changes found done already (see Found) leave out their own work there.
    */
-  private async prepare(change: Change, gone: Set<string>): Promise<Prepared> {
-    if (change.op !== "release" || change.record) return { change };
-    const key = this.layout.allocation(change.space, change.ip);
-    const [kv] = await this.client.range(key);
-    if (!kv) {
-      gone.add(key);
-      return { change };
-    }
-    return { change: { ...change, record: recordsOf([kv])[0] }, read: { key, target: "MOD", result: "EQUAL", mod_revision: kv.modRevision } };
-  }
-
-  /**
-   * The ops and conditions of one change. gone: the a/ keys found absent where a change
-   * expected them (see Guard): what releases and hold ends would do there is done already;
-   * a cooldown or parking still puts its hold there, on the gone keys' CREATE==0 guard.
-   */
-  private translate({ change, read }: Prepared, now: number, gone: Set<string>, txn: Txn): void {
-    const { ops, guards } = txn;
+  private translate(changes: Change[], now: number, found: Found, txn: Txn): void {
     const L = this.layout;
-    switch (change.op) {
-      case "allocate": {
-        const r = change.record;
-        const key = L.allocation(r.space, r.ip);
-        guards.push({
-          compare: change.replacesHold
-            ? { key, target: "VALUE", result: "EQUAL", value: holdMarker("sticky", r.space, r.ip) }
-            : { key, target: "CREATE", result: "EQUAL", create_revision: 0 },
-        });
-        const value = JSON.stringify(r);
-        const { attachment, references } = L.entries(r);
-        ops.push({ put: { key, value } }, { put: { key: attachment, value } });
-        for (const ref of references) ops.push({ put: { key: ref, value: "" } });
-        this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);
-        break;
-      }
-      case "release": {
-        const key = L.allocation(change.space, change.ip);
-        const r = change.record;
-        // The secondary keys go in any case: harmless when already gone.
-        if (r) {
+    const { ops, guards } = txn;
+    const touched = new Set<string>();
+    /** Guards the key on its first touch; false when this change's work there is done already. */
+    const first = (key: string, guard: () => Guard): boolean => {
+      if (touched.has(key)) return true;
+      touched.add(key);
+      if (found.gone.has(key) || found.same.has(key)) return false;
+      guards.push(guard());
+      return true;
+    };
+    for (const change of changes) {
+      switch (change.op) {
+        case "allocate": {
+          const r = change.record;
+          const key = L.allocation(r.space, r.ip);
+          first(key, () => ({ compare: absent(key) }));
+          const value = JSON.stringify(r);
+          const { attachment, references } = L.entries(r);
+          ops.push({ put: { key, value } }, { put: { key: attachment, value } }, ...references.map((ref) => ({ put: { key: ref, value: "" } })));
+          this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);
+          break;
+        }
+        case "release": {
+          const r = change.record;
+          const key = L.allocation(r.space, r.ip);
+          // The secondary keys go in any case: harmless when already gone.
           const { attachment, references } = L.entries(r);
           for (const ref of [attachment, ...references]) ops.push({ delete: { key: ref } });
+          // A stale release (released elsewhere and handed out again meanwhile) must not touch
+          // the newer owner's key: only the value this very allocation wrote may go.
+          if (!first(key, () => ({ compare: equal(key, JSON.stringify(r)), orAbsent: true }))) break;
+          ops.push({ delete: { key } });
+          this.event(txn, change.kind ?? "released", r, change.cause, now);
+          break;
         }
-        // Released elsewhere meanwhile: nothing more to do here, no second event (rule 7).
-        if (gone.has(key)) break;
-        // A stale release (the address was released elsewhere meanwhile and handed out
-        // again) must not delete, or cover with a hold, the newer owner's key: only the
-        // value allocate wrote for this very record may go, or the key as it was read.
-        guards.push({ compare: read ?? { key, target: "VALUE", result: "EQUAL", value: JSON.stringify(r) }, orAbsent: true });
-        ops.push({ delete: { key } });
-        if (r) this.event(txn, change.kind ?? "released", r, change.cause, now);
-        break;
-      }
-      case "cursor":
-        ops.push({ put: { key: L.cursor(change.pool), value: change.ip } });
-        break;
-      case "cool": {
-        const c = change.cooling;
-        ops.push({ put: { key: L.cooling(c.space, c.ip), value: JSON.stringify(c) } });
-        // Also at a key found gone (released elsewhere, still free: the CREATE==0 guard of gone
-        // keys sees to that): the hold is what this daemon's memory counts on, and what a
-        // sticky pod's return swaps.
-        ops.push({ put: { key: L.allocation(c.space, c.ip), value: holdMarker("cooling", c.space, c.ip) } });
-        break;
-      }
-      case "uncool": {
-        ops.push({ delete: { key: L.cooling(change.space, change.ip) } });
-        // Only our hold goes: if the key holds anything else now, the commit fails and we
-        // learn it; if it holds nothing (the release found it gone), there is nothing to end.
-        const key = L.allocation(change.space, change.ip);
-        if (gone.has(key)) break;
-        guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: holdMarker("cooling", change.space, change.ip) }, orAbsent: true });
-        ops.push({ delete: { key } });
-        break;
-      }
-      case "bind": {
-        const b = change.binding;
-        ops.push({ put: { key: L.binding(b.space, b.pod), value: JSON.stringify(b) } });
-        if (b.releasedAt !== null) ops.push({ put: { key: L.allocation(b.space, b.ip), value: holdMarker("sticky", b.space, b.ip) } });
-        break;
-      }
-      case "unbind": {
-        ops.push({ delete: { key: L.binding(change.space, change.pod) } });
-        if (!change.heldIp) break;
-        // The pod may have taken its address back on another node meanwhile: delete our hold only.
-        const key = L.allocation(change.space, change.heldIp);
-        if (gone.has(key)) break;
-        guards.push({ compare: { key, target: "VALUE", result: "EQUAL", value: holdMarker("sticky", change.space, change.heldIp) }, orAbsent: true });
-        ops.push({ delete: { key } });
-        break;
+        case "hold": {
+          const h = change.hold;
+          const key = L.allocation(h.space, h.ip);
+          if (!first(key, () => ({ compare: absent(key), orSame: holdMarker(h) }))) break;
+          ops.push({ put: { key, value: holdMarker(h) } }, { put: { key: L.hold(h.space, h.ip), value: JSON.stringify(h) } });
+          break;
+        }
+        case "unhold": {
+          const h = change.hold;
+          const key = L.allocation(h.space, h.ip);
+          ops.push({ delete: { key: L.hold(h.space, h.ip) } });
+          if (first(key, () => ({ compare: equal(key, holdMarker(h)), orAbsent: true }))) ops.push({ delete: { key } });
+          break;
+        }
+        case "bind":
+          ops.push({ put: { key: L.binding(change.binding.space, change.binding.pod), value: JSON.stringify(change.binding) } });
+          break;
+        case "unbind":
+          ops.push({ delete: { key: L.binding(change.space, change.pod) } });
+          break;
+        case "cursor":
+          ops.push({ put: { key: L.cursor(change.rangeSet), value: change.ip } });
+          break;
+        case "claim": {
+          const b = change.block;
+          const key = L.block(b.space, b.cidr);
+          if (first(key, () => ({ compare: absent(key), orSame: b.node }))) ops.push({ put: { key, value: b.node } });
+          break;
+        }
+        case "unclaim": {
+          const b = change.block;
+          const key = L.block(b.space, b.cidr);
+          if (first(key, () => ({ compare: equal(key, b.node), orAbsent: true }))) ops.push({ delete: { key } });
+          break;
+        }
       }
     }
   }
 
-  /** The distinct keys a caller's changes write and the compares they add, as translate builds them. */
-  private cost(changes: Change[], keys: Set<string>): { added: string[]; guards: number } {
+  /** The keys a caller's changes write and the compares they add, as translate builds them. */
+  private cost(changes: Change[]): { keys: string[]; guards: number } {
     const txn: Txn = { guards: [], ops: [], events: 0 };
     // Event keys are numbered here too (and again by the commit): numbers only need to differ.
-    for (const change of changes) this.translate({ change }, 0, new Set(), txn);
-    const added = [...new Set(txn.ops.map(keyOf))].filter((k) => !keys.has(k));
-    return { added, guards: txn.guards.length + (changes.some((c) => c.op === "release" && !c.record) ? 1 : 0) };
+    this.translate(changes, 0, { gone: new Set(), same: new Set() }, txn);
+    return { keys: [...new Set(txn.ops.map(keyOf))], guards: txn.guards.length };
   }
 
   /**
    * One transaction for a batch of callers; a failed compare becomes a ConflictError naming
-   * the losers. When only changes already done failed (their keys gone), the transaction is
-   * built again without what they would do at those keys, on the condition that nothing was
-   * created there meanwhile; each round removes at least one orAbsent guard, so it ends.
+   * what was lost. When only changes already done failed (see Guard), the transaction is
+   * built again without their work at those keys, on the condition that the keys found gone
+   * are still gone; each round settles at least one guard, so it ends.
    */
   private async commitOne(pending: Pending[], now: number): Promise<void> {
-    const gone = new Set<string>();
-    const prepared: Prepared[] = [];
-    for (const p of pending) for (const c of p.changes) prepared.push(await this.prepare(c, gone));
+    const found: Found = { gone: new Set(), same: new Set() };
     for (;;) {
       const txn: Txn = { guards: [], ops: [], events: 0 };
-      for (const p of prepared) this.translate(p, now, gone, txn);
-      for (const key of gone) txn.guards.push({ compare: { key, target: "CREATE", result: "EQUAL", create_revision: 0 } });
-      // etcd refuses a transaction that writes one key twice (two callers moving one cursor):
-      // the later write is the one that stands.
+      for (const p of pending) this.translate(p.changes, now, found, txn);
+      for (const key of found.gone) txn.guards.push({ compare: absent(key) });
+      // Two callers moving one cursor: the later write is the one that stands.
       const byKey = new Map<string, Op>();
       for (const op of txn.ops) {
         byKey.delete(keyOf(op));
@@ -229,22 +208,36 @@ export class EtcdCommitter {
       const compares = txn.guards.map((g) => g.compare);
       const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
       if (result.succeeded) return;
-      const failed = txn.guards.flatMap((g, i) => {
-        const kv = result.ranges[i]![0];
-        return holds(g.compare, kv) ? [] : [{ g, kv }];
-      });
-      if (failed.length === 0 || failed.some((f) => !f.g.orAbsent || f.kv !== undefined)) {
-        const taken = failed.flatMap((f) => (f.kv ? [parseValue(f.kv)] : [])).map((r) => ({ space: r.space, family: r.family, ip: r.ip }));
-        throw new ConflictError(taken);
-      }
-      for (const { g } of failed) gone.add(g.compare.key);
+      const failed = txn.guards.flatMap((g, i) => (holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));
+      const settled = failed.filter(({ g, kv }) => (g.orAbsent && kv === undefined) || (g.orSame !== undefined && kv?.value === g.orSame));
+      if (failed.length === 0 || settled.length < failed.length) throw this.conflict(failed.filter((f) => !settled.includes(f)));
+      for (const { g, kv } of settled) (kv === undefined ? found.gone : found.same).add(g.compare.key);
     }
+  }
+
+  /** What a batch lost: the addresses and blocks whose keys were not as its guards required. */
+  private conflict(failed: { g: Guard; kv: KeyValue | undefined }[]): ConflictError {
+    const blockBase = this.layout.blocks();
+    const taken: { space: string; family: 4 | 6; ip: string }[] = [];
+    const blocks: { space: string; cidr: string; node: string }[] = [];
+    for (const { g, kv } of failed) {
+      if (g.compare.key.startsWith(blockBase)) {
+        const [space, cidr] = this.layout.partsOf(g.compare.key, blockBase);
+        blocks.push({ space: space!, cidr: cidr!, node: kv?.value ?? "" });
+      } else if (kv) {
+        const v = parseValue(kv);
+        taken.push({ space: v.space, family: v.family, ip: v.ip });
+      }
+    }
+    return new ConflictError(taken, blocks);
   }
 
   /**
    * Group commit: while one transaction is in flight, later callers queue; then as many as
-   * fit etcd's limit on operations go out in one transaction. If that one fails its compares,
-   * each caller is retried alone so only the real losers see a conflict.
+   * fit etcd's limit on operations go out in one transaction — but never two callers writing
+   * one address or block key (a cursor they may share), whose guards would both judge the
+   * state before the transaction. If a shared transaction fails its compares, each caller is
+   * retried alone so only the real losers see a conflict.
    */
   private async flush(): Promise<void> {
     this.flushing = true;
@@ -252,12 +245,18 @@ export class EtcdCommitter {
       while (this.queue.length > 0) {
         const batch: Pending[] = [];
         const keys = new Set<string>();
+        const guarded = new Set<string>();
         let guards = 0;
         while (this.queue.length > 0) {
-          const cost = this.cost(this.queue[0]!.changes, keys);
-          if (batch.length > 0 && (keys.size + cost.added.length > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
+          const cost = this.cost(this.queue[0]!.changes);
+          const added = cost.keys.filter((k) => !keys.has(k));
+          const clash = cost.keys.some((k) => guarded.has(k));
+          if (batch.length > 0 && (clash || keys.size + added.length > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
           batch.push(this.queue.shift()!);
-          for (const key of cost.added) keys.add(key);
+          for (const key of cost.keys) {
+            keys.add(key);
+            if (!key.startsWith(this.layout.cursors())) guarded.add(key);
+          }
           guards += cost.guards;
         }
         const started = performance.now();

@@ -12,7 +12,8 @@
  *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations
  *   ev/TIME-NODE-SEQ                   a history event
  *   evi/ip/ADDR/EVID, evi/c/CID/EVID, evi/p/NS/NAME/EVID, evi/k/KIND/EVID   ""  its indexes
- *   cur/RANGESET  cool/SPACE/ADDR  bind/SPACE/POD  subnet/POOL/SUBNET (value: node)
+ *   hold/SPACE/ADDR                    a hold's details (its a/ key holds the marker)
+ *   cur/RANGESET  bind/SPACE/POD  subnet/POOL/SUBNET (value: node)
  *   block/SPACE/CIDR (value: node)     node/NAME (leased: alive)   health/NODE   layout
  *
  * Each secondary key lets one question read about as many keys as its answer holds, so a
@@ -63,7 +64,7 @@ export class Layout {
 
   private key = (...parts: string[]): string => this.prefix + parts.join("/");
 
-  allocations = (): string => this.key("a", "");
+  allocations = (space?: string): string => (space === undefined ? this.key("a", "") : this.key("a", part(space), ""));
   allocation = (space: string, ip: string): string => this.key("a", part(space), addressPart(ip));
 
   attachment = (containerID: string, network: string, ifname: string): string => this.key("att", part(containerID), part(network), part(ifname), "");
@@ -101,8 +102,8 @@ export class Layout {
 
   cursors = (): string => this.key("cur", "");
   cursor = (rangeSet: string): string => this.key("cur", part(rangeSet));
-  coolings = (): string => this.key("cool", "");
-  cooling = (space: string, ip: string): string => this.key("cool", part(space), addressPart(ip));
+  holds = (space?: string): string => (space === undefined ? this.key("hold", "") : this.key("hold", part(space), ""));
+  hold = (space: string, ip: string): string => this.key("hold", part(space), addressPart(ip));
   bindings = (): string => this.key("bind", "");
   binding = (space: string, pod: string): string => this.key("bind", part(space), part(pod));
   subnets = (pool: string): string => this.key("subnet", part(pool), "");

@@ -7,10 +7,27 @@
  * Daemons of the first layout must all be stopped first: they would go on writing old keys.
  */
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
-import type { AllocationRecord, Binding, Cooling, HistoryEvent } from "../store.ts";
+import type { AllocationRecord, Binding, HistoryEvent, Hold } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
 import type { Layout } from "./layout.ts";
 import { type HoldMarker, holdMarker, isHold } from "./values.ts";
+
+/** The first layout's cooldown value (now a hold of kind cooling). */
+interface Cooling {
+  space: string;
+  family: 4 | 6;
+  ip: string;
+  until: number;
+}
+
+/** The first layout's record named an inline range set in `pool` (NETWORK|RANGES); now rangeSet does. */
+function withRangeSet(value: AllocationRecord): AllocationRecord {
+  if ("rangeSet" in value) return value;
+  const r = value as Omit<AllocationRecord, "rangeSet">;
+  const pool = r.pool as string;
+  const inline = !r.space.startsWith("@") && pool.includes("|");
+  return { ...r, pool: inline ? null : pool, rangeSet: inline ? pool.slice(pool.indexOf("|") + 1) : null };
+}
 
 /** A raw address as the first layout wrote it (v2 writes hex, which has neither '.' nor ':'). */
 const rawAddress = (text: string | undefined) => text !== undefined && /[.:]/.test(text);
@@ -25,13 +42,16 @@ export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void
     if (!rawAddress(ip)) continue;
     const value = JSON.parse(kv.value) as AllocationRecord | HoldMarker;
     if (isHold(value)) {
-      rewrites.push({ remove: kv.key, write: [{ put: { key: L.allocation(value.space, value.ip), value: holdMarker(value.held, value.space, value.ip) } }] });
+      // Its details (cooldown's end, sticky pod) come with its cool/ or bind/ key below.
+      rewrites.push({ remove: kv.key, write: [{ put: { key: L.allocation(value.space, value.ip), value: holdMarker({ kind: value.held, space: value.space, ip: value.ip }) } }] });
       continue;
     }
-    const { attachment, references } = L.entries(value);
+    const r = withRangeSet(value);
+    const json = JSON.stringify(r);
+    const { attachment, references } = L.entries(r);
     rewrites.push({
       remove: kv.key,
-      write: [{ put: { key: L.allocation(value.space, value.ip), value: kv.value } }, { put: { key: attachment, value: kv.value } }, ...references.map((key) => ({ put: { key, value: "" } }))],
+      write: [{ put: { key: L.allocation(r.space, r.ip), value: json } }, { put: { key: attachment, value: json } }, ...references.map((key) => ({ put: { key, value: "" } }))],
     });
   }
   // The old attachment index is rebuilt from a/ above; its keys only go.
@@ -41,13 +61,17 @@ export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void
     if (L.cursor(pool) !== kv.key) rewrites.push({ remove: kv.key, write: [{ put: { key: L.cursor(pool), value: kv.value } }] });
   }
   for (const kv of await scan("cool/")) {
-    if (!rawAddress(rest(kv, "cool/").split("/").pop())) continue;
     const c = JSON.parse(kv.value) as Cooling;
-    rewrites.push({ remove: kv.key, write: [{ put: { key: L.cooling(c.space, c.ip), value: kv.value } }] });
+    const hold: Hold = { space: c.space, family: c.family, ip: c.ip, kind: "cooling", until: c.until, pod: null };
+    rewrites.push({ remove: kv.key, write: [{ put: { key: L.hold(c.space, c.ip), value: JSON.stringify(hold) } }] });
   }
   for (const kv of await scan("bind/")) {
     const b = JSON.parse(kv.value) as Binding;
-    if (L.binding(b.space, b.pod) !== kv.key) rewrites.push({ remove: kv.key, write: [{ put: { key: L.binding(b.space, b.pod), value: kv.value } }] });
+    if (L.binding(b.space, b.pod) === kv.key) continue;
+    const write: Op[] = [{ put: { key: L.binding(b.space, b.pod), value: kv.value } }];
+    // A parked binding held its address by itself; now a sticky hold does.
+    if (b.releasedAt !== null) write.push({ put: { key: L.hold(b.space, b.ip), value: JSON.stringify({ space: b.space, family: b.family, ip: b.ip, kind: "sticky", until: null, pod: b.pod } satisfies Hold) } });
+    rewrites.push({ remove: kv.key, write });
   }
   for (const [what, key] of [["subnet/", L.subnet], ["block/", L.block]] as const) {
     for (const kv of await scan(what)) {

@@ -4,7 +4,7 @@
  * offset a query would have to walk: every page costs the same however deep it is.
  */
 import type { Family } from "../../ipam/address.ts";
-import type { AllocationFilter, AllocationRecord, HistoryFilter } from "../store.ts";
+import type { AllocationFilter, AllocationRecord, HistoryFilter } from "../records.ts";
 import { ipOrder } from "./schema.ts";
 
 export type Row = Record<string, string | number | null>;
@@ -37,7 +37,9 @@ export function toRecord(row: Row): AllocationRecord {
     family: row.family as Family,
     prefix: row.prefix as number,
     gateway: row.gateway as string | null,
-    pool: row.pool as string,
+    // '' in the column: the address came from inline ranges, not a named pool.
+    pool: (row.pool as string) || null,
+    rangeSet: (row.range_set as string | null) ?? null,
     containerID: row.container_id as string,
     ifname: row.ifname as string,
     netns: row.netns as string | null,

@@ -1,7 +1,7 @@
 /**
- * The embedded store's tables, and the one migration an older database needs. Allocations
- * are keyed by (space, ip); ip_order (see addressOrderKey) lists them in address order a
- * page at a time through its own index.
+ * The embedded store's tables, and the migrations a database made by an older ipamd needs
+ * (PRAGMA user_version counts them). Allocations are keyed by (space, ip); ip_order (see
+ * addressOrderKey) lists them in address order a page at a time through its own index.
  */
 import type { Database } from "bun:sqlite";
 import { addressOrderKey, parseIp } from "../../ipam/address.ts";
@@ -25,13 +25,14 @@ CREATE TABLE IF NOT EXISTS allocations (
   created_at INTEGER NOT NULL,
   static INTEGER NOT NULL,
   ip_order BLOB,
+  range_set TEXT,
   PRIMARY KEY (space, ip)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
 CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cooling (
-  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, until INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS holds (
+  space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, kind TEXT NOT NULL, until INTEGER, pod TEXT,
   PRIMARY KEY (space, ip)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bindings (
@@ -39,6 +40,8 @@ CREATE TABLE IF NOT EXISTS bindings (
   PRIMARY KEY (space, pod)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS bindings_by_ip ON bindings (space, ip);
+CREATE TABLE IF NOT EXISTS blocks (space TEXT NOT NULL, cidr TEXT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (space, cidr)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes (node TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS node_subnets (
   pool TEXT NOT NULL, subnet TEXT NOT NULL, node TEXT NOT NULL,
   PRIMARY KEY (pool, subnet)
@@ -76,16 +79,34 @@ export function ipOrder(ip: string): Uint8Array | null {
   return parsed ? addressOrderKey(parsed.family, parsed.value) : null;
 }
 
-/** Brings a database made by an older ipamd up to SCHEMA: adds and fills ip_order. */
+const columnsOf = (db: Database, table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+
+/**
+ * Brings a database made by an older ipamd up to SCHEMA, in one transaction:
+ * 1. ip_order, filled from each address.
+ * 2. range_set: an inline range set is no longer named in `pool` (as NETWORK|RANGES), which
+ *    now names named pools only ('' when none); cooldowns and parked sticky bindings become
+ *    holds (the cooling table goes).
+ */
 export function migrate(db: Database): void {
-  const columns = db.prepare("PRAGMA table_info(allocations)").all() as { name: string }[];
-  if (!columns.some((c) => c.name === "ip_order")) {
-    db.transaction(() => {
+  db.transaction(() => {
+    const columns = columnsOf(db, "allocations");
+    if (!columns.includes("ip_order")) {
       db.exec("ALTER TABLE allocations ADD COLUMN ip_order BLOB");
       const update = db.prepare("UPDATE allocations SET ip_order = ? WHERE space = ? AND ip = ?");
       for (const row of db.prepare("SELECT space, ip FROM allocations").all() as { space: string; ip: string }[]) update.run(ipOrder(row.ip), row.space, row.ip);
       update.finalize();
-    }).immediate();
-  }
+    }
+    if (!columns.includes("range_set")) {
+      db.exec("ALTER TABLE allocations ADD COLUMN range_set TEXT");
+      db.exec("UPDATE allocations SET range_set = substr(pool, instr(pool, '|') + 1), pool = '' WHERE space NOT LIKE '@%' AND instr(pool, '|') > 0");
+    }
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name);
+    if (tables.includes("cooling")) {
+      db.exec("INSERT OR IGNORE INTO holds SELECT space, ip, family, 'cooling', until, NULL FROM cooling");
+      db.exec("INSERT OR IGNORE INTO holds SELECT space, ip, family, 'sticky', NULL, pod FROM bindings WHERE released_at IS NOT NULL");
+      db.exec("DROP TABLE cooling");
+    }
+  }).immediate();
   db.exec("CREATE INDEX IF NOT EXISTS allocations_in_order ON allocations (space, ip_order)");
 }

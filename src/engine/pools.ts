@@ -1,32 +1,22 @@
 /**
- * Which range sets an ADD allocates from. Inline host-local `ranges` are their own pools in
- * the network's space; named pools come from the daemon's config, each its own space shared
- * by every network that selects it. Supernet pools resolve to this node's claimed subnet.
- * Reloading swaps the whole map at once, so a request sees either the old or the new config.
+ * Which range sets an ADD allocates from. The netconf's inline `ranges` are range sets in the
+ * network's own address space; named pools come from the daemon's config, all of a family in
+ * one shared space. Supernet pools resolve to this node's claimed subnet. Reloading swaps the
+ * whole map at once, so a request sees either the old or the new config.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
-import { formatCidr, parseCidr } from "../ipam/address.ts";
-import type { Family } from "../ipam/address.ts";
+import { type Family, formatCidr, parseCidr } from "../ipam/address.ts";
 import { footprint, type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
 import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
 import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
 import type { AddRequest } from "../protocol-requests.ts";
 import type { Store } from "../store/store.ts";
+import type { Target } from "./target.ts";
 
 /** Inline range sets kept for `ipamd pools` and the metrics (the most recently used). */
 const MAX_INLINE_REPORTED = 256;
 
 export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false, stickyTtlMs: null };
-
-/** One range set an ADD takes an address from. */
-export interface Target {
-  /** Uniqueness domain: the network name (inline ranges) or `@pool`. */
-  space: string;
-  /** The pool's name in reports: a named pool, or `network|ranges` for inline ones. */
-  pool: string;
-  set: RangeSet;
-  policy: PoolPolicy;
-}
 
 /**
  * Named pools of one family share one address space. Pools never overlap (compilePools
@@ -40,8 +30,8 @@ export class PoolRegistry {
   private pools = new Map<string, NamedPool>();
   /** This node's subnet of each supernet pool, as a range set. */
   private nodeSets = new Map<string, RangeSet>();
-  /** Inline range sets seen since start, for reports. */
-  readonly inline = new Map<string, Target>();
+  /** Inline range sets seen since start, for reports, by network and range set. */
+  readonly inline = new Map<string, { network: string; target: Target }>();
 
   constructor(private readonly node: string) {}
 
@@ -49,8 +39,9 @@ export class PoolRegistry {
     return this.pools;
   }
 
-  nodeSetOf(name: string): RangeSet | undefined {
-    return this.nodeSets.get(name);
+  /** A named pool's range set: its own, or this node's subnet of it (undefined: none claimed). */
+  rangeSetOf(pool: NamedPool): RangeSet | undefined {
+    return pool.rangeSet ?? this.nodeSets.get(pool.name);
   }
 
   /**
@@ -87,27 +78,28 @@ export class PoolRegistry {
   }
 
   /** The reuse policy of the pool an allocation came from (as configured now). */
-  policyOf(record: { space: string; pool: string }): PoolPolicy {
-    return record.space.startsWith("@") ? (this.pools.get(record.pool)?.policy ?? DEFAULT_POLICY) : DEFAULT_POLICY;
+  policyOf(record: { pool: string | null }): PoolPolicy {
+    return record.pool === null ? DEFAULT_POLICY : (this.pools.get(record.pool)?.policy ?? DEFAULT_POLICY);
   }
 
   targetsFor(req: AddRequest): Target[] {
     const targets: Target[] = [];
-    for (const set of parseRangeSets(req.ranges ?? [])) {
-      this.refuseOverlapWithNamed(set);
-      const target = { space: req.network, pool: `${req.network}|${set.key}`, set, policy: DEFAULT_POLICY };
+    for (const rangeSet of parseRangeSets(req.ranges ?? [])) {
+      this.refuseOverlapWithNamed(rangeSet);
+      const target: Target = { space: req.network, pool: null, rangeSet, policy: DEFAULT_POLICY };
       // Remembered for reports, newest last; bounded, since every distinct netconf adds one.
-      this.inline.delete(target.pool);
-      this.inline.set(target.pool, target);
+      const key = `${req.network}\0${rangeSet.key}`;
+      this.inline.delete(key);
+      this.inline.set(key, { network: req.network, target });
       if (this.inline.size > MAX_INLINE_REPORTED) this.inline.delete(this.inline.keys().next().value!);
       targets.push(target);
     }
     for (const name of req.pools ?? []) {
       const pool = this.pools.get(name);
       if (!pool) throw new IpamError(ErrorCode.InvalidNetworkConfig, `unknown pool "${name}": the daemon's config defines ${[...this.pools.keys()].join(", ") || "no pools"}`);
-      const set = pool.rangeSet ?? this.nodeSets.get(name);
-      if (!set) throw new IpamError(ErrorCode.PoolExhausted, `pool ${name}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
-      targets.push({ space: namedSpace(pool.family), pool: name, set, policy: pool.policy });
+      const rangeSet = this.rangeSetOf(pool);
+      if (!rangeSet) throw new IpamError(ErrorCode.PoolExhausted, `pool ${name}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
+      targets.push({ space: namedSpace(pool.family), pool: name, rangeSet, policy: pool.policy });
     }
     if (targets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges, ipam.subnet or ipam.pool");
     return targets;

@@ -1,0 +1,257 @@
+/**
+ * The engine: every allocation decision of the daemon, made by the pure planners (plan-*.ts)
+ * from memory (state.ts) and carried out by the one apply path (apply.ts). This file is the
+ * shell around them: it reads what a plan needs from the store first (the attachment, fresh
+ * bindings, block owners), serialises operations per attachment, and retries what a shared
+ * store's races call for (sharing.ts). Releases are in releases.ts, imports in import.ts.
+ */
+import { ErrorCode, IpamError } from "../errors.ts";
+import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
+import type { NamedPool } from "../ipam/named-pool.ts";
+import type { AllocatedIp } from "../protocol.ts";
+import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
+import type { AddRequest, CheckRequest, DelRequest, GcRequest } from "../protocol-requests.ts";
+import { type AllocationRecord, type Binding, ConflictError, type ReleaseKind, type Store } from "../store/store.ts";
+import { type AllocationObserver, Applier } from "./apply.ts";
+import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, ownView, planClaim } from "./blocks.ts";
+import { importAllocations } from "./import.ts";
+import { readSnapshot } from "./load.ts";
+import { AttachmentLocks } from "./locks.ts";
+import { type AddOutcome, planAdd } from "./plan-add.ts";
+import { planExpiry } from "./plan-release.ts";
+import { PoolRegistry } from "./pools.ts";
+import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
+import { type Sharing, sharingOf } from "./sharing.ts";
+import { AddressState } from "./state.ts";
+import { answerFor, cursorOf, stickyKey, type Target, toAllocatedIp } from "./target.ts";
+
+/** Run-out holds one ADD ends before allocating; more wait for the next ADD, so none waits long. */
+const MAX_EXPIRED_PER_ADD = 32;
+
+export interface EngineOptions {
+  node: string;
+  pools?: Map<string, NamedPool>;
+  /** Block sizes (prefix lengths) for a shared store. */
+  blockSizes?: BlockSizes;
+  /** Seconds without renewal after which a node counts as gone (shared stores). */
+  nodeTtlSeconds?: number;
+  observer?: AllocationObserver;
+  /** The clock, injectable so cooldown and sticky expiry can be tested without waiting. */
+  now?: () => number;
+}
+
+/** A block's first address. */
+export const blockStart = (cidr: string): bigint | null => parseCidr(cidr)?.address ?? null;
+
+export class Engine {
+  readonly state = new AddressState();
+  readonly registry: PoolRegistry;
+  readonly sharing: Sharing;
+  readonly node: string;
+  readonly applier: Applier;
+  readonly locks = new AttachmentLocks();
+  readonly now: () => number;
+  private readonly blockSizes: BlockSizes;
+  /** The block claim in flight per range set, shared by the ADDs that wait for it. */
+  private readonly claiming = new Map<string, Promise<boolean>>();
+
+  private constructor(
+    readonly store: Store,
+    options: EngineOptions,
+  ) {
+    this.node = options.node;
+    this.now = options.now ?? Date.now;
+    this.sharing = sharingOf(store);
+    this.blockSizes = options.blockSizes ?? DEFAULT_BLOCK_SIZES;
+    this.registry = new PoolRegistry(options.node);
+    this.applier = new Applier(this.state, store, this.sharing, options.observer);
+  }
+
+  /** Reads what the store holds, claims this node's subnets, and (shared stores) announces the node. */
+  static async start(store: Store, options: EngineOptions): Promise<Engine> {
+    const engine = new Engine(store, options);
+    engine.state.load(await readSnapshot(store));
+    engine.state.loadCursors(await store.cursors());
+    if (engine.sharing.blocks) engine.state.loadBlocks(await store.blocks(), engine.node, blockStart);
+    await engine.registry.configure(options.pools ?? new Map(), store);
+    if (engine.sharing.announces) await store.announce(engine.node, options.nodeTtlSeconds ?? 60);
+    return engine;
+  }
+
+  /** Swaps in a new pool configuration; allocations and requests in flight are untouched. */
+  async reconfigure(pools: Map<string, NamedPool>): Promise<void> {
+    await this.registry.configure(pools, this.store);
+  }
+
+  get allocationCount(): number {
+    return this.state.allocations;
+  }
+
+  takenSet(space: string, family: Family) {
+    return this.state.takenSet(space, family);
+  }
+
+  async add(req: AddRequest): Promise<AllocatedIp[]> {
+    const targets = this.registry.targetsFor(req);
+    const requested = (req.requestedIps ?? []).map((text) => {
+      const ip = parseIp(text);
+      if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `requested IP "${text}" is not an IP address`);
+      return ip;
+    });
+    return this.locks.run(req.network, req, async () => {
+      const existing = await this.store.attachment(req.network, req);
+      if (existing.length > 0) return existing.map((r) => answerFor(r, targets));
+      return (await this.allocate(req, targets, requested)).map(toAllocatedIp);
+    });
+  }
+
+  del(req: DelRequest): Promise<void> {
+    return this.locks.run(req.network, req, async () => {
+      await releaseCurrent(this, () => this.store.attachment(req.network, req), "cni del", "released");
+    });
+  }
+
+  /** Releases given allocations, attachment by attachment (see releases.ts). */
+  releaseRecords(records: AllocationRecord[], cause: string, kind: ReleaseKind = "released"): Promise<AllocationRecord[]> {
+    return releaseRecords(this, records, cause, kind);
+  }
+
+  /** An operator's release of one address (see releases.ts). */
+  releaseAddress(ip: string, cause: string, network?: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
+    return releaseAddress(this, ip, cause, network);
+  }
+
+  /** Releases every attachment of the network that the runtime does not list as valid. */
+  gc(req: GcRequest, cause = "cni gc"): Promise<string[]> {
+    return collectGarbage(this, req, cause);
+  }
+
+  /** Gives up empty blocks of nodes that are gone (shared stores). */
+  releaseAbandonedBlocks(): Promise<string[]> {
+    return releaseAbandonedBlocks(this);
+  }
+
+  /** Takes over allocations made elsewhere (a host-local data dir); see import.ts. */
+  importAllocations(req: ImportRequest): Promise<ImportResponse> {
+    return importAllocations(this, req);
+  }
+
+  async check(req: CheckRequest): Promise<AllocatedIp[]> {
+    const existing = await this.store.attachment(req.network, req);
+    if (existing.length === 0) {
+      throw new IpamError(ErrorCode.UnknownContainer, `no addresses are allocated to container ${req.containerID} interface ${req.ifname} in network ${req.network}`);
+    }
+    return existing.map(toAllocatedIp);
+  }
+
+  /**
+   * Plans and applies an ADD's allocations. With a shared store memory can be behind: a
+   * commit that lost a race teaches the addresses lost, and "exhausted" is only believed
+   * after re-reading the store.
+   */
+  private async allocate(req: AddRequest, targets: Target[], requested: Ip[]): Promise<AllocationRecord[]> {
+    const borrow = new Set<number>();
+    let reread = false;
+    for (let attempt = 0; ; attempt++) {
+      await this.prepare(targets);
+      const bindings = await this.bindingsFor(targets, req);
+      let outcome: AddOutcome;
+      try {
+        const scopes = targets.map((t) => (this.sharing.blocks ? ownView(this.state.ownedBlocks(t.space), t.rangeSet, this.blockSizes) : null));
+        outcome = planAdd(this.state, { req, targets, requested, bindings, scopes, borrow, node: this.node, now: this.now() });
+        // Applied in the same turn as planned: no other plan sees the addresses this one takes.
+        if ("plan" in outcome) await this.applier.apply(outcome.plan);
+      } catch (err) {
+        if (err instanceof IpamError && err.code === ErrorCode.PoolExhausted && this.sharing.rereadWhenExhausted && !reread) {
+          reread = true;
+          await this.reread(targets);
+          continue;
+        }
+        if (!(err instanceof ConflictError)) throw err;
+        for (const t of err.taken) this.state.learn(t.space, t.family, t.ip);
+        if (attempt >= this.sharing.conflictRetries) throw new IpamError(ErrorCode.TryAgainLater, `lost ${attempt + 1} races for addresses to other nodes; try again`);
+        // Losing again and again means memory is far behind (several nodes borrowing from
+        // one nearly full pool): re-read instead of learning one address at a time.
+        if (attempt === 1) await this.reread(targets);
+        continue;
+      }
+      if ("plan" in outcome) return outcome.plan.allocated;
+      if (!(await this.claimBlock(targets[outcome.needsBlock]!))) borrow.add(outcome.needsBlock);
+    }
+  }
+
+  /** Re-reads the targets' spaces from the store (memory may have them wrong). */
+  private async reread(targets: Target[]): Promise<void> {
+    for (const space of new Set(targets.map((t) => t.space))) await this.resync(space);
+  }
+
+  /** Loads one space again from the store, keeping what plans in flight reserved. */
+  async resync(space: string): Promise<void> {
+    this.state.load(await readSnapshot(this.store, space), space);
+    this.applier.unsure.delete(space);
+  }
+
+  /**
+   * Before planning in a space: re-read it if an unsure failure left memory in doubt, and end
+   * its run-out holds, each in a commit of its own (group commit still writes them together).
+   * A hold whose end conflicts was taken over elsewhere: memory lets it go, the address stays taken.
+   */
+  private async prepare(targets: Target[]): Promise<void> {
+    for (const t of targets) if (this.applier.unsure.has(t.space)) await this.resync(t.space);
+    const now = this.now();
+    const policyOf = (pool: string) => this.registry.policyOf({ pool });
+    const plans = [...new Set(targets.map((t) => t.space))].flatMap((space) => planExpiry(this.state, space, policyOf, now, MAX_EXPIRED_PER_ADD));
+    await Promise.all(
+      plans.map((plan) =>
+        this.applier.apply(plan).catch((err) => {
+          if (err instanceof ConflictError) for (const h of plan.ends) this.state.dropHold(h);
+        }),
+      ),
+    );
+  }
+
+  /**
+   * The pod's binding in each sticky target's space. A shared store is asked (the pod may
+   * have been bound, or its binding ended, on another node) and memory follows its answer.
+   */
+  private async bindingsFor(targets: Target[], req: AddRequest): Promise<Map<string, Binding | undefined>> {
+    const bindings = new Map<string, Binding | undefined>();
+    for (const t of targets) {
+      const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
+      if (!pod) continue;
+      const binding = this.sharing.freshBindings ? await this.store.binding(t.space, pod) : this.state.binding(t.space, pod);
+      if (this.sharing.freshBindings) this.state.learnBinding(t.space, pod, binding);
+      bindings.set(t.space, binding);
+    }
+    return bindings;
+  }
+
+  /**
+   * Claims a free block of the target for this node (false: the pool has none left, time to
+   * borrow). ADDs that find their blocks full together share one claim instead of racing
+   * each other for the same free block, a read and a compare-and-swap apiece.
+   */
+  private claimBlock(t: Target): Promise<boolean> {
+    const key = cursorOf(t);
+    let claim = this.claiming.get(key);
+    if (!claim) {
+      claim = (async () => {
+        for (let attempt = 0; attempt < 8; attempt++) {
+          const owners = new Set((await this.store.blocks(t.space)).flatMap((b) => blockStart(b.cidr) ?? []));
+          const cidr = freeBlock(owners, t.rangeSet, this.state.takenSet(t.space, t.rangeSet.family), this.blockSizes);
+          if (cidr === null) return false;
+          try {
+            await this.applier.apply(planClaim({ space: t.space, cidr, node: this.node }));
+            return true;
+          } catch (err) {
+            if (!(err instanceof ConflictError)) throw err;
+            // Another node claimed it between our read and our write: look again.
+          }
+        }
+        return false;
+      })().finally(() => this.claiming.delete(key));
+      this.claiming.set(key, claim);
+    }
+    return claim;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Planning an ADD: for each target, the pod's sticky address, a requested (static) address,
+ * or the next free one after the range set's cursor — from this node's blocks first when
+ * blocks apply, asking for a block when they are full, borrowing only when allowed. Pure:
+ * everything it needs is given; it returns the plan, or what the engine must do first.
+ */
+import { ErrorCode, IpamError } from "../errors.ts";
+import { formatIp, type Ip, parseIp } from "../ipam/address.ts";
+import { allocateNext, checkStatic } from "../ipam/allocator.ts";
+import type { Range, RangeSet } from "../ipam/pool.ts";
+import type { AddRequest } from "../protocol-requests.ts";
+import type { AllocationRecord, Binding } from "../store/store.ts";
+import { emptyPlan, type Plan } from "./plan.ts";
+import type { StateView } from "./state.ts";
+import { cursorOf, stickyKey, type Target } from "./target.ts";
+
+export interface AddInput {
+  req: AddRequest;
+  targets: Target[];
+  requested: Ip[];
+  /** The pod's binding per sticky target's space (read fresh where other daemons may change it). */
+  bindings: Map<string, Binding | undefined>;
+  /**
+   * Per target: where a dynamic address comes from first — this node's blocks (empty when it
+   * owns none yet) — or null where blocks do not apply: the whole range set.
+   */
+  scopes: (RangeSet | null)[];
+  /** Targets whose blocks are full and that may now borrow from the whole range set. */
+  borrow: Set<number>;
+  node: string;
+  now: number;
+}
+
+export type AddOutcome = { plan: Plan } | { needsBlock: number };
+
+/** Which address of one target, and how: a sticky pod's own, a requested one, or the next free. */
+interface Pick {
+  value: bigint;
+  range: Range;
+  sticky: boolean;
+}
+
+const parseIpValue = (ip: string): bigint | null => parseIp(ip)?.value ?? null;
+
+function pickStatic(t: Target, view: StateView, wanted: Ip): Pick {
+  const check = checkStatic(t.rangeSet, view.takenSet(t.space, t.rangeSet.family), wanted.family, wanted.value);
+  const text = formatIp(wanted.value, wanted.family);
+  if (check.ok) return { value: wanted.value, range: check.range, sticky: false };
+  if (check.reason === "gateway") throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is the gateway of ${t.pool ? `pool ${t.pool}` : `range set ${t.rangeSet.key}`}`);
+  throw new IpamError(ErrorCode.AddressInUse, `requested IP ${text} is already allocated (or held for reuse) in ${t.pool ? `pool ${t.pool}` : `network ${t.space}`}`);
+}
+
+/** A parked sticky binding's address, when it is still in the target's range set. */
+function pickSticky(t: Target, binding: Binding | undefined, pod: string): Pick | null {
+  if (!binding) return null;
+  if (binding.releasedAt === null) {
+    throw new IpamError(ErrorCode.AddressInUse, `address ${binding.ip} is bound to pod ${pod} and still held by another of its attachments; retry once that one is deleted`);
+  }
+  const value = parseIpValue(binding.ip);
+  const range = value === null ? undefined : t.rangeSet.ranges.find((r) => value >= r.start && value <= r.end);
+  // The pool was redefined without this address: the binding cannot be honoured.
+  return range && value !== null ? { value, range, sticky: true } : null;
+}
+
+/** The next free address of a target: its scope first, then (if allowed) the whole range set. */
+function pickNext(t: Target, view: StateView, scope: RangeSet | null, borrow: boolean): Pick | "needs-block" {
+  const taken = view.takenSet(t.space, t.rangeSet.family);
+  const cursor = view.cursor(cursorOf(t));
+  const inScope = scope?.ranges.length === 0 ? null : allocateNext(scope ?? t.rangeSet, taken, cursor);
+  if (inScope) return { ...inScope, sticky: false };
+  if (scope !== null && !borrow) return "needs-block";
+  const anywhere = scope !== null ? allocateNext(t.rangeSet, taken, null) : null;
+  if (anywhere) return { ...anywhere, sticky: false };
+  const name = t.pool ? `pool ${t.pool}` : `range set ${t.rangeSet.key} of network ${t.space}`;
+  throw new IpamError(ErrorCode.PoolExhausted, `${name} is exhausted: all ${t.rangeSet.size} addresses are in use`, `no IP addresses available in range set ${t.rangeSet.key}`);
+}
+
+export function planAdd(view: StateView, input: AddInput): AddOutcome {
+  const { req, targets, node, now } = input;
+  const plan = emptyPlan();
+  const unclaimed = new Set(input.requested);
+  for (const [i, t] of targets.entries()) {
+    const { space } = t;
+    const family = t.rangeSet.family;
+    const wanted = input.requested.find((ip) => unclaimed.has(ip) && ip.family === family && t.rangeSet.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
+    if (wanted) unclaimed.delete(wanted);
+    const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
+    const binding = pod ? input.bindings.get(space) : undefined;
+    let pick: Pick | null = wanted ? pickStatic(t, view, wanted) : pod ? pickSticky(t, binding, pod) : null;
+    if (!pick) {
+      const next = pickNext(t, view, input.scopes[i] ?? null, input.borrow.has(i));
+      if (next === "needs-block") return { needsBlock: i };
+      pick = next;
+    }
+    const ip = formatIp(pick.value, family);
+    if (pick.sticky) {
+      // Held for the pod already: the hold ends as the allocation takes its place. Memory may
+      // not know the hold (another node parked it): then the address is taken here too.
+      const hold = view.hold(space, ip) ?? { space, family, ip, kind: "sticky" as const, until: null, pod };
+      plan.ends.push(hold);
+      plan.changes.push({ op: "unhold", hold });
+      if (!view.takenSet(space, family).has(pick.value)) plan.takes.push({ space, family, value: pick.value });
+    } else {
+      plan.takes.push({ space, family, value: pick.value });
+      plan.cursors.push([cursorOf(t), pick.value]);
+      plan.changes.push({ op: "cursor", rangeSet: cursorOf(t), ip });
+    }
+    if (pod) {
+      if (binding && binding.releasedAt !== null && binding.ip !== ip) {
+        // The pod comes back on another address (a static one, or its old one left the
+        // pool): the parked one is let go, not leaked.
+        const old = view.hold(space, binding.ip) ?? { space, family: binding.family, ip: binding.ip, kind: "sticky" as const, until: null, pod };
+        plan.changes.push({ op: "unhold", hold: old });
+        plan.ends.push(old);
+        const parsed = parseIpValue(binding.ip);
+        if (parsed !== null) plan.frees.push({ space, family: binding.family, value: parsed });
+      }
+      const bound: Binding = { space, pod, family, ip, releasedAt: null };
+      plan.binds.push({ space, pod, to: bound });
+      plan.changes.push({ op: "bind", binding: bound });
+    }
+    const record: AllocationRecord = {
+      space,
+      network: req.network,
+      ip,
+      family,
+      prefix: pick.range.subnet.prefix,
+      gateway: pick.range.gateway === null ? null : formatIp(pick.range.gateway, family),
+      pool: t.pool,
+      rangeSet: t.pool === null ? t.rangeSet.key : null,
+      containerID: req.containerID,
+      ifname: req.ifname,
+      netns: req.netns ?? null,
+      podNamespace: req.pod?.namespace ?? null,
+      podName: req.pod?.name ?? null,
+      podUid: req.pod?.uid ?? null,
+      node,
+      createdAt: now,
+      static: wanted !== undefined,
+    };
+    plan.changes.push({ op: "allocate", record });
+    plan.allocated.push(record);
+  }
+  if (unclaimed.size > 0) {
+    const [ip] = unclaimed;
+    throw new IpamError(ErrorCode.AddressNotInPool, `requested IP ${formatIp(ip!.value, ip!.family)} is not in any range of network ${req.network}`);
+  }
+  return { plan };
+}

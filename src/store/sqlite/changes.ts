@@ -1,0 +1,133 @@
+/**
+ * Each change of the Store contract as SQL, with one prepared statement per kind of write.
+ * The rules (store.ts, Change) are checked here the way etcd's compare-and-swap checks them,
+ * so a change that would hold an address twice fails its caller with a ConflictError, and the
+ * group commit rolls back that caller's savepoint alone.
+ */
+import type { Statement } from "bun:sqlite";
+import { type AllocationRecord, type Block, type Change, ConflictError, type Hold } from "../store.ts";
+import { ipOrder } from "./schema.ts";
+
+type Row = Record<string, string | number | null>;
+
+const conflict = (a: { space: string; family: 4 | 6; ip: string }) => new ConflictError([{ space: a.space, family: a.family, ip: a.ip }]);
+
+export class SqliteChanges {
+  private readonly s: Record<string, Statement>;
+
+  constructor(prepare: (sql: string) => Statement) {
+    this.s = {
+      insertAllocation: prepare(
+        `INSERT INTO allocations (space, network, ip, family, prefix, gateway, pool, container_id, ifname, netns,
+          pod_namespace, pod_name, pod_uid, node, created_at, static, ip_order, range_set)
+         VALUES ($space, $network, $ip, $family, $prefix, $gateway, $pool, $containerID, $ifname, $netns,
+          $podNamespace, $podName, $podUid, $node, $createdAt, $static, $ipOrder, $rangeSet)`,
+      ),
+      allocationAt: prepare("SELECT network, container_id, ifname, created_at FROM allocations WHERE space = ? AND ip = ?"),
+      deleteAllocation: prepare("DELETE FROM allocations WHERE space = ? AND ip = ?"),
+      event: prepare(
+        `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      holdAt: prepare("SELECT kind FROM holds WHERE space = ? AND ip = ?"),
+      insertHold: prepare("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?)"),
+      deleteHold: prepare("DELETE FROM holds WHERE space = ? AND ip = ?"),
+      upsertBinding: prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)"),
+      deleteBinding: prepare("DELETE FROM bindings WHERE space = ? AND pod = ?"),
+      upsertCursor: prepare("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (pool) DO UPDATE SET ip = excluded.ip"),
+      blockOwner: prepare("SELECT node FROM blocks WHERE space = ? AND cidr = ?"),
+      insertBlock: prepare("INSERT INTO blocks VALUES (?, ?, ?)"),
+      deleteBlock: prepare("DELETE FROM blocks WHERE space = ? AND cidr = ?"),
+    };
+  }
+
+  writeCursor(rangeSet: string, ip: string): void {
+    this.s.upsertCursor!.run(rangeSet, ip);
+  }
+
+  private eventOf(r: AllocationRecord, kind: string, cause: string, now: number): void {
+    this.s.event!.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, cause);
+  }
+
+  private holdAt(space: string, ip: string): string | undefined {
+    return (this.s.holdAt!.get(space, ip) as { kind: string } | null)?.kind;
+  }
+
+  private allocated(space: string, ip: string): Row | null {
+    return this.s.allocationAt!.get(space, ip) as Row | null;
+  }
+
+  /** Applies one change; cursors: where cursor moves go (written once per commit). */
+  apply(change: Change, now: number, cursors: Map<string, string>): void {
+    switch (change.op) {
+      case "allocate": {
+        const r = change.record;
+        if (this.holdAt(r.space, r.ip) !== undefined || this.allocated(r.space, r.ip)) throw conflict(r);
+        this.s.insertAllocation!.run({ ...r, pool: r.pool ?? "", static: r.static ? 1 : 0, ipOrder: ipOrder(r.ip) });
+        this.eventOf(r, change.kind ?? (r.static ? "static" : "allocated"), change.cause ?? "cni add", now);
+        return;
+      }
+      case "release": {
+        const r = change.record;
+        const row = this.allocated(r.space, r.ip);
+        if (!row) {
+          // Released elsewhere (an operator, a sweep) meanwhile; a hold there is not ours to touch.
+          if (this.holdAt(r.space, r.ip) !== undefined) throw conflict(r);
+          return;
+        }
+        if (row.network !== r.network || row.container_id !== r.containerID || row.ifname !== r.ifname || row.created_at !== r.createdAt) throw conflict(r);
+        this.s.deleteAllocation!.run(r.space, r.ip);
+        this.eventOf(r, change.kind ?? "released", change.cause, now);
+        return;
+      }
+      case "hold":
+        return this.hold(change.hold);
+      case "unhold": {
+        const h = change.hold;
+        const kind = this.holdAt(h.space, h.ip);
+        if (kind === undefined) {
+          if (this.allocated(h.space, h.ip)) throw conflict(h);
+          return;
+        }
+        if (kind !== h.kind) throw conflict(h);
+        this.s.deleteHold!.run(h.space, h.ip);
+        return;
+      }
+      case "bind": {
+        const b = change.binding;
+        this.s.upsertBinding!.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
+        return;
+      }
+      case "unbind":
+        this.s.deleteBinding!.run(change.space, change.pod);
+        return;
+      case "cursor":
+        cursors.set(change.rangeSet, change.ip);
+        return;
+      case "claim":
+        return this.claim(change.block);
+      case "unclaim": {
+        const b = change.block;
+        const owner = (this.s.blockOwner!.get(b.space, b.cidr) as { node: string } | null)?.node;
+        if (owner === undefined) return;
+        if (owner !== b.node) throw new ConflictError([], [{ ...b, node: owner }]);
+        this.s.deleteBlock!.run(b.space, b.cidr);
+        return;
+      }
+    }
+  }
+
+  private hold(h: Hold): void {
+    const kind = this.holdAt(h.space, h.ip);
+    if (kind === h.kind) return;
+    if (kind !== undefined || this.allocated(h.space, h.ip)) throw conflict(h);
+    this.s.insertHold!.run(h.space, h.ip, h.family, h.kind, h.until, h.pod);
+  }
+
+  private claim(b: Block): void {
+    const owner = (this.s.blockOwner!.get(b.space, b.cidr) as { node: string } | null)?.node;
+    if (owner === b.node) return;
+    if (owner !== undefined) throw new ConflictError([], [{ ...b, node: owner }]);
+    this.s.insertBlock!.run(b.space, b.cidr, b.node);
+  }
+}
