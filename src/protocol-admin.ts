@@ -14,10 +14,10 @@ export const Admin = {
 
 export const PoolReportSchema = object({
   name: string(),
-  /** `named` (daemon config), `node-subnet` (this node's part of a supernet pool) or `inline` (netconf ranges). */
-  kind: picklist(["named", "node-subnet", "inline"]),
+  /** `named` (daemon config) or `node-subnet` (this node's part of a supernet pool). */
+  kind: picklist(["named", "node-subnet"]),
   family: picklist([4, 6]),
-  /** The pool as configured (named) or its canonical ranges (inline). */
+  /** The pool as configured. */
   definition: unknown(),
   /** Counts as decimal strings: an IPv6 pool's size does not fit a JSON number. */
   size: string(),
@@ -33,7 +33,22 @@ export const PoolReportSchema = object({
 });
 export type PoolReport = InferOutput<typeof PoolReportSchema>;
 
-export const PoolsResponseSchema = object({ pools: array(PoolReportSchema) });
+/** A netconf's inline range set (no named pool): its network's own address space. */
+export const RangeSetReportSchema = object({
+  network: string(),
+  /** The range set's canonical text. */
+  rangeSet: string(),
+  family: picklist([4, 6]),
+  size: string(),
+  used: number(),
+  free: string(),
+  utilization: number(),
+});
+export type RangeSetReport = InferOutput<typeof RangeSetReportSchema>;
+
+/** Named pools, and the inline range sets this daemon has allocated from since it started. */
+export const PoolsResponseSchema = object({ pools: array(PoolReportSchema), rangeSets: array(RangeSetReportSchema) });
+export type PoolsResponse = InferOutput<typeof PoolsResponseSchema>;
 export const ReloadResponseSchema = object({ pools: array(string()) });
 
 export const AdminPaths = {

@@ -1,7 +1,8 @@
 /** The admin verbs' lines of `ipamd --help` (kept apart so --help loads no verb code). */
 import { DEFAULT_SOCKET } from "../protocol.ts";
 
-export const ADMIN_USAGE = `  ipamd pools [--json]            pools: size, used, free, utilization, node subnets, orphans
+export const ADMIN_USAGE = `  ipamd pools [--json]            named pools (size, used, free, utilization, held, node subnets,
+                                  orphans), then the netconfs' inline range sets
   ipamd allocations [--pool P] [--node N] [--pod NS/NAME] [--network N] [--limit N] [--json]
   ipamd show IP|CONTAINER|NS/POD [--json]
                                   who holds it, since when, and who held it before

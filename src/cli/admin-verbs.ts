@@ -37,7 +37,7 @@ const query = (params: Record<string, string | boolean | undefined>) => {
 };
 
 const ALLOCATION_HEADERS = ["IP", "NETWORK", "POOL", "CONTAINER", "IFNAME", "POD", "NODE", "AGE"];
-const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool ?? `(ranges) ${a.rangeSet}`, shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
+const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool ?? "(netconf ranges)", shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
 
 function allocationTable(rows: Allocation[]): string {
   return formatTable(ALLOCATION_HEADERS, rows.map(allocationRow));
@@ -152,14 +152,20 @@ async function runVerb(verb: string, flags: Flags, positionals: string[], need: 
   switch (verb) {
     case "pools": {
       need(0, "[--json]");
-      const { pools } = await call(flags, Admin.pools, undefined, PoolsResponseSchema);
-      if (flags.json) return json({ pools }), 0;
+      const reports = await call(flags, Admin.pools, undefined, PoolsResponseSchema);
+      if (flags.json) return json(reports), 0;
+      const percent = (u: number) => `${u.toFixed(1)}%`;
       out(
         formatTable(
-          ["POOL", "KIND", "SIZE", "USED", "FREE", "USE%", "NODE SUBNET", "ORPHANS"],
-          pools.map((p) => [p.name, p.kind, p.size, p.used, p.free, `${p.utilization.toFixed(1)}%`, p.nodeSubnet, p.orphans.count || null]),
+          ["POOL", "KIND", "SIZE", "USED", "FREE", "USE%", "HELD", "NODE SUBNET", "ORPHANS"],
+          reports.pools.map((p) => [p.name, p.kind, p.size, p.used, p.free, percent(p.utilization), p.cooling + p.stickyParked || null, p.nodeSubnet, p.orphans.count || null]),
         ),
       );
+      // The netconfs' own ranges are no named pool: each is its network's address space.
+      if (reports.rangeSets.length > 0) {
+        out(`\nInline range sets (netconf ranges):\n`);
+        out(formatTable(["NETWORK", "RANGE SET", "SIZE", "USED", "FREE", "USE%"], reports.rangeSets.map((r) => [r.network, r.rangeSet, r.size, r.used, r.free, percent(r.utilization)])));
+      }
       return 0;
     }
     case "allocations": {

@@ -47,7 +47,7 @@ function ipParam(text: string): string {
 export function adminRoutes(engine: Engine, options: AppOptions): Hono {
   const store = engine.store;
   return new Hono()
-    .get("/pools", async (c) => c.json({ pools: await poolReports(engine, store) }))
+    .get("/pools", async (c) => c.json(await poolReports(engine, store)))
     .get("/allocations", async (c) => {
       const q = c.req.query();
       const filter: AllocationFilter = {

@@ -52,7 +52,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   if (options.metrics) {
     const metrics = options.metrics;
     app.get("/metrics", async (c) => {
-      metrics.pools = await poolReports(engine, engine.store);
+      metrics.reports = await poolReports(engine, engine.store);
       return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
   }

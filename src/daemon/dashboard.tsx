@@ -5,6 +5,7 @@
  * (namespace, name, container ID) is escaped by JSX; no page builds HTML from strings.
  */
 import { Hono } from "hono";
+import type { FC } from "hono/jsx";
 import { canonicalIp } from "../ipam/address.ts";
 import { IpamError, toIpamError } from "../errors.ts";
 import type { HistoryEvent } from "../store/store.ts";
@@ -34,6 +35,25 @@ function summaryOf(search: Search, shown: number, more: boolean): string {
   return `Allocations${what}, in address order.`;
 }
 
+/** The exact filters in force (pool, node, network), each with a link that drops it and keeps the rest. */
+const FilterChips: FC<{ search: Search }> = ({ search }) => {
+  const filters = (["pool", "node", "network"] as const).filter((key) => search[key]);
+  if (filters.length === 0) return null;
+  const without = (dropped: string) => allocationsHref({ q: search.q, ...Object.fromEntries(filters.filter((k) => k !== dropped).map((k) => [k, search[k]])) });
+  return (
+    <div class="chips">
+      {filters.map((key) => (
+        <span class="chip">
+          {key} <span class={key === "pool" ? "mono" : undefined}>{search[key]}</span>
+          <a href={without(key)} aria-label={`Remove the ${key} filter`}>
+            ✕
+          </a>
+        </span>
+      ))}
+    </div>
+  );
+};
+
 export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}): Hono {
   const store = engine.store;
   const now = options.now ?? Date.now;
@@ -43,7 +63,8 @@ export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}):
     const [reports, reclaimed] = await Promise.all([poolReports(engine, store), store.history({ kind: "reclaimed", limit: RECENT_RECLAIMS })]);
     // A backend that cannot filter by kind answers with every kind: keep the reclaims.
     const reclaims = reclaimed.filter((e: HistoryEvent) => e.kind === "reclaimed");
-    const inUse = reports.reduce((n, r) => n + r.used, 0);
+    const inUse = [...reports.pools, ...reports.rangeSets].reduce((n, r) => n + r.used, 0);
+    const count = reports.pools.length + reports.rangeSets.length;
     return page(c, {
       title: "Pools",
       section: "pools",
@@ -51,7 +72,7 @@ export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}):
         <>
           <h1>Pools</h1>
           <p class="lead">
-            {reports.length} pool{reports.length === 1 ? "" : "s"} · {formatCount(inUse)} address{inUse === 1 ? "" : "es"} in use ·{" "}
+            {count} pool{count === 1 ? "" : "s"} · {formatCount(inUse)} address{inUse === 1 ? "" : "es"} in use ·{" "}
             <a href="/allocations">all allocations</a>
           </p>
           <PoolGrid reports={reports} />
@@ -70,7 +91,7 @@ export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}):
     const search = parseSearch(c.req.query());
     const found = await store.allocations(search.filter);
     const rows = found.slice(0, PAGE_SIZE);
-    const href = (p: number) => allocationsHref({ q: search.q, pool: search.pool, node: search.node, page: p > 1 ? p : undefined });
+    const href = (p: number) => allocationsHref({ q: search.q, pool: search.pool, node: search.node, network: search.network, page: p > 1 ? p : undefined });
     return page(c, {
       title: search.described ? `Allocations: ${search.described}` : "Allocations",
       section: "allocations",
@@ -87,26 +108,7 @@ export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}):
               </>
             )}
           </p>
-          {(search.pool || search.node) && (
-            <div class="chips">
-              {search.pool && (
-                <span class="chip">
-                  pool <span class="mono">{search.pool}</span>
-                  <a href={allocationsHref({ q: search.q, node: search.node })} aria-label="Remove the pool filter">
-                    ✕
-                  </a>
-                </span>
-              )}
-              {search.node && (
-                <span class="chip">
-                  node {search.node}
-                  <a href={allocationsHref({ q: search.q, pool: search.pool })} aria-label="Remove the node filter">
-                    ✕
-                  </a>
-                </span>
-              )}
-            </div>
-          )}
+          <FilterChips search={search} />
           {rows.length === 0 ? (
             <div class="card empty">
               {search.page > 1 ? "No more allocations." : search.described ? `No allocation matches ${search.described}.` : "No addresses are allocated."}

@@ -3,7 +3,7 @@
  * histograms with labels, named after Prometheus conventions (`ipamd_…`, `_total`,
  * `_seconds`). `promtool check metrics` is run on the output in the tests.
  */
-import type { PoolReport } from "../protocol-admin.ts";
+import type { PoolReport, PoolsResponse, RangeSetReport } from "../protocol-admin.ts";
 
 type Labels = Record<string, string>;
 
@@ -104,20 +104,27 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 /** The daemon's metrics; pool gauges are filled from the latest pool reports at scrape time. */
 export class DaemonMetrics {
   readonly registry = new Registry();
-  readonly allocations = this.registry.add(new Counter("ipamd_allocations_total", "Addresses allocated, by pool."));
-  readonly releases = this.registry.add(new Counter("ipamd_releases_total", "Addresses released by DEL or an operator, by pool."));
-  readonly reclaims = this.registry.add(new Counter("ipamd_reclaims_total", "Addresses reclaimed from dead attachments (CNI GC, ipamd gc, the leak sweep), by pool."));
+  readonly allocations = this.registry.add(new Counter("ipamd_allocations_total", "Addresses allocated, by named pool (empty for a netconf's inline ranges) and network."));
+  readonly releases = this.registry.add(new Counter("ipamd_releases_total", "Addresses released by DEL or an operator, by named pool and network."));
+  readonly reclaims = this.registry.add(new Counter("ipamd_reclaims_total", "Addresses reclaimed from dead attachments (CNI GC, ipamd gc, the leak sweep), by named pool and network."));
   readonly errors = this.registry.add(new Counter("ipamd_errors_total", "Requests answered with an error, by CNI error code."));
   readonly requestDuration = this.registry.add(new Histogram("ipamd_request_duration_seconds", "Time to answer a request on the socket, by command.", LATENCY_BUCKETS));
   readonly commitDuration = this.registry.add(new Histogram("ipamd_store_commit_duration_seconds", "Time of one durable store commit (one fsync, shared by a batch).", LATENCY_BUCKETS));
   readonly commitBatch = this.registry.add(new Histogram("ipamd_store_commit_batch_size", "Requests sharing one store commit (group commit).", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]));
-  readonly utilizationWarnings = this.registry.add(new Counter("ipamd_pool_utilization_warnings_total", "Times a pool crossed a utilization threshold, by pool and threshold."));
+  readonly utilizationWarnings = this.registry.add(new Counter("ipamd_pool_utilization_warnings_total", "Times a named pool or inline range set crossed a utilization threshold, by named pool, network and threshold."));
   /** Set from fresh pool reports just before each scrape. */
-  pools: PoolReport[] = [];
+  reports: PoolsResponse = { pools: [], rangeSets: [] };
   private poolGauge(name: string, help: string, value: (p: PoolReport) => number): void {
-    this.registry.add(new Gauge(name, help, () => this.pools.map((p) => ({ labels: { pool: p.name, kind: p.kind }, value: value(p) }))));
+    this.registry.add(new Gauge(name, help, () => this.reports.pools.map((p) => ({ labels: { pool: p.name, kind: p.kind }, value: value(p) }))));
+  }
+  private rangeSetGauge(name: string, help: string, value: (r: RangeSetReport) => number): void {
+    this.registry.add(new Gauge(name, help, () => this.reports.rangeSets.map((r) => ({ labels: { network: r.network, range_set: r.rangeSet }, value: value(r) }))));
   }
   constructor() {
+    this.rangeSetGauge("ipamd_range_set_size_addresses", "Addresses a netconf's inline range set can hand out, by network and range set.", (r) => Number(r.size));
+    this.rangeSetGauge("ipamd_range_set_allocated_addresses", "Addresses of an inline range set allocated to attachments.", (r) => r.used);
+    this.rangeSetGauge("ipamd_range_set_free_addresses", "Addresses of an inline range set free to hand out.", (r) => Number(r.free));
+    this.rangeSetGauge("ipamd_range_set_utilization_ratio", "Used share of an inline range set, 0 to 1.", (r) => r.utilization / 100);
     this.poolGauge("ipamd_pool_size_addresses", "Addresses a pool can hand out.", (p) => Number(p.size));
     this.poolGauge("ipamd_pool_allocated_addresses", "Addresses of a pool allocated to attachments (holds not included).", (p) => p.used);
     this.poolGauge("ipamd_pool_held_addresses", "Addresses of a pool held but not allocated: cooling down, or parked for a sticky pod.", (p) => p.cooling + p.stickyParked);

@@ -19,8 +19,11 @@ export interface PoolUsage {
   used: number;
 }
 
-/** The label naming where an allocation came from: its named pool, or its network's inline range set. */
-export const poolLabel = (r: AllocationRecord): string => r.pool ?? `${r.network}|${r.rangeSet}`;
+/** Where an allocation came from, in words: its named pool, or its network's inline range set. */
+export const sourceOf = (r: AllocationRecord): string => (r.pool !== null ? `pool ${r.pool}` : `range set ${r.rangeSet} of network ${r.network}`);
+
+/** The labels of the per-allocation counters: the named pool ("" for inline ranges) and the network. */
+const labelsOf = (r: AllocationRecord) => ({ pool: r.pool ?? "", network: r.network });
 
 /**
  * Remembers the highest threshold each pool is at or above, so each crossing up is told once
@@ -45,15 +48,15 @@ export class UtilizationWatch implements AllocationObserver {
   ) {}
 
   allocated(record: AllocationRecord): void {
-    const pool = poolLabel(record);
-    this.metrics.allocations.inc({ pool });
+    const pool = sourceOf(record);
+    this.metrics.allocations.inc(labelsOf(record));
     this.latest.set(pool, record);
     this.schedule(pool);
   }
 
   released(record: AllocationRecord, kind: ReleaseKind): void {
-    const pool = poolLabel(record);
-    (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc({ pool });
+    const pool = sourceOf(record);
+    (kind === "reclaimed" ? this.metrics.reclaims : this.metrics.releases).inc(labelsOf(record));
     if (this.latest.has(pool)) this.schedule(pool);
   }
 
@@ -72,21 +75,23 @@ export class UtilizationWatch implements AllocationObserver {
   private checkNow(pool: string): void {
     this.lastCheck.set(pool, performance.now());
     const usage = this.usage(this.latest.get(pool)!);
-    if (usage) this.check(usage);
+    const r = this.latest.get(pool)!;
+    // A pool's use is the pool's, whichever network allocated from it; a range set is its network's.
+    if (usage) this.check(usage, { pool: r.pool ?? "", network: r.pool === null ? r.network : "" });
   }
 
-  check({ name, size, used }: PoolUsage): void {
+  check({ name, size, used }: PoolUsage, labels: { pool: string; network: string }): void {
     const percent = size === 0 ? 100 : (used / size) * 100;
     const crossed = this.thresholds.filter((t) => percent >= t).pop() ?? 0;
     const previous = this.level.get(name) ?? 0;
     this.level.set(name, crossed);
     const utilization = Number(percent.toFixed(2));
     if (crossed > previous) {
-      this.metrics.utilizationWarnings.inc({ pool: name, threshold: String(crossed) });
-      this.log.warn(`pool ${name} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { pool: name, utilization, threshold: crossed });
+      this.metrics.utilizationWarnings.inc({ ...labels, threshold: String(crossed) });
+      this.log.warn(`${name} is ${percent.toFixed(1)}% used (threshold ${crossed}%)`, { ...labels, utilization, threshold: crossed });
     } else if (crossed < previous) {
       const under = this.thresholds.find((t) => t > crossed)!; // the lowest threshold it fell under
-      this.log.info(`pool ${name} is back under ${under}% (${percent.toFixed(1)}% used)`, { pool: name, utilization, threshold: under });
+      this.log.info(`${name} is back under ${under}% (${percent.toFixed(1)}% used)`, { ...labels, utilization, threshold: under });
     }
   }
 }

@@ -1,15 +1,16 @@
 /**
- * What `GET /v1/pools` and `ipamd pools` show: per pool its definition, size, used, free,
- * utilization, node subnets, addresses resting for reuse, and orphans — addresses still held
- * in a pool's space that its current definition no longer covers (after a reload). Orphans
- * stay taken until released: they are reported, never dropped or handed out twice.
+ * What `GET /v1/pools` and `ipamd pools` show: per named pool its definition, size, used,
+ * free, utilization, node subnets, addresses resting for reuse, and orphans — addresses still
+ * held in a pool's space that its current definition no longer covers (after a reload).
+ * Orphans stay taken until released: they are reported, never dropped or handed out twice.
+ * Apart from them, the netconfs' inline range sets, each in its network's own space.
  */
 import { cidrContains, type Family, formatIp, parseIp } from "../ipam/address.ts";
 import type { ExtentSet } from "../ipam/freespace.ts";
 import type { RangeSet } from "../ipam/pool.ts";
-import type { PoolReport } from "../protocol-admin.ts";
+import type { PoolReport, PoolsResponse, RangeSetReport } from "../protocol-admin.ts";
 import type { AllocationRecord, Store } from "../store/store.ts";
-import { type PoolUsage, poolLabel } from "./observability.ts";
+import { type PoolUsage, sourceOf } from "./observability.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
 import { namedSpace } from "../engine/pools.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -66,7 +67,7 @@ export function usageOf(engine: Engine, r: AllocationRecord): PoolUsage | null {
   const named = r.pool === null ? undefined : engine.registry.named.get(r.pool);
   const set = named ? engine.registry.rangeSetOf(named) : engine.registry.inline.get(`${r.network}\0${r.rangeSet}`)?.target.rangeSet;
   if (!set) return null;
-  return { name: poolLabel(r), size: Number(set.size), used: usedIn(set, engine.takenSet(r.space, set.family)) };
+  return { name: sourceOf(r), size: Number(set.size), used: usedIn(set, engine.takenSet(r.space, set.family)) };
 }
 
 /** Cooling and parked addresses of a space that `inPool` accepts (named pools share a space). */
@@ -81,7 +82,19 @@ function holdCounts(engine: Engine, space: string, inPool: (ip: string) => boole
   return { cooling, parked };
 }
 
-export async function poolReports(engine: Engine, store: Store): Promise<PoolReport[]> {
+/** Every named pool's report, and every inline range set's this daemon has allocated from. */
+export async function poolReports(engine: Engine, store: Store): Promise<PoolsResponse> {
+  return { pools: await namedPoolReports(engine, store), rangeSets: rangeSetReports(engine) };
+}
+
+function rangeSetReports(engine: Engine): RangeSetReport[] {
+  return [...engine.registry.inline.values()].map(({ network, target }) => {
+    const { used, ...rest } = figures(target.rangeSet, usedIn(target.rangeSet, engine.takenSet(target.space, target.rangeSet.family)), 0);
+    return { network, rangeSet: target.rangeSet.key, family: target.rangeSet.family, used, ...rest };
+  });
+}
+
+async function namedPoolReports(engine: Engine, store: Store): Promise<PoolReport[]> {
   const reports: PoolReport[] = [];
   const named = [...engine.registry.named.values()];
   const setOf = (pool: NamedPool) => engine.registry.rangeSetOf(pool);
@@ -121,19 +134,6 @@ export async function poolReports(engine: Engine, store: Store): Promise<PoolRep
       ...figures(set, used, held),
       ...(nodeSubnet ? { nodeSubnet: `${formatIp(nodeSubnet.address, pool.family)}/${nodeSubnet.prefix}`, nodeSubnets: await store.nodeSubnets(pool.name) } : {}),
       orphans,
-    });
-  }
-  for (const { network, target } of engine.registry.inline.values()) {
-    const used = usedIn(target.rangeSet, engine.takenSet(target.space, target.rangeSet.family));
-    reports.push({
-      name: `${network}|${target.rangeSet.key}`,
-      kind: "inline",
-      family: target.rangeSet.family,
-      definition: target.rangeSet.key,
-      ...figures(target.rangeSet, used, 0),
-      cooling: 0,
-      stickyParked: 0,
-      orphans: { count: 0, sample: [] },
     });
   }
   return reports;

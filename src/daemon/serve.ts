@@ -70,7 +70,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     await engine.reconfigure(next.pools);
     const pools = [...next.pools.keys()];
     log.info("configuration reloaded", { pools });
-    for (const report of await poolReports(engine, store)) {
+    for (const report of (await poolReports(engine, store)).pools) {
       if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
     }
     return { pools };

@@ -168,11 +168,12 @@ describe("import and metrics", () => {
     await del("c1");
     await call("POST", "/v1/cni/add", "{");
     const text = (await call("GET", "/metrics")).json as string;
-    expect(text).toMatch(/^ipamd_allocations_total\{pool="n1\|10\.80\.0\.0\/24\[[^"]+\]"\} 2$/m);
-    expect(text).toMatch(/^ipamd_releases_total\{pool="[^"]+"\} 1$/m);
+    // The netconf's inline ranges are no named pool: counted by network, with an empty pool.
+    expect(text).toMatch(/^ipamd_allocations_total\{pool="",network="n1"\} 2$/m);
+    expect(text).toMatch(/^ipamd_releases_total\{pool="",network="n1"\} 1$/m);
     expect(text).toMatch(/^ipamd_errors_total\{code="6"\} 1$/m);
     expect(text).toMatch(/^ipamd_request_duration_seconds_count\{command="add"\} 3$/m);
-    expect(text).toMatch(/^ipamd_pool_allocated_addresses\{pool="[^"]+",kind="inline"\} 1$/m);
-    expect(text).toMatch(/^ipamd_pool_size_addresses\{pool="[^"]+",kind="inline"\} 253$/m);
+    expect(text).toMatch(/^ipamd_range_set_allocated_addresses\{network="n1",range_set="10\.80\.0\.0\/24\[10\.80\.0\.1-10\.80\.0\.254 gw 10\.80\.0\.1\]"\} 1$/m);
+    expect(text).toMatch(/^ipamd_range_set_size_addresses\{network="n1",range_set="[^"]+"\} 253$/m);
   }, 30_000);
 });

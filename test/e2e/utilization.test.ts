@@ -24,7 +24,7 @@ async function metrics(d: Daemon): Promise<string> {
   return (await fetch("http://ipamd/metrics", { unix: d.socket })).text();
 }
 const warningsTotal = (text: string, threshold: number) =>
-  Number(new RegExp(`^ipamd_pool_utilization_warnings_total\\{pool="small",threshold="${threshold}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+  Number(new RegExp(`^ipamd_pool_utilization_warnings_total\\{pool="small",network="",threshold="${threshold}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
 const ratio = (text: string) => Number(/^ipamd_pool_utilization_ratio\{pool="small",kind="named"\} (\S+)$/m.exec(text)?.[1]);
 
 async function cni(d: Daemon, command: "add" | "del", containerIDs: string[]): Promise<void> {

@@ -1,9 +1,9 @@
-/** Pool cards: utilization bar coloured by level, figures, node subnets, resting addresses, orphans. */
+/** Pool cards: utilization bar coloured by level, figures, node subnets, resting addresses, orphans; and the netconfs' range sets. */
 import type { FC } from "hono/jsx";
-import type { PoolReport } from "../../protocol-admin.ts";
+import type { PoolReport, PoolsResponse, RangeSetReport } from "../../protocol-admin.ts";
 import { allocationsHref, formatCount, formatPercent, levelOf } from "./format.ts";
 
-/** A named pool's definition in one line; inline ranges are already canonical text. */
+/** A named pool's definition in one line. */
 function definitionText(report: PoolReport): string {
   const d = report.definition;
   if (typeof d === "string") return d;
@@ -19,13 +19,6 @@ function definitionText(report: PoolReport): string {
   return JSON.stringify(d) ?? "";
 }
 
-/** Inline pools are named `network|ranges`: the network is the readable part. */
-function titleOf(report: PoolReport): string {
-  if (report.kind !== "inline") return report.name;
-  const bar = report.name.indexOf("|");
-  return bar > 0 ? `network ${report.name.slice(0, bar)}` : report.name;
-}
-
 /** A count; a huge one (an IPv6 pool) as a power of two, exact on hover. */
 const Count: FC<{ value: string | number }> = ({ value }) => {
   const text = formatCount(value);
@@ -39,9 +32,12 @@ const Count: FC<{ value: string | number }> = ({ value }) => {
   );
 };
 
-const KIND: Record<PoolReport["kind"], string> = { named: "pool", "node-subnet": "node subnet", inline: "netconf ranges" };
+const KIND: Record<PoolReport["kind"], string> = { named: "pool", "node-subnet": "node subnet" };
 
-export const UtilizationBar: FC<{ report: PoolReport }> = ({ report }) => {
+/** What a utilization bar shows, of a named pool or a range set. */
+type Figures = Pick<PoolReport, "utilization" | "used" | "size">;
+
+export const UtilizationBar: FC<{ report: Figures; title: string }> = ({ report, title }) => {
   const level = levelOf(report.utilization);
   const width = Math.min(100, Math.max(0, report.utilization));
   const percent = formatPercent(report.utilization, report.used);
@@ -56,7 +52,7 @@ export const UtilizationBar: FC<{ report: PoolReport }> = ({ report }) => {
       <div
         class={`meter ${level}`}
         role="progressbar"
-        aria-label={`${titleOf(report)} utilization`}
+        aria-label={`${title} utilization`}
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={width}
@@ -72,11 +68,11 @@ const PoolCard: FC<{ report: PoolReport }> = ({ report }) => {
   const level = levelOf(report.utilization);
   const subnets = report.nodeSubnets ?? [];
   return (
-    <section class="card pool" aria-label={titleOf(report)}>
+    <section class="card pool" aria-label={report.name}>
       <div class="card-head">
         <h3>
           <a href={allocationsHref({ pool: report.name })} title="Browse this pool's allocations">
-            {titleOf(report)}
+            {report.name}
           </a>
         </h3>
         <span>
@@ -89,27 +85,8 @@ const PoolCard: FC<{ report: PoolReport }> = ({ report }) => {
       <p class="def" title={definitionText(report)}>
         {definitionText(report)}
       </p>
-      <UtilizationBar report={report} />
-      <dl class="figures">
-        <div>
-          <dt>Used</dt>
-          <dd>
-            <Count value={report.used} />
-          </dd>
-        </div>
-        <div>
-          <dt>Free</dt>
-          <dd>
-            <Count value={report.free} />
-          </dd>
-        </div>
-        <div>
-          <dt>Size</dt>
-          <dd>
-            <Count value={report.size} />
-          </dd>
-        </div>
-      </dl>
+      <UtilizationBar report={report} title={report.name} />
+      <FigureList report={report} />
       <div class="facts">
         {report.nodeSubnet && (
           <span>
@@ -155,13 +132,69 @@ const PoolCard: FC<{ report: PoolReport }> = ({ report }) => {
   );
 };
 
-export const PoolGrid: FC<{ reports: PoolReport[] }> = ({ reports }) =>
-  reports.length === 0 ? (
+/** Used, free and size, as a named pool's or a range set's card shows them. */
+const FigureList: FC<{ report: Figures & { free: string } }> = ({ report }) => (
+  <dl class="figures">
+    <div>
+      <dt>Used</dt>
+      <dd>
+        <Count value={report.used} />
+      </dd>
+    </div>
+    <div>
+      <dt>Free</dt>
+      <dd>
+        <Count value={report.free} />
+      </dd>
+    </div>
+    <div>
+      <dt>Size</dt>
+      <dd>
+        <Count value={report.size} />
+      </dd>
+    </div>
+  </dl>
+);
+
+/** A netconf's inline range set: no named pool, its network's own address space. */
+const RangeSetCard: FC<{ report: RangeSetReport }> = ({ report }) => {
+  const level = levelOf(report.utilization);
+  const title = `network ${report.network}`;
+  return (
+    <section class="card pool" aria-label={title}>
+      <div class="card-head">
+        <h3>
+          <a href={allocationsHref({ network: report.network })} title="Browse this network's allocations">
+            {title}
+          </a>
+        </h3>
+        <span>
+          {level !== "ok" && <span class={`badge ${level}`}>{level === "crit" ? "critical" : "high"}</span>}{" "}
+          <span class="badge">netconf ranges · IPv{report.family}</span>
+        </span>
+      </div>
+      <p class="def" title={report.rangeSet}>
+        {report.rangeSet}
+      </p>
+      <UtilizationBar report={report} title={title} />
+      <FigureList report={report} />
+      <div class="facts">
+        <a href={allocationsHref({ network: report.network })}>Browse →</a>
+      </div>
+    </section>
+  );
+};
+
+export const PoolGrid: FC<{ reports: PoolsResponse }> = ({ reports }) =>
+  reports.pools.length + reports.rangeSets.length === 0 ? (
     <div class="card empty">No pools yet: named pools come from the daemon's config; netconf ranges appear with their first allocation.</div>
   ) : (
     <div class="grid">
-      {reports.map((r) => (
+      {reports.pools.map((r) => (
         <PoolCard report={r} />
+      ))}
+      {reports.rangeSets.map((r) => (
+        <RangeSetCard report={r} />
       ))}
     </div>
   );

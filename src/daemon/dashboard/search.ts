@@ -1,7 +1,7 @@
 /**
  * The dashboard's one search box: an address, `namespace/pod`, `namespace/`, or free text
  * (a prefix of an address, container ID, pod name or node, or a namespace), turned into the
- * store's AllocationFilter. The pool and node links of the tables add exact filters.
+ * store's AllocationFilter. The pool, node and network links of the tables add exact filters.
  */
 import { canonicalIp } from "../../ipam/address.ts";
 import type { AllocationFilter } from "../../store/store.ts";
@@ -20,6 +20,7 @@ export interface Search {
   q: string;
   pool: string;
   node: string;
+  network: string;
   page: number;
   filter: AllocationFilter;
   /** What was searched for, in words; null when nothing was. */
@@ -46,6 +47,7 @@ export function parseSearch(query: Record<string, string | undefined>): Search {
   const q = (query.q ?? "").trim().slice(0, MAX_TERM);
   const pool = (query.pool ?? "").slice(0, MAX_TERM * 4);
   const node = (query.node ?? "").trim().slice(0, MAX_TERM);
+  const network = (query.network ?? "").trim().slice(0, MAX_TERM);
   const pageNumber = Number(query.page ?? 1);
   const page = Number.isInteger(pageNumber) && pageNumber >= 1 ? Math.min(pageNumber, MAX_PAGE) : 1;
   const term = termFilter(q);
@@ -53,10 +55,11 @@ export function parseSearch(query: Record<string, string | undefined>): Search {
     ...term.filter,
     ...(pool ? { pool } : {}),
     ...(node ? { node } : {}),
+    ...(network ? { network } : {}),
     // One more than a page: whether a next page exists, without counting them all.
     limit: PAGE_SIZE + 1,
     offset: (page - 1) * PAGE_SIZE,
   };
-  const parts = [term.described, pool ? `pool ${pool}` : null, node ? `node ${node}` : null].filter((p) => p !== null);
-  return { q, pool, node, page, filter, described: parts.length ? parts.join(", ") : null, ip: term.ip };
+  const parts = [term.described, pool ? `pool ${pool}` : null, node ? `node ${node}` : null, network ? `network ${network}` : null].filter((p) => p !== null);
+  return { q, pool, node, network, page, filter, described: parts.length ? parts.join(", ") : null, ip: term.ip };
 }
