@@ -41,6 +41,81 @@ async function parse<O extends Options>(args: string[], options: O) {
   return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } } as O & { help: { type: "boolean"; short: "h" } }, allowPositionals: false, strict: true });
 }
 
+/** `serve` and `serve --check-config`: the daemon's flags, as the daemon takes them. */
+async function serveVerb(rest: string[]): Promise<number> {
+  const { values } = await parse(rest, {
+    socket: { type: "string" },
+    db: { type: "string" },
+    config: { type: "string" },
+    node: { type: "string" },
+    store: { type: "string" },
+    "etcd-endpoints": { type: "string" },
+    "etcd-cacert": { type: "string" },
+    "etcd-cert": { type: "string" },
+    "etcd-key": { type: "string" },
+    "etcd-prefix": { type: "string" },
+    "check-config": { type: "boolean" },
+    "admin-listen": { type: "string" },
+    "admin-host": { type: "string", multiple: true },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "client-ca": { type: "string" },
+  } as const);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { checkConfigCommand, serveCommand } = await import("./daemon/serve.ts");
+  return await (values["check-config"] ? checkConfigCommand : serveCommand)({
+    socket: values.socket,
+    db: values.db,
+    config: values.config,
+    node: values.node,
+    store: values.store,
+    etcdEndpoints: values["etcd-endpoints"],
+    etcdCacert: values["etcd-cacert"],
+    etcdCert: values["etcd-cert"],
+    etcdKey: values["etcd-key"],
+    etcdPrefix: values["etcd-prefix"],
+    adminListen: values["admin-listen"],
+    adminHosts: values["admin-host"],
+    tlsCert: values["tls-cert"],
+    tlsKey: values["tls-key"],
+    clientCa: values["client-ca"],
+  });
+}
+
+/** `install`: the installer's flags. */
+async function installVerb(rest: string[]): Promise<number> {
+  const { values } = await parse(rest, {
+    "bin-dir": { type: "string" },
+    "conf-dir": { type: "string" },
+    conf: { type: "string" },
+    "host-root": { type: "string" },
+    "unit-dir": { type: "string" },
+    wait: { type: "boolean" },
+    uninstall: { type: "boolean" },
+    systemd: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+  } as const);
+  if (values.help) {
+    process.stdout.write(`Usage:\n${INSTALL_USAGE}\n`);
+    return 0;
+  }
+  const { installCommand } = await import("./install.ts");
+  return await installCommand({
+    binDir: values["bin-dir"],
+    confDir: values["conf-dir"],
+    conf: values.conf,
+    hostRoot: values["host-root"],
+    unitDir: values["unit-dir"],
+    wait: values.wait,
+    uninstall: values.uninstall,
+    systemd: values.systemd,
+    dryRun: values["dry-run"],
+  });
+}
+
 export async function runCli(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   try {
@@ -55,48 +130,8 @@ export async function runCli(argv: string[]): Promise<number> {
       case "--version":
         process.stdout.write(`ipamd ${VERSION}\n`);
         return 0;
-      case "serve": {
-        const { values } = await parse(rest, {
-          socket: { type: "string" },
-          db: { type: "string" },
-          config: { type: "string" },
-          node: { type: "string" },
-          store: { type: "string" },
-          "etcd-endpoints": { type: "string" },
-          "etcd-cacert": { type: "string" },
-          "etcd-cert": { type: "string" },
-          "etcd-key": { type: "string" },
-          "etcd-prefix": { type: "string" },
-          "check-config": { type: "boolean" },
-          "admin-listen": { type: "string" },
-          "admin-host": { type: "string", multiple: true },
-          "tls-cert": { type: "string" },
-          "tls-key": { type: "string" },
-          "client-ca": { type: "string" },
-        } as const);
-        if (values.help) {
-          process.stdout.write(USAGE);
-          return 0;
-        }
-        const { checkConfigCommand, serveCommand } = await import("./daemon/serve.ts");
-        return await (values["check-config"] ? checkConfigCommand : serveCommand)({
-          socket: values.socket,
-          db: values.db,
-          config: values.config,
-          node: values.node,
-          store: values.store,
-          etcdEndpoints: values["etcd-endpoints"],
-          etcdCacert: values["etcd-cacert"],
-          etcdCert: values["etcd-cert"],
-          etcdKey: values["etcd-key"],
-          etcdPrefix: values["etcd-prefix"],
-          adminListen: values["admin-listen"],
-          adminHosts: values["admin-host"],
-          tlsCert: values["tls-cert"],
-          tlsKey: values["tls-key"],
-          clientCa: values["client-ca"],
-        });
-      }
+      case "serve":
+        return await serveVerb(rest);
       case "status": {
         const { values } = await parse(rest, { socket: { type: "string" } } as const);
         const { callDaemon } = await import("./cni/client.ts");
@@ -105,35 +140,8 @@ export async function runCli(argv: string[]): Promise<number> {
         process.stdout.write(`ipamd ${status.version} serving, ${status.allocations} allocations\n`);
         return 0;
       }
-      case "install": {
-        const { values } = await parse(rest, {
-          "bin-dir": { type: "string" },
-          "conf-dir": { type: "string" },
-          conf: { type: "string" },
-          "host-root": { type: "string" },
-          "unit-dir": { type: "string" },
-          wait: { type: "boolean" },
-          uninstall: { type: "boolean" },
-          systemd: { type: "boolean" },
-          "dry-run": { type: "boolean" },
-        } as const);
-        if (values.help) {
-          process.stdout.write(`Usage:\n${INSTALL_USAGE}\n`);
-          return 0;
-        }
-        const { installCommand } = await import("./install.ts");
-        return await installCommand({
-          binDir: values["bin-dir"],
-          confDir: values["conf-dir"],
-          conf: values.conf,
-          hostRoot: values["host-root"],
-          unitDir: values["unit-dir"],
-          wait: values.wait,
-          uninstall: values.uninstall,
-          systemd: values.systemd,
-          dryRun: values["dry-run"],
-        });
-      }
+      case "install":
+        return await installVerb(rest);
       default: {
         const { runAdminVerb } = await import("./cli/admin-verbs.ts");
         const code = await runAdminVerb(verb, rest);

@@ -148,26 +148,28 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
   }
 }
 
+/** `ipamd pools`: named pools, then the netconfs' inline range sets (no named pool: each its network's space). */
+async function pools(flags: Flags, json: (value: unknown) => void): Promise<void> {
+  const reports = await call(flags, Admin.pools, undefined, PoolsResponseSchema);
+  if (flags.json) return json(reports);
+  const percent = (u: number) => `${u.toFixed(1)}%`;
+  out(
+    formatTable(
+      ["POOL", "KIND", "SIZE", "USED", "FREE", "USE%", "HELD", "NODE SUBNET", "ORPHANS"],
+      reports.pools.map((p) => [p.name, p.kind, p.size, p.used, p.free, percent(p.utilization), p.cooling + p.stickyParked || null, p.nodeSubnet, p.orphans.count || null]),
+    ),
+  );
+  if (reports.rangeSets.length === 0) return;
+  out(`\nInline range sets (netconf ranges):\n`);
+  out(formatTable(["NETWORK", "RANGE SET", "SIZE", "USED", "FREE", "USE%"], reports.rangeSets.map((r) => [r.network, r.rangeSet, r.size, r.used, r.free, percent(r.utilization)])));
+}
+
 async function runVerb(verb: string, flags: Flags, positionals: string[], need: (n: number, usage: string) => void, json: (value: unknown) => void): Promise<number | null> {
   switch (verb) {
-    case "pools": {
+    case "pools":
       need(0, "[--json]");
-      const reports = await call(flags, Admin.pools, undefined, PoolsResponseSchema);
-      if (flags.json) return json(reports), 0;
-      const percent = (u: number) => `${u.toFixed(1)}%`;
-      out(
-        formatTable(
-          ["POOL", "KIND", "SIZE", "USED", "FREE", "USE%", "HELD", "NODE SUBNET", "ORPHANS"],
-          reports.pools.map((p) => [p.name, p.kind, p.size, p.used, p.free, percent(p.utilization), p.cooling + p.stickyParked || null, p.nodeSubnet, p.orphans.count || null]),
-        ),
-      );
-      // The netconfs' own ranges are no named pool: each is its network's address space.
-      if (reports.rangeSets.length > 0) {
-        out(`\nInline range sets (netconf ranges):\n`);
-        out(formatTable(["NETWORK", "RANGE SET", "SIZE", "USED", "FREE", "USE%"], reports.rangeSets.map((r) => [r.network, r.rangeSet, r.size, r.used, r.free, percent(r.utilization)])));
-      }
+      await pools(flags, json);
       return 0;
-    }
     case "allocations": {
       need(0, "[--pool P] [--node N] [--pod NS/NAME] [--network N] [--limit N] [--json]");
       const limit = flags.limit === undefined ? Number.POSITIVE_INFINITY : Number(flags.limit);

@@ -44,7 +44,8 @@ function ipParam(text: string): string {
   return ip;
 }
 
-export function adminRoutes(engine: Engine, options: AppOptions): Hono {
+/** The admin API's reads: pools, allocations and history in pages, one address's holders. */
+function readRoutes(engine: Engine): Hono {
   const store = engine.store;
   return new Hono()
     .get("/pools", async (c) => c.json(await poolReports(engine, store)))
@@ -70,14 +71,6 @@ export function adminRoutes(engine: Engine, options: AppOptions): Hono {
       const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), HISTORY_PAGE.default, HISTORY_PAGE.max) })]);
       return c.json({ ip, holders, history });
     })
-    .post("/allocations/:ip/release", async (c) => {
-      options.requireMutation?.(c);
-      const ip = ipParam(c.req.param("ip"));
-      const body = await readBody(c, ReleaseRequestSchema);
-      const result = await engine.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
-      if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
-      return c.json(result);
-    })
     .get("/history", async (c) => {
       const q = c.req.query();
       const filter: HistoryFilter = {
@@ -90,6 +83,19 @@ export function adminRoutes(engine: Engine, options: AppOptions): Hono {
       const events = await store.history({ ...filter, limit: filter.limit! + 1 });
       const more = events.length > filter.limit! ? events.splice(filter.limit!) : [];
       return c.json({ events, ...(more.length ? { next: historyToken(events[events.length - 1]!) } : {}) });
+    });
+}
+
+/** The admin API's changes: release, reclaim now (a dry run reads only), import, reload. */
+function changeRoutes(engine: Engine, options: AppOptions): Hono {
+  return new Hono()
+    .post("/allocations/:ip/release", async (c) => {
+      options.requireMutation?.(c);
+      const ip = ipParam(c.req.param("ip"));
+      const body = await readBody(c, ReleaseRequestSchema);
+      const result = await engine.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
+      if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
+      return c.json(result);
     })
     .post("/gc", async (c) => {
       const body = await readBody(c, AdminGcRequestSchema);
@@ -111,4 +117,8 @@ export function adminRoutes(engine: Engine, options: AppOptions): Hono {
         throw err;
       }
     });
+}
+
+export function adminRoutes(engine: Engine, options: AppOptions): Hono {
+  return new Hono().route("/", readRoutes(engine)).route("/", changeRoutes(engine, options));
 }

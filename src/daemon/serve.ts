@@ -4,6 +4,8 @@
  * in-flight requests finish, the store closes, the socket goes away.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
+import type { ConsolaInstance } from "consola/core";
+import type { NamedPool } from "../ipam/named-pool.ts";
 import { createLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
@@ -11,7 +13,8 @@ import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
 import { Engine } from "../engine/engine.ts";
-import { openStore } from "./open-store.ts";
+import { type OpenedStore, openStore } from "./open-store.ts";
+import { scheduleSweeps } from "./sweeps.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { UtilizationWatch } from "./observability.ts";
 import { poolReports, usageOf } from "./pool-report.ts";
@@ -24,6 +27,56 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+/** The engine over the store, with its observers: per-allocation metrics and utilization warnings. */
+async function startEngine(store: OpenedStore, settings: ServeSettings, pools: Map<string, NamedPool>, metrics: DaemonMetrics, health: StoreHealth, log: ConsolaInstance): Promise<Engine> {
+  store.onCommit = (seconds, callers) => {
+    metrics.commitDuration.observe(seconds);
+    metrics.commitBatch.observe(callers);
+    health.succeeded();
+  };
+  let watch: UtilizationWatch | undefined;
+  const engine = await Engine.start(store, {
+    node: settings.node,
+    pools,
+    blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
+    nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
+    observer: {
+      allocated: (record) => watch?.allocated(record),
+      released: (record, kind) => watch?.released(record, kind),
+    },
+  });
+  watch = new UtilizationWatch(metrics, log, (record) => usageOf(engine, record), settings.utilizationThresholds);
+  return engine;
+}
+
+/** Serves the app on the unix socket, born 0600: there is no moment when others can connect. */
+async function listenPrivately(socket: string, app: { fetch: (req: Request) => Response | Promise<Response> }) {
+  const { chmod } = await import("node:fs/promises");
+  const oldMask = process.umask(0o177);
+  const server = Bun.serve({ unix: socket, fetch: app.fetch, maxRequestBodySize: BODY_BACKSTOP_BYTES });
+  process.umask(oldMask);
+  await chmod(socket, 0o600);
+  return server;
+}
+
+/**
+ * A reload re-reads the pools only; socket, db and node need a restart. A bad file keeps the
+ * running config and says why; pools left with orphans (addresses outside their new
+ * definition) are named.
+ */
+function reloader(config: string | undefined, engine: Engine, log: ConsolaInstance): () => Promise<{ pools: string[] }> {
+  return async () => {
+    const next = await loadConfig(config);
+    await engine.reconfigure(next.pools);
+    const pools = [...next.pools.keys()];
+    log.info("configuration reloaded", { pools });
+    for (const report of (await poolReports(engine, engine.store)).pools) {
+      if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
+    }
+    return { pools };
+  };
+}
+
 export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   if (flags.adminHosts?.length && !flags.adminListen) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--admin-host needs --admin-listen (it names the TCP admin listener)");
   const log = createLogger();
@@ -32,7 +85,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const settings = resolveSettings(flags, loaded.config, hostname());
   // Everything the daemon creates (store files, socket, lock) is private, whatever the umask.
   process.umask(0o077);
-  const { unlink, chmod } = await import("node:fs/promises");
+  const { unlink } = await import("node:fs/promises");
   // The store's lock first: a second daemon for the same store stops here, before it has
   // touched the socket the first one serves.
   const store = await openStore(settings);
@@ -42,49 +95,19 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   });
   const metrics = new DaemonMetrics();
   const health = new StoreHealth(() => store.probe(), log);
-  store.onCommit = (seconds, callers) => {
-    metrics.commitDuration.observe(seconds);
-    metrics.commitBatch.observe(callers);
-    health.succeeded();
-  };
-  let watch: UtilizationWatch | undefined;
-  const engine = await Engine.start(store, {
-    node: settings.node,
-    pools: loaded.pools,
-    blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
-    nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
-    observer: {
-      allocated: (record) => watch?.allocated(record),
-      released: (record, kind) => watch?.released(record, kind),
-    },
-  });
-  watch = new UtilizationWatch(metrics, log, (record) => usageOf(engine, record), settings.utilizationThresholds);
+  const engine = await startEngine(store, settings, loaded.pools, metrics, health, log);
   const reclaimer = new Reclaimer(engine, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
   if (settings.store === "sqlite" && [...loaded.pools.values()].some((p) => p.nodeSubnet)) {
     log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
   }
-  // A reload re-reads the pools only; socket, db and node need a restart. A bad file keeps
-  // the running config and says why.
-  const reload = async (): Promise<{ pools: string[] }> => {
-    const next = await loadConfig(flags.config);
-    await engine.reconfigure(next.pools);
-    const pools = [...next.pools.keys()];
-    log.info("configuration reloaded", { pools });
-    for (const report of (await poolReports(engine, store)).pools) {
-      if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
-    }
-    return { pools };
-  };
+  const reload = reloader(flags.config, engine, log);
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health };
   const app = createApp(engine, appOptions);
   const adminServer = flags.adminListen
     ? await startAdminListener(engine, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
-  const oldMask = process.umask(0o177); // the socket is born 0600: no window where others can connect
-  const server = Bun.serve({ unix: settings.socket, fetch: app.fetch, maxRequestBodySize: BODY_BACKSTOP_BYTES });
-  process.umask(oldMask);
-  await chmod(settings.socket, 0o600);
+  const server = await listenPrivately(settings.socket, app);
   const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
   const serving = { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: engine.allocationCount };
   // A daemon whose store cannot persist (a full disk) says so instead of claiming to serve:
@@ -98,28 +121,12 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   };
   process.on("SIGHUP", onHangup);
 
-  // The periodic sweep: reclaim leaks, then drop history past its retention. The next run is
-  // scheduled only when this one is done, so sweeps never overlap.
-  let sweepTimer: Timer | undefined;
-  let stopped = false;
-  const sweep = async () => {
-    try {
-      const result = await reclaimer.sweep();
-      for (const r of result.reclaimed) log.info(`reclaimed ${r.ip}`, { network: r.network, containerID: r.containerID, ifname: r.ifname, reason: r.reason });
-      const pruned = await store.pruneHistory(Date.now() - settings.historyRetentionMs);
-      if (pruned > 0) log.debug("pruned history", { events: pruned });
-    } catch (err) {
-      log.error("leak sweep failed", err);
-    }
-    if (!stopped) sweepTimer = setTimeout(sweep, settings.reclaimIntervalMs);
-  };
-  if (settings.reclaimIntervalMs > 0) sweepTimer = setTimeout(sweep, Math.min(settings.reclaimIntervalMs, 5_000));
+  const sweeps = scheduleSweeps(reclaimer, store, { intervalMs: settings.reclaimIntervalMs, historyRetentionMs: settings.historyRetentionMs }, log);
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
-      stopped = true;
-      clearTimeout(sweepTimer);
+      sweeps.stop();
       process.off("SIGHUP", onHangup);
       await adminServer?.stop(false);
       await server.stop(false); // stop accepting; requests in flight finish

@@ -8,9 +8,6 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import type { AllocatedIp } from "../protocol.ts";
-import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
-import type { AddRequest, CheckRequest, DelRequest, GcRequest } from "../protocol-requests.ts";
 import { type AllocationRecord, type Binding, ConflictError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
 import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, ownView, planClaim } from "./blocks.ts";
@@ -23,7 +20,8 @@ import { PoolRegistry } from "./pools.ts";
 import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
 import { type Sharing, sharingOf } from "./sharing.ts";
 import { AddressState } from "./state.ts";
-import { answerFor, cursorOf, stickyKey, type Target, toAllocatedIp } from "./target.ts";
+import type { AddRequest, Answer, Attachment, GcRequest, ImportRequest, ImportResult } from "./requests.ts";
+import { answerFor, cursorOf, stickyKey, type Target, toAnswer } from "./target.ts";
 
 /** Run-out holds one ADD ends before allocating; more wait for the next ADD, so none waits long. */
 const MAX_EXPIRED_PER_ADD = 32;
@@ -91,7 +89,7 @@ export class Engine {
     return this.state.takenSet(space, family);
   }
 
-  async add(req: AddRequest): Promise<AllocatedIp[]> {
+  async add(req: AddRequest): Promise<Answer[]> {
     const targets = this.registry.targetsFor(req);
     const requested = (req.requestedIps ?? []).map((text) => {
       const ip = parseIp(text);
@@ -101,11 +99,11 @@ export class Engine {
     return this.locks.run(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
       if (existing.length > 0) return existing.map((r) => answerFor(r, targets));
-      return (await this.allocate(req, targets, requested)).map(toAllocatedIp);
+      return (await this.allocate(req, targets, requested)).map(toAnswer);
     });
   }
 
-  del(req: DelRequest): Promise<void> {
+  del(req: Attachment): Promise<void> {
     return this.locks.run(req.network, req, async () => {
       await releaseCurrent(this, () => this.store.attachment(req.network, req), "cni del", "released");
     });
@@ -132,16 +130,16 @@ export class Engine {
   }
 
   /** Takes over allocations made elsewhere (a host-local data dir); see import.ts. */
-  importAllocations(req: ImportRequest): Promise<ImportResponse> {
+  importAllocations(req: ImportRequest): Promise<ImportResult> {
     return importAllocations(this, req);
   }
 
-  async check(req: CheckRequest): Promise<AllocatedIp[]> {
+  async check(req: Attachment): Promise<Answer[]> {
     const existing = await this.store.attachment(req.network, req);
     if (existing.length === 0) {
       throw new IpamError(ErrorCode.UnknownContainer, `no addresses are allocated to container ${req.containerID} interface ${req.ifname} in network ${req.network}`);
     }
-    return existing.map(toAllocatedIp);
+    return existing.map(toAnswer);
   }
 
   /**

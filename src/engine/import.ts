@@ -9,7 +9,7 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { formatIp, parseIp } from "../ipam/address.ts";
 import { parseRangeSets } from "../ipam/pool.ts";
-import type { ImportRequest, ImportResponse } from "../protocol-admin.ts";
+import type { ImportRequest, ImportResult } from "./requests.ts";
 import type { Engine } from "./engine.ts";
 import { type ImportItem, planImportCursors, planImportSlice } from "./plan-import.ts";
 
@@ -22,9 +22,9 @@ async function holderOf(engine: Engine, network: string, ip: string): Promise<st
   return holder ? `${holder.containerID}/${holder.ifname}` : "held for reuse";
 }
 
-export async function importAllocations(engine: Engine, req: ImportRequest): Promise<ImportResponse> {
+export async function importAllocations(engine: Engine, req: ImportRequest): Promise<ImportResult> {
   const sets = parseRangeSets(req.ranges ?? []);
-  const result: ImportResponse = { imported: 0, unchanged: 0, conflicts: [] };
+  const result: ImportResult = { imported: 0, unchanged: 0, conflicts: [] };
   const fresh: ImportItem[] = [];
   const known: ImportItem[] = [];
   for (const entry of req.entries) {

@@ -2,7 +2,7 @@
  * Operations on one attachment run one after another: a runtime's retried ADD racing its own
  * DEL cannot interleave. Different attachments run concurrently and share store commits.
  */
-import type { AttachmentKey } from "../protocol.ts";
+import type { AttachmentKey } from "../store/store.ts";
 
 export class AttachmentLocks {
   private readonly tails = new Map<string, Promise<unknown>>();

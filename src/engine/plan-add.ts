@@ -8,8 +8,8 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { formatIp, type Ip, parseIp } from "../ipam/address.ts";
 import { allocateNext, checkStatic } from "../ipam/allocator.ts";
 import type { Range, RangeSet } from "../ipam/pool.ts";
-import type { AddRequest } from "../protocol-requests.ts";
-import type { AllocationRecord, Binding } from "../store/store.ts";
+import type { AddRequest } from "./requests.ts";
+import type { AllocationRecord, Binding, Hold } from "../store/store.ts";
 import { emptyPlan, type Plan } from "./plan.ts";
 import type { StateView } from "./state.ts";
 import { cursorOf, stickyKey, type Target } from "./target.ts";
@@ -75,71 +75,79 @@ function pickNext(t: Target, view: StateView, scope: RangeSet | null, borrow: bo
   throw new IpamError(ErrorCode.PoolExhausted, `${name} is exhausted: all ${t.rangeSet.size} addresses are in use`, `no IP addresses available in range set ${t.rangeSet.key}`);
 }
 
+/** The plan's part for one picked address: reserving it, the pod's binding, and the allocation. */
+function addPick(plan: Plan, view: StateView, t: Target, pick: Pick, input: AddInput, pod: string | null, binding: Binding | undefined, wanted: boolean): void {
+  const { space, rangeSet } = t;
+  const family = rangeSet.family;
+  const ip = formatIp(pick.value, family);
+  const sticky = (at: string, fam = family): Hold => view.hold(space, at) ?? { space, family: fam, ip: at, kind: "sticky", until: null, pod };
+  if (pick.sticky) {
+    // Held for the pod already: the hold ends as the allocation takes its place. Memory may
+    // not know the hold (another node parked it): then the address is taken here too.
+    const hold = sticky(ip);
+    plan.ends.push(hold);
+    plan.changes.push({ op: "unhold", hold });
+    if (!view.takenSet(space, family).has(pick.value)) plan.takes.push({ space, family, value: pick.value });
+  } else {
+    plan.takes.push({ space, family, value: pick.value });
+    plan.cursors.push([cursorOf(t), pick.value]);
+    plan.changes.push({ op: "cursor", rangeSet: cursorOf(t), ip });
+  }
+  if (pod) {
+    if (binding && binding.releasedAt !== null && binding.ip !== ip) {
+      // The pod comes back on another address (a static one, or its old one left the pool):
+      // the parked one is let go, not leaked.
+      const old = sticky(binding.ip, binding.family);
+      plan.changes.push({ op: "unhold", hold: old });
+      plan.ends.push(old);
+      const parsed = parseIpValue(binding.ip);
+      if (parsed !== null) plan.frees.push({ space, family: binding.family, value: parsed });
+    }
+    const bound: Binding = { space, pod, family, ip, releasedAt: null };
+    plan.binds.push({ space, pod, to: bound });
+    plan.changes.push({ op: "bind", binding: bound });
+  }
+  const { req } = input;
+  const record: AllocationRecord = {
+    space,
+    network: req.network,
+    ip,
+    family,
+    prefix: pick.range.subnet.prefix,
+    gateway: pick.range.gateway === null ? null : formatIp(pick.range.gateway, family),
+    pool: t.pool,
+    rangeSet: t.pool === null ? rangeSet.key : null,
+    containerID: req.containerID,
+    ifname: req.ifname,
+    netns: req.netns ?? null,
+    podNamespace: req.pod?.namespace ?? null,
+    podName: req.pod?.name ?? null,
+    podUid: req.pod?.uid ?? null,
+    node: input.node,
+    createdAt: input.now,
+    static: wanted,
+  };
+  plan.changes.push({ op: "allocate", record });
+  plan.allocated.push(record);
+}
+
 export function planAdd(view: StateView, input: AddInput): AddOutcome {
-  const { req, targets, node, now } = input;
+  const { req, targets } = input;
   const plan = emptyPlan();
   const unclaimed = new Set(input.requested);
   for (const [i, t] of targets.entries()) {
-    const { space } = t;
     const family = t.rangeSet.family;
     const wanted = input.requested.find((ip) => unclaimed.has(ip) && ip.family === family && t.rangeSet.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
     if (wanted) unclaimed.delete(wanted);
     const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
-    const binding = pod ? input.bindings.get(space) : undefined;
+    const binding = pod ? input.bindings.get(t.space) : undefined;
     let pick: Pick | null = wanted ? pickStatic(t, view, wanted) : pod ? pickSticky(t, binding, pod) : null;
     if (!pick) {
       const next = pickNext(t, view, input.scopes[i] ?? null, input.borrow.has(i));
       if (next === "needs-block") return { needsBlock: i };
       pick = next;
     }
-    const ip = formatIp(pick.value, family);
-    if (pick.sticky) {
-      // Held for the pod already: the hold ends as the allocation takes its place. Memory may
-      // not know the hold (another node parked it): then the address is taken here too.
-      const hold = view.hold(space, ip) ?? { space, family, ip, kind: "sticky" as const, until: null, pod };
-      plan.ends.push(hold);
-      plan.changes.push({ op: "unhold", hold });
-      if (!view.takenSet(space, family).has(pick.value)) plan.takes.push({ space, family, value: pick.value });
-    } else {
-      plan.takes.push({ space, family, value: pick.value });
-      plan.cursors.push([cursorOf(t), pick.value]);
-      plan.changes.push({ op: "cursor", rangeSet: cursorOf(t), ip });
-    }
-    if (pod) {
-      if (binding && binding.releasedAt !== null && binding.ip !== ip) {
-        // The pod comes back on another address (a static one, or its old one left the
-        // pool): the parked one is let go, not leaked.
-        const old = view.hold(space, binding.ip) ?? { space, family: binding.family, ip: binding.ip, kind: "sticky" as const, until: null, pod };
-        plan.changes.push({ op: "unhold", hold: old });
-        plan.ends.push(old);
-        const parsed = parseIpValue(binding.ip);
-        if (parsed !== null) plan.frees.push({ space, family: binding.family, value: parsed });
-      }
-      const bound: Binding = { space, pod, family, ip, releasedAt: null };
-      plan.binds.push({ space, pod, to: bound });
-      plan.changes.push({ op: "bind", binding: bound });
-    }
-    const record: AllocationRecord = {
-      space,
-      network: req.network,
-      ip,
-      family,
-      prefix: pick.range.subnet.prefix,
-      gateway: pick.range.gateway === null ? null : formatIp(pick.range.gateway, family),
-      pool: t.pool,
-      rangeSet: t.pool === null ? t.rangeSet.key : null,
-      containerID: req.containerID,
-      ifname: req.ifname,
-      netns: req.netns ?? null,
-      podNamespace: req.pod?.namespace ?? null,
-      podName: req.pod?.name ?? null,
-      podUid: req.pod?.uid ?? null,
-      node,
-      createdAt: now,
-      static: wanted !== undefined,
-    };
-    plan.changes.push({ op: "allocate", record });
-    plan.allocated.push(record);
+    addPick(plan, view, t, pick, input, pod, binding, wanted !== undefined);
   }
   if (unclaimed.size > 0) {
     const [ip] = unclaimed;

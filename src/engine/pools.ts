@@ -9,7 +9,7 @@ import { type Family, formatCidr, parseCidr } from "../ipam/address.ts";
 import { footprint, type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
 import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
 import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
-import type { AddRequest } from "../protocol-requests.ts";
+import type { AddRequest } from "./requests.ts";
 import type { Store } from "../store/store.ts";
 import type { Target } from "./target.ts";
 

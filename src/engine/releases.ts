@@ -6,7 +6,7 @@
  */
 import { ErrorCode, IpamError } from "../errors.ts";
 import { formatIp, lastOf, networkOf, parseCidr } from "../ipam/address.ts";
-import type { GcRequest } from "../protocol-requests.ts";
+import type { GcRequest } from "./requests.ts";
 import { type AllocationRecord, type Binding, ConflictError, type ReleaseKind } from "../store/store.ts";
 import { planAbandoned } from "./blocks.ts";
 import type { Engine } from "./engine.ts";

@@ -6,8 +6,8 @@
 import { formatIp, parseIp } from "../ipam/address.ts";
 import type { PoolPolicy } from "../ipam/named-pool.ts";
 import type { RangeSet } from "../ipam/pool.ts";
-import type { AllocatedIp } from "../protocol.ts";
 import { type AllocationRecord, rangeSetCursor } from "../store/store.ts";
+import type { Answer } from "./requests.ts";
 
 export interface Target {
   /** The address space: the network's name (inline ranges) or `@ipv4`/`@ipv6` (named pools). */
@@ -24,7 +24,7 @@ export const cursorOf = (t: Target): string => rangeSetCursor(t.space, t.rangeSe
 /** What an address is reported as: its named pool, or its network's inline range set. */
 export const targetName = (t: Target, network: string): string => t.pool ?? `${network} ${t.rangeSet.key}`;
 
-export const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
+export const toAnswer = (r: AllocationRecord): Answer => ({
   family: r.family,
   address: r.ip,
   prefix: r.prefix,
@@ -36,14 +36,14 @@ export const toAllocatedIp = (r: AllocationRecord): AllocatedIp => ({
  * this call's netconf (or pool) that holds it, not from whatever was recorded when it was
  * allocated or imported (host-local's files carry no prefix).
  */
-export function answerFor(r: AllocationRecord, targets: Target[]): AllocatedIp {
+export function answerFor(r: AllocationRecord, targets: Target[]): Answer {
   const parsed = parseIp(r.ip);
   for (const t of targets) {
     if (!parsed || t.space !== r.space || t.rangeSet.family !== r.family) continue;
     const range = t.rangeSet.ranges.find((x) => parsed.value >= x.start && parsed.value <= x.end);
     if (range) return { family: r.family, address: r.ip, prefix: range.subnet.prefix, ...(range.gateway === null ? {} : { gateway: formatIp(range.gateway, r.family) }) };
   }
-  return toAllocatedIp(r);
+  return toAnswer(r);
 }
 
 /** A sticky binding's key: the pool and the pod's namespace/name (one address per pool). */

@@ -29,6 +29,41 @@ async function identity(path: string): Promise<string | null> {
 
 const keyOf = (content: Content) => ("bytes" in content ? `bytes:${Buffer.from(content.bytes).toString("base64")}` : `copy:${content.copyOf}`);
 
+/**
+ * Install passes one at a time: a change during a pass schedules exactly one more. A failing
+ * pass keeps the installed files and says why once (until the reason changes).
+ */
+function serialisedPasses(options: WatchOptions, skip: Parameters<WatchOptions["pass"]>[0], done: Parameters<WatchOptions["pass"]>[1]): { run: () => Promise<void>; idle: () => Promise<void> } {
+  let running = false;
+  let again = false;
+  let lastError = "";
+  const run = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    do {
+      again = false;
+      try {
+        await options.pass(skip, done);
+        lastError = "";
+      } catch (err) {
+        const msg = options.report(err);
+        if (msg !== lastError) process.stderr.write(`ipamd install: ${msg}; the installed files stay as they are\n`);
+        lastError = msg;
+      }
+    } while (again);
+    running = false;
+  };
+  return {
+    run,
+    idle: async () => {
+      while (running) await Bun.sleep(10);
+    },
+  };
+}
+
 export async function watchAndReinstall(options: WatchOptions): Promise<number> {
   const { watch } = await import("node:fs");
   const { dirname } = await import("node:path");
@@ -54,30 +89,8 @@ export async function watchAndReinstall(options: WatchOptions): Promise<number> 
   });
   process.stdout.write(`watching ${options.netconfSource ?? "the installed files"} for changes\n`);
 
-  // One pass at a time; a change during a pass schedules exactly one more.
-  let running = false;
-  let again = false;
-  let lastError = "";
-  const check = async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    do {
-      again = false;
-      try {
-        await options.pass(skip, done);
-        lastError = "";
-      } catch (err) {
-        const msg = options.report(err);
-        if (msg !== lastError) process.stderr.write(`ipamd install: ${msg}; the installed files stay as they are\n`);
-        lastError = msg;
-      }
-    } while (again);
-    running = false;
-  };
-
+  const passes = serialisedPasses(options, skip, done);
+  const check = passes.run;
   let debounce: Timer | undefined;
   const soon = () => {
     clearTimeout(debounce);
@@ -91,6 +104,6 @@ export async function watchAndReinstall(options: WatchOptions): Promise<number> 
   clearInterval(poll);
   clearTimeout(debounce);
   watcher?.close();
-  while (running) await Bun.sleep(10);
+  await passes.idle();
   return 0;
 }

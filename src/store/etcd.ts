@@ -5,14 +5,13 @@
  * attachment lookup every ADD starts with, batched across concurrent callers.
  */
 import type { Family } from "../ipam/address.ts";
-import type { AttachmentKey } from "../protocol.ts";
 import { type EtcdClient, type KeyValue, prefixEnd } from "./etcd-client.ts";
 import { COMMIT_CAPACITY, EtcdCommitter, MAX_OPS } from "./etcd/commit.ts";
 import { addressOf, Layout, LAYOUT_VERSION, unpart } from "./etcd/layout.ts";
 import { migrateFromV1 } from "./etcd/migrate.ts";
 import { EtcdReads } from "./etcd/reads.ts";
 import { bindingOf, holdOf, looksHeld, recordsOf } from "./etcd/values.ts";
-import { type AllocationFilter, type AllocationRecord, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
+import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
 
 /** One caller's attachment lookup, waiting for the next batched read. */
 interface Lookup {

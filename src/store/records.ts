@@ -90,6 +90,12 @@ export type HistoryEvent = InferOutput<typeof HistoryEventSchema>;
 export type AllocateKind = "allocated" | "static" | "imported";
 export type ReleaseKind = "released" | "reclaimed";
 
+/** An attachment within its network: the container and its interface. */
+export interface AttachmentKey {
+  containerID: string;
+  ifname: string;
+}
+
 export interface AllocationFilter {
   pool?: string;
   node?: string;

@@ -7,13 +7,12 @@
 import type { Database, Statement } from "bun:sqlite";
 import { ErrorCode, IpamError } from "../errors.ts";
 import type { Family } from "../ipam/address.ts";
-import type { AttachmentKey } from "../protocol.ts";
 import { allocationsQuery, historyQuery, type Row, toRecord } from "./sqlite/admin-queries.ts";
 import { SqliteChanges } from "./sqlite/changes.ts";
 import { SqliteGroupCommit } from "./sqlite/group-commit.ts";
 import { ipOrder, migrate, SCHEMA } from "./sqlite/schema.ts";
 import { fileFault, sqliteFault } from "./storage-fault.ts";
-import { type AllocationFilter, type AllocationRecord, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
+import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
 
 const familyOf = (ip: string): Family => (ip.includes(":") ? 6 : 4);
 

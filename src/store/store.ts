@@ -7,8 +7,7 @@
  * nothing else to work.
  */
 import type { Family } from "../ipam/address.ts";
-import type { AttachmentKey } from "../protocol.ts";
-import type { AllocateKind, AllocationFilter, AllocationRecord, Binding, Block, HistoryEvent, HistoryFilter, Hold, ReleaseKind } from "./records.ts";
+import type { AllocateKind, AllocationFilter, AllocationRecord, AttachmentKey, Binding, Block, HistoryEvent, HistoryFilter, Hold, ReleaseKind } from "./records.ts";
 
 export * from "./records.ts";
 

@@ -104,77 +104,83 @@ export class EtcdCommitter {
    * that state. Changes found done already (see Found) leave out their own work there.
    */
   private translate(changes: Change[], now: number, found: Found, txn: Txn): void {
-    const L = this.layout;
-    const { ops, guards } = txn;
     const touched = new Set<string>();
     /** Guards the key on its first touch; false when this change's work there is done already. */
     const first = (key: string, guard: () => Guard): boolean => {
       if (touched.has(key)) return true;
       touched.add(key);
       if (found.gone.has(key) || found.same.has(key)) return false;
-      guards.push(guard());
+      txn.guards.push(guard());
       return true;
     };
     for (const change of changes) {
-      switch (change.op) {
-        case "allocate": {
-          const r = change.record;
-          const key = L.allocation(r.space, r.ip);
-          first(key, () => ({ compare: absent(key) }));
-          const value = JSON.stringify(r);
-          const { attachment, references } = L.entries(r);
-          ops.push({ put: { key, value } }, { put: { key: attachment, value } }, ...references.map((ref) => ({ put: { key: ref, value: "" } })));
-          this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);
-          break;
-        }
-        case "release": {
-          const r = change.record;
-          const key = L.allocation(r.space, r.ip);
-          // The secondary keys go in any case: harmless when already gone.
-          const { attachment, references } = L.entries(r);
-          for (const ref of [attachment, ...references]) ops.push({ delete: { key: ref } });
-          // A stale release (released elsewhere and handed out again meanwhile) must not touch
-          // the newer owner's key: only the value this very allocation wrote may go.
-          if (!first(key, () => ({ compare: equal(key, JSON.stringify(r)), orAbsent: true }))) break;
-          ops.push({ delete: { key } });
-          this.event(txn, change.kind ?? "released", r, change.cause, now);
-          break;
-        }
-        case "hold": {
-          const h = change.hold;
-          const key = L.allocation(h.space, h.ip);
-          if (!first(key, () => ({ compare: absent(key), orSame: holdMarker(h) }))) break;
-          ops.push({ put: { key, value: holdMarker(h) } }, { put: { key: L.hold(h.space, h.ip), value: JSON.stringify(h) } });
-          break;
-        }
-        case "unhold": {
-          const h = change.hold;
-          const key = L.allocation(h.space, h.ip);
-          ops.push({ delete: { key: L.hold(h.space, h.ip) } });
-          if (first(key, () => ({ compare: equal(key, holdMarker(h)), orAbsent: true }))) ops.push({ delete: { key } });
-          break;
-        }
-        case "bind":
-          ops.push({ put: { key: L.binding(change.binding.space, change.binding.pod), value: JSON.stringify(change.binding) } });
-          break;
-        case "unbind":
-          ops.push({ delete: { key: L.binding(change.space, change.pod) } });
-          break;
-        case "cursor":
-          ops.push({ put: { key: L.cursor(change.rangeSet), value: change.ip } });
-          break;
-        case "claim": {
-          const b = change.block;
-          const key = L.block(b.space, b.cidr);
-          if (first(key, () => ({ compare: absent(key), orSame: b.node }))) ops.push({ put: { key, value: b.node } });
-          break;
-        }
-        case "unclaim": {
-          const b = change.block;
-          const key = L.block(b.space, b.cidr);
-          if (first(key, () => ({ compare: equal(key, b.node), orAbsent: true }))) ops.push({ delete: { key } });
-          break;
-        }
+      if (change.op === "allocate" || change.op === "release" || change.op === "hold" || change.op === "unhold") this.addressChange(change, now, first, txn);
+      else this.otherChange(change, first, txn.ops);
+    }
+  }
+
+  /** A change at an address's a/ key, with its secondary keys and its event. */
+  private addressChange(change: Extract<Change, { op: "allocate" | "release" | "hold" | "unhold" }>, now: number, first: (key: string, guard: () => Guard) => boolean, txn: Txn): void {
+    const L = this.layout;
+    const ops = txn.ops;
+    switch (change.op) {
+      case "allocate": {
+        const r = change.record;
+        const key = L.allocation(r.space, r.ip);
+        first(key, () => ({ compare: absent(key) }));
+        const value = JSON.stringify(r);
+        const { attachment, references } = L.entries(r);
+        ops.push({ put: { key, value } }, { put: { key: attachment, value } }, ...references.map((ref) => ({ put: { key: ref, value: "" } })));
+        return this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);
+      }
+      case "release": {
+        const r = change.record;
+        const key = L.allocation(r.space, r.ip);
+        // The secondary keys go in any case: harmless when already gone.
+        const { attachment, references } = L.entries(r);
+        for (const ref of [attachment, ...references]) ops.push({ delete: { key: ref } });
+        // A stale release (released elsewhere and handed out again meanwhile) must not touch
+        // the newer owner's key: only the value this very allocation wrote may go.
+        if (!first(key, () => ({ compare: equal(key, JSON.stringify(r)), orAbsent: true }))) return;
+        ops.push({ delete: { key } });
+        return this.event(txn, change.kind ?? "released", r, change.cause, now);
+      }
+      case "hold": {
+        const h = change.hold;
+        const key = L.allocation(h.space, h.ip);
+        if (first(key, () => ({ compare: absent(key), orSame: holdMarker(h) }))) ops.push({ put: { key, value: holdMarker(h) } }, { put: { key: L.hold(h.space, h.ip), value: JSON.stringify(h) } });
+        return;
+      }
+      case "unhold": {
+        const h = change.hold;
+        const key = L.allocation(h.space, h.ip);
+        ops.push({ delete: { key: L.hold(h.space, h.ip) } });
+        if (first(key, () => ({ compare: equal(key, holdMarker(h)), orAbsent: true }))) ops.push({ delete: { key } });
+      }
+    }
+  }
+
+  /** Bindings, cursors and block claims: keys of their own. */
+  private otherChange(change: Extract<Change, { op: "bind" | "unbind" | "cursor" | "claim" | "unclaim" }>, first: (key: string, guard: () => Guard) => boolean, ops: Op[]): void {
+    const L = this.layout;
+    switch (change.op) {
+      case "bind":
+        ops.push({ put: { key: L.binding(change.binding.space, change.binding.pod), value: JSON.stringify(change.binding) } });
+        return;
+      case "unbind":
+        ops.push({ delete: { key: L.binding(change.space, change.pod) } });
+        return;
+      case "cursor":
+        ops.push({ put: { key: L.cursor(change.rangeSet), value: change.ip } });
+        return;
+      case "claim": {
+        const key = L.block(change.block.space, change.block.cidr);
+        if (first(key, () => ({ compare: absent(key), orSame: change.block.node }))) ops.push({ put: { key, value: change.block.node } });
+        return;
+      }
+      case "unclaim": {
+        const key = L.block(change.block.space, change.block.cidr);
+        if (first(key, () => ({ compare: equal(key, change.block.node), orAbsent: true }))) ops.push({ delete: { key } });
       }
     }
   }

@@ -32,40 +32,43 @@ function withRangeSet(value: AllocationRecord): AllocationRecord {
 /** A raw address as the first layout wrote it (v2 writes hex, which has neither '.' nor ':'). */
 const rawAddress = (text: string | undefined) => text !== undefined && /[.:]/.test(text);
 
-export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void> {
-  const rewrites: { remove: string; write: Op[] }[] = [];
-  const scan = (what: string) => client.rangePrefix(L.prefix + what);
-  const rest = (kv: KeyValue, what: string) => kv.key.slice(L.prefix.length + what.length);
+/** One old key and what replaces it ("" remove: the key is kept, rewritten in place). */
+interface Rewrite {
+  remove: string;
+  write: Op[];
+}
 
-  for (const kv of await scan("a/")) {
-    const [, ip] = rest(kv, "a/").split("/");
-    if (!rawAddress(ip)) continue;
+/** A key of one kind of the first layout: its whole key, and the part after its kind's prefix. */
+type Scanned = { kv: KeyValue; rest: string }[];
+
+/** Allocations and hold markers at a/, with the secondary keys the first layout lacked. */
+function addressRewrites(L: Layout, scanned: Scanned): Rewrite[] {
+  const rewrites: Rewrite[] = [];
+  for (const { kv, rest } of scanned) {
+    if (!rawAddress(rest.split("/")[1])) continue;
     const value = JSON.parse(kv.value) as AllocationRecord | HoldMarker;
     if (isHold(value)) {
-      // Its details (cooldown's end, sticky pod) come with its cool/ or bind/ key below.
+      // Its details (cooldown's end, sticky pod) come with its cool/ or bind/ key.
       rewrites.push({ remove: kv.key, write: [{ put: { key: L.allocation(value.space, value.ip), value: holdMarker({ kind: value.held, space: value.space, ip: value.ip }) } }] });
       continue;
     }
     const r = withRangeSet(value);
     const json = JSON.stringify(r);
     const { attachment, references } = L.entries(r);
-    rewrites.push({
-      remove: kv.key,
-      write: [{ put: { key: L.allocation(r.space, r.ip), value: json } }, { put: { key: attachment, value: json } }, ...references.map((key) => ({ put: { key, value: "" } }))],
-    });
+    rewrites.push({ remove: kv.key, write: [{ put: { key: L.allocation(r.space, r.ip), value: json } }, { put: { key: attachment, value: json } }, ...references.map((key) => ({ put: { key, value: "" } }))] });
   }
-  // The old attachment index is rebuilt from a/ above; its keys only go.
-  for (const kv of await scan("att/")) if (rawAddress(rest(kv, "att/").split("/").pop())) rewrites.push({ remove: kv.key, write: [] });
-  for (const kv of await scan("cur/")) {
-    const pool = rest(kv, "cur/");
-    if (L.cursor(pool) !== kv.key) rewrites.push({ remove: kv.key, write: [{ put: { key: L.cursor(pool), value: kv.value } }] });
-  }
-  for (const kv of await scan("cool/")) {
+  return rewrites;
+}
+
+/** Cooldowns and parked bindings become holds; bindings, cursors, subnets and blocks get escaped keys. */
+function holdRewrites(L: Layout, cool: Scanned, bind: Scanned, cur: Scanned): Rewrite[] {
+  const rewrites: Rewrite[] = [];
+  for (const { kv } of cool) {
     const c = JSON.parse(kv.value) as Cooling;
     const hold: Hold = { space: c.space, family: c.family, ip: c.ip, kind: "cooling", until: c.until, pod: null };
     rewrites.push({ remove: kv.key, write: [{ put: { key: L.hold(c.space, c.ip), value: JSON.stringify(hold) } }] });
   }
-  for (const kv of await scan("bind/")) {
+  for (const { kv } of bind) {
     const b = JSON.parse(kv.value) as Binding;
     if (L.binding(b.space, b.pod) === kv.key) continue;
     const write: Op[] = [{ put: { key: L.binding(b.space, b.pod), value: kv.value } }];
@@ -73,31 +76,41 @@ export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void
     if (b.releasedAt !== null) write.push({ put: { key: L.hold(b.space, b.ip), value: JSON.stringify({ space: b.space, family: b.family, ip: b.ip, kind: "sticky", until: null, pod: b.pod } satisfies Hold) } });
     rewrites.push({ remove: kv.key, write });
   }
+  for (const { kv, rest } of cur) if (L.cursor(rest) !== kv.key) rewrites.push({ remove: kv.key, write: [{ put: { key: L.cursor(rest), value: kv.value } }] });
+  return rewrites;
+}
+
+/** History events, with the index keys the first layout lacked. */
+function eventRewrites(L: Layout, scanned: Scanned): Rewrite[] {
+  return scanned.flatMap(({ kv, rest: id }) => {
+    const event = JSON.parse(kv.value) as HistoryEvent & { n?: number };
+    if (event.n !== undefined) return [];
+    const { id: _old, ...stored } = event;
+    const write: Op[] = [{ put: { key: L.event(id), value: JSON.stringify({ ...stored, n: 0 }) } }, ...L.eventIndexes(event, id).map((key) => ({ put: { key, value: "" } }))];
+    return [{ remove: L.event(id) === kv.key ? "" : kv.key, write }];
+  });
+}
+
+export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void> {
+  const scan = async (what: string): Promise<Scanned> => (await client.rangePrefix(L.prefix + what)).map((kv) => ({ kv, rest: kv.key.slice(L.prefix.length + what.length) }));
+  const rewrites = [...addressRewrites(L, await scan("a/")), ...holdRewrites(L, await scan("cool/"), await scan("bind/"), await scan("cur/")), ...eventRewrites(L, await scan("ev/"))];
+  // The old attachment index is rebuilt from a/; its keys only go.
+  for (const { kv, rest } of await scan("att/")) if (rawAddress(rest.split("/").pop())) rewrites.push({ remove: kv.key, write: [] });
   for (const [what, key] of [["subnet/", L.subnet], ["block/", L.block]] as const) {
-    for (const kv of await scan(what)) {
-      const [owner, ...cidr] = rest(kv, what).split("/");
+    for (const { kv, rest } of await scan(what)) {
+      const [owner, ...cidr] = rest.split("/");
       if (cidr.length === 2) rewrites.push({ remove: kv.key, write: [{ put: { key: key(owner!, cidr.join("/")), value: kv.value } }] });
     }
   }
-  for (const kv of await scan("ev/")) {
-    const event = JSON.parse(kv.value) as HistoryEvent & { n?: number };
-    if (event.n !== undefined) continue;
-    const id = rest(kv, "ev/");
-    const { id: _old, ...stored } = event;
-    const write: Op[] = [{ put: { key: L.event(id), value: JSON.stringify({ ...stored, n: 0 }) } }, ...L.eventIndexes(event, id).map((key) => ({ put: { key, value: "" } }))];
-    rewrites.push({ remove: L.event(id) === kv.key ? "" : kv.key, write });
-  }
-
   // Packed into transactions, each old key going with its replacements.
   let ops: Op[] = [];
-  const send = async () => {
-    if (ops.length > 0) await client.txn([], ops);
-    ops = [];
-  };
   for (const { remove, write } of rewrites) {
     const group: Op[] = [...write, ...(remove ? [{ delete: { key: remove } }] : [])];
-    if (ops.length + group.length > MAX_OPS) await send();
+    if (ops.length + group.length > MAX_OPS) {
+      await client.txn([], ops);
+      ops = [];
+    }
     ops.push(...group);
   }
-  await send();
+  if (ops.length > 0) await client.txn([], ops);
 }
