@@ -15,13 +15,18 @@
  *   transaction is why ipamd exists on etcd), and every raw txn committed (a reference
  *   that failed is no reference);
  * - plugin ADD p50 (dist/ipamd exec) against an etcd daemon vs an embedded-store daemon,
- *   interleaved, target ≤ 1.5× the embedded figure.
+ *   interleaved, target ≤ 1.5× the embedded figure;
+ * - keys etcd answers for one node's periodic work (sweep-reads.ts) with 1, 10 and 100
+ *   nodes' allocations in the store: flat.
  * Everything it starts (etcd members, daemons, temp dirs) is removed at the end, even on failure.
  */
 import { join } from "node:path";
 import { attachmentEnv, cleanup, type Daemon, netconf, runPlugin, startDaemon, tempDir } from "../test/e2e/harness.ts";
 import { EtcdClient } from "../src/store/etcd-client.ts";
-import { startEtcd } from "../test/store/etcd-cluster.ts";
+import { type EtcdCluster, startEtcd } from "../test/store/etcd-cluster.ts";
+import { BASELINE_REF, buildBaseline } from "./bench-suite/baseline-build.ts";
+import { addressOf } from "../src/store/etcd/layout.ts";
+import { sweepReads } from "./bench-suite/sweep-reads.ts";
 
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS ?? 10);
 const CLIENTS = 64;
@@ -30,24 +35,14 @@ const SUBNET = "10.128.0.0/14";
 
 const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? NaN;
 
-async function main(): Promise<number> {
-  const etcd = await startEtcd({ members: 3, tls: true });
-  const c = etcd.certs!;
-  const tls = { ca: await Bun.file(c.ca).text(), cert: await Bun.file(c.clientCert).text(), key: await Bun.file(c.clientKey).text() };
-  const prefix = `/bench-${process.pid}/`;
-  const daemons: Daemon[] = await Promise.all(
-    ["node-a", "node-b", "node-c"].map((node) =>
-      startDaemon({ args: ["--node", node, "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-cacert", c.ca, "--etcd-cert", c.clientCert, "--etcd-key", c.clientKey, "--etcd-prefix", prefix] }),
-    ),
-  );
-
-  // 1. Aggregate durable allocations/s: 3 daemons × 64 clients doing ADDs for SECONDS.
+/** 3 daemons × CLIENTS clients doing ADDs for `seconds`: durable allocations/s, every answer and failure. */
+async function durableLoad(daemons: Daemon[], seconds: number) {
   const answered: string[] = [];
   const latencies: number[] = [];
   /** Every ADD not answered with an address, by why: any one misses the target. */
   const failures = new Map<string, number>();
   const failed = (why: string) => failures.set(why, (failures.get(why) ?? 0) + 1);
-  const deadline = performance.now() + SECONDS * 1000;
+  const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
   await Promise.all(
     daemons.flatMap((d, di) =>
@@ -73,10 +68,31 @@ async function main(): Promise<number> {
       }),
     ),
   );
-  const elapsed = (performance.now() - started) / 1000;
-  const rate = answered.length / elapsed;
+  return { rate: answered.length / ((performance.now() - started) / 1000), answered, latencies, failures };
+}
+
+/** Three daemons of one binary on the cluster, under one prefix. */
+function clusterDaemons(etcd: EtcdCluster, prefix: string, binary?: string): Promise<Daemon[]> {
+  const c = etcd.certs!;
+  return Promise.all(
+    ["node-a", "node-b", "node-c"].map((node) =>
+      startDaemon({ ...(binary ? { binary } : {}), args: ["--node", node, "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-cacert", c.ca, "--etcd-cert", c.clientCert, "--etcd-key", c.clientKey, "--etcd-prefix", prefix] }),
+    ),
+  );
+}
+
+async function main(): Promise<number> {
+  const etcd = await startEtcd({ members: 3, tls: true });
+  const c = etcd.certs!;
+  const tls = { ca: await Bun.file(c.ca).text(), cert: await Bun.file(c.clientCert).text(), key: await Bun.file(c.clientKey).text() };
+  const prefix = `/bench-${process.pid}/`;
+  const daemons = await clusterDaemons(etcd, prefix);
+
+  // 1. Aggregate durable allocations/s: 3 daemons × 64 clients doing ADDs for SECONDS.
+  const { rate, answered, latencies, failures } = await durableLoad(daemons, SECONDS);
   const client = new EtcdClient(etcd.endpoints, tls, 10_000);
-  const stored = (await client.rangePrefix(`${prefix}a/`, { keysOnly: true })).map((kv) => kv.key.slice(kv.key.lastIndexOf("/") + 1));
+  // a/SPACE/ADDR keys: the address in hex of its address-order key (src/store/etcd/layout.ts).
+  const stored = (await client.rangePrefix(`${prefix}a/`, { keysOnly: true })).map((kv) => addressOf(kv.key.slice(kv.key.lastIndexOf("/") + 1)).ip);
   const duplicates = answered.length - new Set(answered).size + (stored.length - new Set(stored).size);
   const missing = answered.filter((ip) => !new Set(stored).has(ip)).length;
 
@@ -97,6 +113,7 @@ async function main(): Promise<number> {
     }),
   );
   const rawRate = raw / ((performance.now() - rawStarted) / 1000);
+  console.error(`ipamd ${rate.toFixed(0)} durable allocations/s; raw etcd ${rawRate.toFixed(0)} CAS txns/s`);
 
   // 3. Plugin ADD p50: etcd daemon vs embedded-store daemon, interleaved.
   const embedded = await startDaemon({ dir: tempDir("ipamd-bench-embedded-") });
@@ -112,6 +129,15 @@ async function main(): Promise<number> {
   }
   const pluginRatio = p(onEtcd, 0.5) / p(onSqlite, 0.5);
 
+  // 4. The previous main (see bench-suite/baseline.ts), same cluster, same load, its own prefix.
+  const baselineBinary = join(tempDir("ipamd-bench-baseline-"), "ipamd");
+  await buildBaseline(baselineBinary);
+  for (const d of daemons) await d.stop();
+  const before = await durableLoad(await clusterDaemons(etcd, `/bench-baseline-${process.pid}/`, baselineBinary), SECONDS);
+
+  // 5. One node's sweep, in keys read, as the cluster grows.
+  const sweep = await sweepReads(new EtcdClient(etcd.endpoints, tls, 10_000), prefix);
+
   const row = (name: string, value: string, target: string, pass: boolean) => `| ${name} | ${value} | ${target} | ${pass ? "pass" : "MISSED"} |`;
   const failedCount = [...failures.values()].reduce((a, b) => a + b, 0);
   const why = failedCount ? `: ${[...failures].map(([k, v]) => `${v}× ${k}`).join(", ")}` : "";
@@ -120,7 +146,11 @@ async function main(): Promise<number> {
     duplicates: duplicates === 0 && missing === 0,
     raw: rawFailed === 0 && rate >= rawRate,
     plugin: pluginRatio <= 1.5,
+    sweep: sweep.pass,
+    baseline: false,
   };
+  const beforeFailed = [...before.failures.values()].reduce((a, b) => a + b, 0);
+  verdicts.baseline = rate >= 0.95 * before.rate;
   console.log(
     [
       "",
@@ -132,6 +162,8 @@ async function main(): Promise<number> {
       row("duplicates (full etcd scan)", `${duplicates} (${answered.length} answered, ${stored.length} in etcd, ${missing} answered but missing)`, "0", verdicts.duplicates),
       row("ipamd against raw etcd CAS txns/s (same run)", `raw ${rawRate.toFixed(0)}/s (${rawFailed} failed); ipamd reaches ${(rate / rawRate).toFixed(2)}×`, "ipamd ≥ 1.0× raw, no raw txn failed", verdicts.raw),
       row("plugin ADD p50, etcd vs embedded", `${p(onEtcd, 0.5).toFixed(2)} vs ${p(onSqlite, 0.5).toFixed(2)} ms (${pluginRatio.toFixed(2)}×)`, "≤ 1.5×", verdicts.plugin),
+      row(`durable allocations/s against the previous main (${BASELINE_REF}), same cluster and load`, `${rate.toFixed(0)} vs ${before.rate.toFixed(0)}/s (${(rate / before.rate).toFixed(2)}×; ${beforeFailed} of its ADDs failed)`, "≥ 0.95× previous", verdicts.baseline),
+      row("etcd keys read per node sweep (netns read, GC list, prune)", sweep.row, "flat: largest ≤ 1.1× smallest", verdicts.sweep),
     ].join("\n"),
   );
   return Object.values(verdicts).every(Boolean) ? 0 : 1;

@@ -9,11 +9,14 @@
  * (10,000), BENCH_MAX largest fill (1,000,000), BENCH_OPS ADD+DEL pairs per throughput level
  * (30,000).
  *
- * Sections (scripts/bench-suite/*.ts): 1 exec cost on an empty pool, 2 the same with FILL in use
+ * Sections (scripts/bench-suite/*.ts): 0 this build against the previous main's, same run
+ * (baseline.ts: plugin ADD/DEL, empty and FILL in use, and socket throughput at 256 clients);
+ * 1 exec cost on an empty pool, 2 the same with FILL in use
  * (exec.ts); 3 flatness at 100k and 1M against a second, empty daemon sampled in the same
  * rounds (exec.ts); 4 socket throughput at 1/16/64/256 clients (throughput.ts); 5 RSS and
  * restart (memory.ts), 5b a 99.9% full pool (nearly-full.ts); 6 cost growth against the empty
- * daemon, and its plot (growth.ts). The README's Performance section says how each verdict
+ * daemon, and its plot (growth.ts); 7 plugin ADD p99 while twelve clients read the largest
+ * allocation pages (admin-load.ts). The README's Performance section says how each verdict
  * is computed.
  * Fills go through the daemon's import API (fill.ts), never SQL.
  *
@@ -24,13 +27,16 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, emptySocket, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, startEmptyDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
+import { baselineSocket, cleanup, emptySocket, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, startEmptyDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
 import { execFigure, flatnessFigure, measure, prepareBinaries } from "./bench-suite/exec.ts";
 import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
 import { addThenDel, type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } from "./bench-suite/throughput.ts";
+import { adminLoadFigure } from "./bench-suite/admin-load.ts";
+import { baselineFigure, startBaselineDaemon } from "./bench-suite/baseline.ts";
+import { baselineBinary } from "./bench-suite/exec.ts";
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
@@ -54,6 +60,7 @@ try {
   await startDaemon();
   await startSocketFloor(); // behind the round-trip floor and the socket floor
   await startEmptyDaemon(); // the peer of flatness and growth, sampled beside the filled one
+  await startBaselineDaemon(baselineBinary); // the previous main, filled and sampled alike
   await addThenDel(16, 2000, emptySocket); // warm-up: JIT, connections, sqlite's cache
   const rss0 = await settledRss();
   log(`daemon up, RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB with 0 allocations; ${SAMPLES} interleaved samples per exec figure; bun ${Bun.version}`);
@@ -65,8 +72,12 @@ try {
     execFigure("1 exec, empty", "ADD, empty pool", emptyAdd, "floor"),
     execFigure("1 exec, empty", "DEL, empty pool", empty.DEL!),
   ];
+  const before = await measure(["ADD", "DEL"], ["ipamd", "baseline"], "base-empty");
+  figures.push(baselineFigure("plugin ADD, empty pool", "ms p50", before.ADD!.ipamd!, before.ADD!.baseline!), baselineFigure("plugin DEL, empty pool", "ms p50", before.DEL!.ipamd!, before.DEL!.baseline!));
   log("section 1 done; section 4: throughput");
   figures.push(...(await throughputFigures([1, 16, 64, 256], THROUGHPUT_OPS)));
+  const [now256, before256] = [await addThenDel(256, THROUGHPUT_OPS), await addThenDel(256, THROUGHPUT_OPS, baselineSocket)];
+  figures.push(baselineFigure("socket ADD+DEL, 256 clients", "allocations/s", now256.perSecond, before256.perSecond, true));
 
   const levels = [1_000, 10_000, 100_000, 1_000_000].filter((l) => l <= MAX);
   const growth: GrowthPoint[] = [];
@@ -74,8 +85,12 @@ try {
     const seconds = await fillTo(level);
     log(`filled ipamd to ${(await liveAllocations()).toLocaleString("en")} (+${seconds.toFixed(1)} s through /v1/import)`);
     if (levels.includes(level)) growth.push(await growthPoint(level, Math.min(THROUGHPUT_OPS, 10_000)));
+    if (level === Math.min(100_000, MAX)) figures.push(await adminLoadFigure(level));
     if (level === FILL) {
       await fillHostLocal(FILL);
+      await fillTo(FILL, baselineSocket);
+      const filledBefore = await measure(["ADD", "DEL"], ["ipamd", "baseline"], "base-full");
+      figures.push(baselineFigure(`plugin ADD, ${FILL} in use`, "ms p50", filledBefore.ADD!.ipamd!, filledBefore.ADD!.baseline!));
       const full = await measure(["ADD", "DEL"], ["floor", "roundTrip", "ipamd", "hostLocal"], "full");
       figures.push(execFigure(`2 exec, ${FILL} in use`, `ADD, ${FILL} in use`, full.ADD!, "ratio"), execFigure(`2 exec, ${FILL} in use`, `DEL, ${FILL} in use`, full.DEL!));
     }

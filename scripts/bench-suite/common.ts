@@ -32,6 +32,8 @@ export const floorSocket = join(tmp, "floor.sock");
 export const dbPath = join(tmp, "ipamd.db");
 /** The empty daemon's socket: the peer of the flatness and growth figures (startEmptyDaemon). */
 export const emptySocket = join(tmp, "empty.sock");
+/** The previous main's daemon (baseline.ts). */
+export const baselineSocket = join(tmp, "baseline.sock");
 
 export interface Stats { n: number; p50: number; p90: number; p99: number; mean: number }
 
@@ -113,9 +115,9 @@ export async function cleanup(): Promise<void> {
 }
 
 /** One call to the daemon; throws unless it answered 2xx. */
-export async function call<T>(path: string, body?: unknown): Promise<T> {
+export async function call<T>(path: string, body?: unknown, unix = socket): Promise<T> {
   const res = await fetch(`http://ipamd${path}`, {
-    unix: socket,
+    unix,
     ...(body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
   });
   if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);

@@ -16,19 +16,23 @@
  */
 import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { emptySocket, type Figure, floorSocket, HOST_LOCAL, IPAMD, NETWORK, SAMPLES, SUBNET, socket, type Stats, stats, tmp, verdict } from "./common.ts";
+import { buildBaseline } from "./baseline-build.ts";
+import { baselineSocket, emptySocket, type Figure, floorSocket, HOST_LOCAL, IPAMD, NETWORK, SAMPLES, SUBNET, socket, type Stats, stats, tmp, verdict } from "./common.ts";
 
-export type Impl = "floor" | "roundTrip" | "ipamd" | "ipamdEmpty" | "hostLocal";
+export type Impl = "floor" | "roundTrip" | "ipamd" | "ipamdEmpty" | "hostLocal" | "baseline";
 const BUILD_FLAGS = ["--compile", "--splitting", "--minify", "--bytecode", "--format=esm", "--target=bun"]; // as the Makefile
 /** All four run from fresh files in the run's temp dir (see prepareBinaries). */
 const bin = join(tmp, "bin");
-const binaries: Record<Impl, string> = { floor: join(bin, "floor"), roundTrip: join(bin, "round-trip"), ipamd: join(bin, "ipamd"), ipamdEmpty: join(bin, "ipamd"), hostLocal: join(bin, "host-local") };
+const binaries: Record<Impl, string> = { floor: join(bin, "floor"), roundTrip: join(bin, "round-trip"), ipamd: join(bin, "ipamd"), ipamdEmpty: join(bin, "ipamd"), hostLocal: join(bin, "host-local"), baseline: join(bin, "ipamd-baseline") };
+/** The previous main's binary, built by prepareBinaries (see baseline.ts). */
+export const baselineBinary = binaries.baseline;
 const netconfs: Record<Impl, string> = {
   floor: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "floor", ranges: [[{ subnet: SUBNET }]] } }),
   roundTrip: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "round-trip", ranges: [[{ subnet: SUBNET }]] } }),
   ipamd: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "ipamd", socket, ranges: [[{ subnet: SUBNET }]] } }),
   ipamdEmpty: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "ipamd", socket: emptySocket, ranges: [[{ subnet: SUBNET }]] } }),
   hostLocal: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "host-local", dataDir: join(tmp, "host-local"), ranges: [[{ subnet: SUBNET }]] } }),
+  baseline: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "ipamd", socket: baselineSocket, ranges: [[{ subnet: SUBNET }]] } }),
 };
 
 const ROUND_TRIP_SOURCE = `const netconf = await Bun.stdin.text();
@@ -57,6 +61,7 @@ export async function prepareBinaries(): Promise<void> {
     const build = Bun.spawnSync([process.execPath, "build", src, ...BUILD_FLAGS, "--outfile", binaries[impl]], { stdout: "pipe", stderr: "pipe" });
     if (build.exitCode !== 0) throw new Error(`building the ${impl} program failed: ${build.stderr.toString()}`);
   }
+  await buildBaseline(binaries.baseline);
 }
 
 function cniEnv(command: string, containerID: string): Record<string, string> {

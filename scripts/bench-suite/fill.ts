@@ -10,19 +10,21 @@
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { call, HOST_LOCAL, ipOf, NETWORK, RANGES, SUBNET_BASE, tmp } from "./common.ts";
+import { call, HOST_LOCAL, ipOf, NETWORK, RANGES, SUBNET_BASE, socket, tmp } from "./common.ts";
 
 const FIRST = SUBNET_BASE + 65_536;
 const BATCH = 10_000;
 export const fillAddress = (i: number) => ipOf(FIRST + 2 * i);
 
-let filled = 0;
+/** How far each daemon (by socket) is filled. */
+const filledOf = new Map<string, number>();
 
 interface ImportResponse { imported: number; unchanged: number; conflicts: unknown[] }
 
 /** Brings ipamd's fill to `target` live allocations; returns the seconds it took. */
-export async function fillTo(target: number): Promise<number> {
+export async function fillTo(target: number, unix = socket): Promise<number> {
   const started = performance.now();
+  let filled = filledOf.get(unix) ?? 0;
   while (filled < target) {
     const count = Math.min(BATCH, target - filled);
     const entries = Array.from({ length: count }, (_, k) => ({ ip: fillAddress(filled + k), containerID: `fill-${filled + k}`, ifname: "eth0" }));
@@ -32,9 +34,10 @@ export async function fillTo(target: number): Promise<number> {
       entries,
       // As host-local's last_reserved_ip: ADDs continue after the fill.
       cursors: [{ rangeSet: 0, ip: fillAddress(filled + count - 1) }],
-    });
+    }, unix);
     if (res.imported !== count) throw new Error(`import: ${res.imported} of ${count} imported, ${res.conflicts.length} conflicts: ${JSON.stringify(res.conflicts.slice(0, 3))}`);
     filled += count;
+    filledOf.set(unix, filled);
   }
   return (performance.now() - started) / 1000;
 }

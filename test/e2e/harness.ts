@@ -66,12 +66,12 @@ async function answers(socket: string, anyStatus = false): Promise<boolean> {
 
 /** Starts `dist/ipamd serve` on a private socket and database; waits until it answers. */
 /** unavailable: also ready when it answers STATUS with "not available" (a store it cannot write). */
-export async function startDaemon(options: { dir?: string; args?: string[]; env?: Record<string, string>; umask?: number; unavailable?: boolean } = {}): Promise<Daemon> {
+export async function startDaemon(options: { dir?: string; args?: string[]; env?: Record<string, string>; umask?: number; unavailable?: boolean; binary?: string } = {}): Promise<Daemon> {
   const dir = options.dir ?? tempDir();
   const socket = join(dir, "ipamd.sock");
   const db = join(dir, "ipamd.db");
   let stderrText = "";
-  const argv = [BINARY, "serve", "--socket", socket, "--db", db, ...(options.args ?? [])];
+  const argv = [options.binary ?? BINARY, "serve", "--socket", socket, "--db", db, ...(options.args ?? [])];
   // A umask is set by a shell around the exec, as a unit's or a container's shell would.
   const command = options.umask === undefined ? argv : ["sh", "-c", `umask ${options.umask.toString(8)}; exec "$0" "$@"`, ...argv];
   const proc = Bun.spawn(command, {
