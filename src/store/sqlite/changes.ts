@@ -24,7 +24,8 @@ export class SqliteChanges {
           $podNamespace, $podName, $podUid, $node, $createdAt, $static, $ipOrder, $rangeSet)`,
       ),
       allocationAt: prepare("SELECT network, container_id, ifname, created_at FROM allocations WHERE space = ? AND ip = ?"),
-      deleteAllocation: prepare("DELETE FROM allocations WHERE space = ? AND ip = ?"),
+      // Exactly this allocation: a stale release (another attachment's now) deletes nothing.
+      deleteAllocation: prepare("DELETE FROM allocations WHERE space = ? AND ip = ? AND network = ? AND container_id = ? AND ifname = ? AND created_at = ?"),
       event: prepare(
         `INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -62,21 +63,25 @@ export class SqliteChanges {
     switch (change.op) {
       case "allocate": {
         const r = change.record;
-        if (this.holdAt(r.space, r.ip) !== undefined || this.allocated(r.space, r.ip)) throw conflict(r);
-        this.s.insertAllocation!.run({ ...r, pool: r.pool ?? "", static: r.static ? 1 : 0, ipOrder: ipOrder(r.ip) });
+        if (this.holdAt(r.space, r.ip) !== undefined) throw conflict(r);
+        try {
+          this.s.insertAllocation!.run({ ...r, pool: r.pool ?? "", static: r.static ? 1 : 0, ipOrder: ipOrder(r.ip) });
+        } catch (err) {
+          // Allocated already (the primary key): the same answer a shared store gives.
+          if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw conflict(r);
+          throw err;
+        }
         this.eventOf(r, change.kind ?? (r.static ? "static" : "allocated"), change.cause ?? "cni add", now);
         return;
       }
       case "release": {
         const r = change.record;
-        const row = this.allocated(r.space, r.ip);
-        if (!row) {
-          // Released elsewhere (an operator, a sweep) meanwhile; a hold there is not ours to touch.
-          if (this.holdAt(r.space, r.ip) !== undefined) throw conflict(r);
+        if (this.s.deleteAllocation!.run(r.space, r.ip, r.network, r.containerID, r.ifname, r.createdAt).changes === 0) {
+          // Released elsewhere (an operator, a sweep) meanwhile: nothing to do, no second
+          // event. Held by another allocation or a hold now: not ours to touch.
+          if (this.allocated(r.space, r.ip) || this.holdAt(r.space, r.ip) !== undefined) throw conflict(r);
           return;
         }
-        if (row.network !== r.network || row.container_id !== r.containerID || row.ifname !== r.ifname || row.created_at !== r.createdAt) throw conflict(r);
-        this.s.deleteAllocation!.run(r.space, r.ip);
         this.eventOf(r, change.kind ?? "released", change.cause, now);
         return;
       }
