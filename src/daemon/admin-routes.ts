@@ -15,6 +15,7 @@ import { readBody } from "./http-errors.ts";
 import type { Engine } from "../engine/engine.ts";
 import { afterAllocation, allocationToken, beforeEvent, historyToken } from "./page-token.ts";
 import { poolReports } from "./pool-report.ts";
+import type { ReadGate } from "./read-gate.ts";
 
 /**
  * List pages: a default that answers most questions, and a maximum no client can exceed. A
@@ -45,11 +46,12 @@ function ipParam(text: string): string {
 }
 
 /** The admin API's reads: pools, allocations and history in pages, one address's holders. */
-function readRoutes(engine: Engine): Hono {
+function readRoutes(engine: Engine, gate: ReadGate): Hono {
   const store = engine.store;
+  const turn = gate.middleware();
   return new Hono()
     .get("/pools", async (c) => c.json(await poolReports(engine, store)))
-    .get("/allocations", async (c) => {
+    .get("/allocations", turn, async (c) => {
       const q = c.req.query();
       const filter: AllocationFilter = {
         ...(q.pool ? { pool: q.pool } : {}),
@@ -66,12 +68,12 @@ function readRoutes(engine: Engine): Hono {
       const more = allocations.length > filter.limit! ? allocations.splice(filter.limit!) : [];
       return c.json({ allocations, ...(more.length ? { next: allocationToken(allocations[allocations.length - 1]!) } : {}) });
     })
-    .get("/allocations/:ip", async (c) => {
+    .get("/allocations/:ip", turn, async (c) => {
       const ip = ipParam(c.req.param("ip"));
       const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), HISTORY_PAGE.default, HISTORY_PAGE.max) })]);
       return c.json({ ip, holders, history });
     })
-    .get("/history", async (c) => {
+    .get("/history", turn, async (c) => {
       const q = c.req.query();
       const filter: HistoryFilter = {
         ...(q.ip ? { ip: ipParam(q.ip) } : {}),
@@ -119,6 +121,6 @@ function changeRoutes(engine: Engine, options: AppOptions): Hono {
     });
 }
 
-export function adminRoutes(engine: Engine, options: AppOptions): Hono {
-  return new Hono().route("/", readRoutes(engine)).route("/", changeRoutes(engine, options));
+export function adminRoutes(engine: Engine, options: AppOptions, gate: ReadGate): Hono {
+  return new Hono().route("/", readRoutes(engine, gate)).route("/", changeRoutes(engine, options));
 }

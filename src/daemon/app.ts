@@ -9,6 +9,7 @@ import { errorResponse } from "./http-errors.ts";
 import type { DaemonMetrics } from "./metrics.ts";
 import { requestTelemetry } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
+import { ReadGate } from "./read-gate.ts";
 import type { Reclaimer } from "./reclaim.ts";
 import type { Engine } from "../engine/engine.ts";
 import { StorageFault } from "../store/storage-fault.ts";
@@ -30,10 +31,13 @@ export interface AppOptions {
   health?: StoreHealth;
   /** Throws when this listener must not serve the request at all (the TCP listener's Host check). */
   admit?: (c: Context) => void;
+  /** Admin list reads take turns through it; one per daemon, shared by its listeners. */
+  readGate?: ReadGate;
 }
 
 export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   const app = new Hono();
+  const gate = options.readGate ?? new ReadGate();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
   // After telemetry, so a refused request is counted and logged like any client error.
   const admit = options.admit;
@@ -56,8 +60,8 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
       return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
   }
-  app.route("/v1", adminRoutes(engine, options));
-  app.route("/", dashboardRoutes(engine, options));
+  app.route("/v1", adminRoutes(engine, options, gate));
+  app.route("/", dashboardRoutes(engine, options, gate));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
     options.health?.failed(err);

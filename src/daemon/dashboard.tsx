@@ -13,18 +13,20 @@ import { allocationsPage } from "./dashboard/allocations-page.tsx";
 import { homePage } from "./dashboard/home-page.tsx";
 import { page } from "./dashboard/layout.tsx";
 import { httpStatusOf } from "./http-errors.ts";
+import { ReadGate } from "./read-gate.ts";
 
 export interface DashboardOptions extends Pick<AppOptions, "onUnexpectedError"> {
   /** The clock for "5 min ago"; the wall clock by default. */
   now?: () => number;
 }
 
-export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}): Hono {
+export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}, gate = new ReadGate()): Hono {
   const now = options.now ?? Date.now;
+  const turn = gate.middleware();
   const app = new Hono();
-  app.get("/", (c) => homePage(c, engine, now));
-  app.get("/allocations", (c) => allocationsPage(c, engine, now));
-  app.get("/address/:ip", (c) => addressPage(c, engine, now));
+  app.get("/", turn, (c) => homePage(c, engine, now));
+  app.get("/allocations", turn, (c) => allocationsPage(c, engine, now));
+  app.get("/address/:ip", turn, (c) => addressPage(c, engine, now));
   // Failures are pages too: an operator's browser should never show a JSON error body.
   app.onError((err, c) => {
     if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);

@@ -9,6 +9,7 @@ import type { NamedPool } from "../ipam/named-pool.ts";
 import { createLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
+import { ReadGate } from "./read-gate.ts";
 import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
 import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
@@ -101,7 +102,8 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
   }
   const reload = reloader(flags.config, engine, log);
-  const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health };
+  // One read gate for both listeners: they share the event loop that answers pod starts.
+  const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health, readGate: new ReadGate() };
   const app = createApp(engine, appOptions);
   const adminServer = flags.adminListen
     ? await startAdminListener(engine, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)

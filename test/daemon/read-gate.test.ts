@@ -1,0 +1,62 @@
+import { describe, expect, test } from "bun:test";
+import { ErrorCode, IpamError } from "../../src/errors.ts";
+import { ReadGate } from "../../src/daemon/read-gate.ts";
+
+/** A read that runs until its release() is called, noting when it started. */
+function heldRead(log: string[], name: string) {
+  let release!: () => void;
+  const done = new Promise<void>((r) => (release = r));
+  return { read: async () => { log.push(`${name} start`); await done; log.push(`${name} end`); return name; }, release };
+}
+
+describe("admin read gate", () => {
+  test("reads take turns in arrival order, one at a time", async () => {
+    const gate = new ReadGate();
+    const log: string[] = [];
+    const reads = ["a", "b", "c"].map((n) => heldRead(log, n));
+    const results = reads.map((r) => gate.run(r.read));
+    await Bun.sleep(1);
+    expect(log).toEqual(["a start"]);
+    reads[0]!.release();
+    await Bun.sleep(1);
+    expect(log).toEqual(["a start", "a end", "b start"]);
+    reads[1]!.release();
+    reads[2]!.release();
+    expect(await Promise.all(results)).toEqual(["a", "b", "c"]);
+    expect(log).toEqual(["a start", "a end", "b start", "b end", "c start", "c end"]);
+  });
+
+  test("work that arrived during a read runs before the next read starts", async () => {
+    const gate = new ReadGate();
+    const log: string[] = [];
+    const first = heldRead(log, "first");
+    const second = heldRead(log, "second");
+    const results = [gate.run(first.read), gate.run(second.read)];
+    await Bun.sleep(1);
+    // A pod start's request: I/O the event loop takes up on its next turn.
+    setImmediate(() => log.push("pod start"));
+    first.release();
+    await Bun.sleep(5);
+    expect(log).toEqual(["first start", "first end", "pod start", "second start"]);
+    second.release();
+    await Promise.all(results);
+  });
+
+  test("a failed read gives its turn back", async () => {
+    const gate = new ReadGate();
+    await expect(gate.run(async () => { throw new Error("store down"); })).rejects.toThrow("store down");
+    expect(await gate.run(async () => "next")).toBe("next");
+  });
+
+  test("beyond the waiting bound a reader is told to try again (code 11), not queued", async () => {
+    const gate = new ReadGate(1, 2);
+    const log: string[] = [];
+    const held = heldRead(log, "held");
+    const queued = [gate.run(held.read), gate.run(async () => 1), gate.run(async () => 2)];
+    const refused = await gate.run(async () => 3).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(IpamError);
+    expect((refused as IpamError).code).toBe(ErrorCode.TryAgainLater);
+    held.release();
+    expect(await Promise.all(queued)).toEqual(["held", 1, 2]);
+  });
+});
