@@ -34,7 +34,7 @@ import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
 import { addThenDel, type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } from "./bench-suite/throughput.ts";
-import { adminLoadFigure } from "./bench-suite/admin-load.ts";
+import { adminLoadFigures } from "./bench-suite/admin-load.ts";
 import { baselineFigure, startBaselineDaemon } from "./bench-suite/baseline.ts";
 import { baselineBinary } from "./bench-suite/exec.ts";
 
@@ -85,7 +85,7 @@ try {
     const seconds = await fillTo(level);
     log(`filled ipamd to ${(await liveAllocations()).toLocaleString("en")} (+${seconds.toFixed(1)} s through /v1/import)`);
     if (levels.includes(level)) growth.push(await growthPoint(level, Math.min(THROUGHPUT_OPS, 10_000)));
-    if (level === Math.min(100_000, MAX)) figures.push(await adminLoadFigure(level));
+    if (level === Math.min(100_000, MAX)) figures.push(...(await adminLoadFigures(level)));
     if (level === FILL) {
       await fillHostLocal(FILL);
       await fillTo(FILL, baselineSocket);

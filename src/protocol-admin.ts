@@ -7,6 +7,14 @@ import { RangeSetsInputSchema } from "./ipam/pool.ts";
 import { attachment, text } from "./protocol.ts";
 import { AllocationRecordSchema, HistoryEventSchema as StoredHistoryEventSchema } from "./store/records.ts";
 
+/**
+ * List pages: a default that answers most questions, and a maximum no client can exceed. A
+ * page is serialised on the daemon's event loop, between pod starts: its size bounds how long
+ * any admin read can hold one up (see daemon/read-gate.ts).
+ */
+export const ALLOCATION_PAGE = { default: 500, max: 1000 };
+export const HISTORY_PAGE = { default: 100, max: 1000 };
+
 export const Admin = {
   pools: "/v1/pools",
   reload: "/v1/reload",

@@ -6,7 +6,7 @@ import type { BaseIssue, BaseSchema, InferOutput } from "valibot";
 import { callDaemon } from "../cni/client.ts";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { DEFAULT_SOCKET } from "../protocol.ts";
-import { AddressResponseSchema, Admin, AdminPaths, type Allocation, AllocationsResponseSchema, type HistoryEventBody, HistoryResponseSchema, ImportResponseSchema, PoolsResponseSchema, ReleaseResponseSchema, ReloadResponseSchema, SweepResultSchema } from "../protocol-admin.ts";
+import { AddressResponseSchema, Admin, ALLOCATION_PAGE, AdminPaths, type Allocation, AllocationsResponseSchema, type HistoryEventBody, HistoryResponseSchema, ImportResponseSchema, PoolsResponseSchema, ReleaseResponseSchema, ReloadResponseSchema, SweepResultSchema } from "../protocol-admin.ts";
 import { age, formatTable, shortId, tableStream } from "./table.ts";
 
 export { ADMIN_USAGE } from "./admin-usage.ts";
@@ -53,7 +53,7 @@ async function streamAllocations(flags: Flags, filter: Record<string, string | b
   let shown = 0;
   if (flags.json) out('{"allocations":[');
   do {
-    const page = Math.min(5000, limit - shown);
+    const page = Math.min(ALLOCATION_PAGE.max, limit - shown);
     const q = query({ ...filter, limit: String(page), after: token });
     const { allocations, next } = await call(flags, `${AdminPaths.allocations}${q}`, undefined, AllocationsResponseSchema);
     if (flags.json) out(allocations.map((a, i) => `${shown + i > 0 ? "," : ""}\n${JSON.stringify(a)}`).join(""));

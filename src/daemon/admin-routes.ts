@@ -7,7 +7,7 @@
 import { Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
-import { AdminGcRequestSchema, ImportRequestSchema, ReleaseRequestSchema } from "../protocol-admin.ts";
+import { AdminGcRequestSchema, ALLOCATION_PAGE, HISTORY_PAGE, ImportRequestSchema, ReleaseRequestSchema } from "../protocol-admin.ts";
 import type { AllocationFilter, HistoryFilter } from "../store/store.ts";
 import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";
@@ -17,13 +17,6 @@ import { afterAllocation, allocationToken, beforeEvent, historyToken } from "./p
 import { poolReports } from "./pool-report.ts";
 import type { ReadGate } from "./read-gate.ts";
 
-/**
- * List pages: a default that answers most questions, and a maximum no client can exceed. A
- * page is serialised on the daemon's event loop, between pod starts: its size bounds how long
- * any admin read can hold them up.
- */
-export const ALLOCATION_PAGE = { default: 500, max: 5000 };
-export const HISTORY_PAGE = { default: 100, max: 1000 };
 
 const limitOf = (text: string | undefined, fallback: number, max: number): number => {
   const n = Number(text ?? fallback);
@@ -48,7 +41,7 @@ function ipParam(text: string): string {
 /** The admin API's reads: pools, allocations and history in pages, one address's holders. */
 function readRoutes(engine: Engine, gate: ReadGate): Hono {
   const store = engine.store;
-  const turn = gate.middleware();
+  const turn = gate.read();
   return new Hono()
     .get("/pools", async (c) => c.json(await poolReports(engine, store)))
     .get("/allocations", turn, async (c) => {

@@ -51,6 +51,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
     // Status stays: it is what probes and the dashboard's monitoring read.
     app.get("/v1/status", async (c) => c.json(await statusBody(engine, options.health)));
   } else {
+    app.use("/v1/cni/*", gate.cni());
     app.route("/v1", cniRoutes(engine, options.health));
   }
   if (options.metrics) {

@@ -22,7 +22,7 @@ export interface DashboardOptions extends Pick<AppOptions, "onUnexpectedError"> 
 
 export function dashboardRoutes(engine: Engine, options: DashboardOptions = {}, gate = new ReadGate()): Hono {
   const now = options.now ?? Date.now;
-  const turn = gate.middleware();
+  const turn = gate.read();
   const app = new Hono();
   app.get("/", turn, (c) => homePage(c, engine, now));
   app.get("/allocations", turn, (c) => allocationsPage(c, engine, now));

@@ -1,23 +1,45 @@
 /**
- * Admin reads take turns. A page of allocations is read and serialised on the event loop that
- * also answers pod starts; a dozen readers asking at once would each run as soon as the one
- * before finished, and an ADD arriving meanwhile would wait behind all of them. The gate lets
- * one read run at a time and hands the next turn over on a later tick, so a pod start that
- * arrived during a read is answered before the next read begins: its wait is bounded by one
- * page, however many readers queue.
+ * Admin reads give way to pod starts. A page of allocations is read and serialised on the
+ * event loop that also answers the CNI plugin; a dozen readers asking at once would each run
+ * as soon as the one before finished, and an ADD arriving meanwhile would wait behind all of
+ * them. The gate lets one read run at a time, starts none while a CNI request is in flight,
+ * and hands each turn over on a later tick, so a pod start that arrived during a read is taken
+ * up before the next read begins: its wait is bounded by one page, however many readers queue.
+ * A read still gets its turn after waiting `maxDeferMs`, so constant pod churn slows the admin
+ * API down but never shuts it out.
  */
 import type { MiddlewareHandler } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 
+interface Waiter {
+  since: number;
+  start: () => void;
+}
+
+export interface ReadGateOptions {
+  /** Reads running at once. */
+  concurrent?: number;
+  /** Beyond this many waiting reads, a reader is told to come back (code 11) rather than queued. */
+  maxWaiting?: number;
+  /** How long a read defers to CNI requests before it runs anyway. */
+  maxDeferMs?: number;
+}
+
 export class ReadGate {
   private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  private cniInFlight = 0;
+  private readonly waiting: Waiter[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private scheduled = false;
+  private readonly concurrent: number;
+  private readonly maxWaiting: number;
+  private readonly maxDeferMs: number;
 
-  constructor(
-    private readonly concurrent = 1,
-    /** Beyond this many waiting reads, a reader is told to come back (code 11) rather than queued. */
-    private readonly maxWaiting = 1000,
-  ) {}
+  constructor(options: ReadGateOptions = {}) {
+    this.concurrent = options.concurrent ?? 1;
+    this.maxWaiting = options.maxWaiting ?? 1000;
+    this.maxDeferMs = options.maxDeferMs ?? 250;
+  }
 
   async run<T>(read: () => Promise<T>): Promise<T> {
     await this.turn();
@@ -25,32 +47,74 @@ export class ReadGate {
       return await read();
     } finally {
       this.running--;
-      // setImmediate, not a resolved promise: a microtask would start the next read before
-      // the event loop looks at the requests that came in during this one.
-      if (this.waiting.length > 0) setImmediate(() => this.next());
+      this.schedule();
     }
   }
 
-  /** Hono middleware: the route's whole handler, serialisation included, takes one turn. */
-  middleware(): MiddlewareHandler {
+  /** Hono middleware for an admin read: the whole handler, serialisation included, takes one turn. */
+  read(): MiddlewareHandler {
     return (_c, next) => this.run(next);
   }
 
+  /** Hono middleware for a CNI request: while any is in flight, no read starts (within maxDeferMs). */
+  cni(): MiddlewareHandler {
+    return async (_c, next) => {
+      this.cniInFlight++;
+      try {
+        await next();
+      } finally {
+        this.cniInFlight--;
+        if (this.cniInFlight === 0) this.schedule();
+      }
+    };
+  }
+
   private turn(): Promise<void> {
-    if (this.running < this.concurrent && this.waiting.length === 0) {
+    if (this.waiting.length === 0 && this.mayStart(Date.now())) {
       this.running++;
       return Promise.resolve();
     }
     if (this.waiting.length >= this.maxWaiting) {
       return Promise.reject(new IpamError(ErrorCode.TryAgainLater, `${this.waiting.length} admin reads are waiting; try again shortly`));
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((start) => {
+      this.waiting.push({ since: Date.now(), start });
+      this.schedule();
+    });
   }
 
-  private next(): void {
-    while (this.running < this.concurrent && this.waiting.length > 0) {
+  private mayStart(now: number, since = now): boolean {
+    return this.running < this.concurrent && (this.cniInFlight === 0 || now - since >= this.maxDeferMs);
+  }
+
+  /**
+   * The next turn, on a later tick: setImmediate, not a resolved promise, whose microtask would
+   * start the next read before the event loop takes up the requests that came in during this
+   * one. While CNI requests hold the next read back, a timer makes sure it runs by its deadline.
+   */
+  private schedule(): void {
+    if (this.scheduled || this.waiting.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startWaiting();
+    });
+  }
+
+  private startWaiting(): void {
+    const now = Date.now();
+    while (this.waiting.length > 0 && this.mayStart(now, this.waiting[0]!.since)) {
       this.running++;
-      this.waiting.shift()!();
+      this.waiting.shift()!.start();
+    }
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.waiting.length > 0 && this.running < this.concurrent) {
+      const due = this.waiting[0]!.since + this.maxDeferMs - now;
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.startWaiting();
+      }, Math.max(1, due));
     }
   }
 }

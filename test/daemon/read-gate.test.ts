@@ -49,7 +49,7 @@ describe("admin read gate", () => {
   });
 
   test("beyond the waiting bound a reader is told to try again (code 11), not queued", async () => {
-    const gate = new ReadGate(1, 2);
+    const gate = new ReadGate({ maxWaiting: 2 });
     const log: string[] = [];
     const held = heldRead(log, "held");
     const queued = [gate.run(held.read), gate.run(async () => 1), gate.run(async () => 2)];
@@ -58,5 +58,38 @@ describe("admin read gate", () => {
     expect((refused as IpamError).code).toBe(ErrorCode.TryAgainLater);
     held.release();
     expect(await Promise.all(queued)).toEqual(["held", 1, 2]);
+  });
+
+  /** A CNI request held in flight until release() (the middleware as the app mounts it). */
+  function heldCni(gate: ReadGate, log: string[]) {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    const finished = gate.cni()(undefined as never, async () => { log.push("cni start"); await done; log.push("cni end"); });
+    return { release, finished };
+  }
+
+  test("no read starts while a CNI request is in flight", async () => {
+    const gate = new ReadGate();
+    const log: string[] = [];
+    const cni = heldCni(gate, log);
+    const read = gate.run(async () => log.push("read"));
+    await Bun.sleep(20);
+    expect(log).toEqual(["cni start"]);
+    cni.release();
+    await cni.finished;
+    await read;
+    expect(log).toEqual(["cni start", "cni end", "read"]);
+  });
+
+  test("a read deferred past maxDeferMs runs even while CNI requests keep coming", async () => {
+    const gate = new ReadGate({ maxDeferMs: 30 });
+    const log: string[] = [];
+    const cni = heldCni(gate, log);
+    const started = performance.now();
+    await gate.run(async () => log.push("read"));
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+    expect(log).toEqual(["cni start", "read"]);
+    cni.release();
+    await cni.finished;
   });
 });

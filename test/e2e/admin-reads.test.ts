@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { attachmentEnv, BINARY, cleanup, type Daemon, netconf, runPlugin, startDaemon } from "./harness.ts";
 import { run } from "./netns.ts";
+import { ALLOCATION_PAGE } from "../../src/protocol-admin.ts";
 
 afterEach(cleanup);
 
@@ -38,7 +39,7 @@ describe("paginated admin reads", () => {
     expect(typeof first.next).toBe("string");
     // Asking for more than a page's maximum gets the maximum, never the whole store.
     const big = await get(daemon, "/v1/allocations?limit=100000");
-    expect(big.allocations).toHaveLength(5000);
+    expect(big.allocations).toHaveLength(ALLOCATION_PAGE.max);
     const seen: string[] = [];
     let token: string | undefined;
     let pages = 0;
