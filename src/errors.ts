@@ -33,6 +33,10 @@ export const ErrorCode = {
   NotFound: 103,
   /** A mutating admin call on a listener that only may read (TCP without client certificates). */
   Forbidden: 104,
+  /** A namespace holds its pool's maxPerNamespace addresses (every fallback pool's, if any). */
+  NamespaceLimitReached: 105,
+  /** A pool this pod may not use: scoped to other namespaces or to other nodes. */
+  PoolNotAllowed: 106,
   Internal: 110,
 } as const;
 

@@ -5,7 +5,7 @@
 import { array, boolean, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, string, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 import { attachment, text } from "./protocol.ts";
-import { AllocationRecordSchema, HistoryEventSchema as StoredHistoryEventSchema } from "./store/records.ts";
+import { AllocationRecordSchema, HistoryEventSchema as StoredHistoryEventSchema, HoldSchema } from "./store/records.ts";
 
 /**
  * List pages: a default that answers most questions, and a maximum no client can exceed. A
@@ -37,9 +37,33 @@ export const PoolReportSchema = object({
   nodeSubnets: optional(array(object({ node: string(), subnet: string() }))),
   cooling: number(),
   stickyParked: number(),
+  /** Addresses reserved by operators (ipamd reserve). */
+  reserved: number(),
   orphans: object({ count: number(), sample: array(string()) }),
+  /** The address space it is unique in (`default` unless configured). */
+  space: string(),
+  /** Whom it serves: absent, every namespace / every node. */
+  namespaces: optional(array(string())),
+  nodes: optional(array(string())),
+  maxPerNamespace: optional(number()),
+  /** The namespaces holding most of its addresses (at most NAMESPACE_USE_SHOWN), most first, and how many hold any. */
+  namespaceUse: array(object({ namespace: string(), count: number() })),
+  namespacesUsing: number(),
+  /**
+   * Allocations its rules no longer allow (after a reload): they stay until released, and are
+   * told here — held by namespaces it no longer serves, by namespaces over its limit, and on
+   * this node if it no longer serves this node.
+   */
+  outOfScope: object({
+    namespaces: array(object({ namespace: string(), count: number() })),
+    overLimit: array(object({ namespace: string(), count: number() })),
+    thisNode: number(),
+  }),
 });
 export type PoolReport = InferOutput<typeof PoolReportSchema>;
+
+/** Namespaces a pool report names by use: enough to see who fills it, few enough to read. */
+export const NAMESPACE_USE_SHOWN = 5;
 
 /** A netconf's inline range set (no named pool): its network's own address space. */
 export const RangeSetReportSchema = object({
@@ -64,6 +88,8 @@ export const AdminPaths = {
   history: "/v1/history",
   gc: "/v1/gc",
   import: "/v1/import",
+  reservations: "/v1/reservations",
+  unreserve: "/v1/reservations/release",
   metrics: "/metrics",
 } as const;
 
@@ -77,7 +103,28 @@ export type HistoryEventBody = InferOutput<typeof HistoryEventSchema>;
 /** next: the token of the following page (as `after`/`before`), absent on the last one. */
 export const AllocationsResponseSchema = object({ allocations: array(AllocationSchema), next: optional(string()) });
 export const HistoryResponseSchema = object({ events: array(HistoryEventSchema), next: optional(string()) });
-export const AddressResponseSchema = object({ ip: string(), holders: array(AllocationSchema), history: array(HistoryEventSchema) });
+export const AddressResponseSchema = object({ ip: string(), holders: array(AllocationSchema), holds: array(HoldSchema), history: array(HistoryEventSchema) });
+
+/** ipamd reserve: a pool's address, or a span first-last, kept from pods until unreserved. */
+export const ReserveRequestSchema = object({
+  pool: text(253),
+  first: text(64),
+  last: optional(text(64)),
+  note: optional(pipe(string(), maxLength(256))),
+  /** Who asks (the CLI sends user@host): recorded with the reservation and in its history. */
+  by: optional(pipe(string(), maxLength(256))),
+});
+export const ReserveResponseSchema = object({ reserved: array(string()) });
+export const UnreserveRequestSchema = object({
+  first: text(64),
+  last: optional(text(64)),
+  /** Where, when the same addresses are reserved in more than one space. */
+  pool: optional(text(253)),
+  space: optional(text(63)),
+  by: optional(pipe(string(), maxLength(256))),
+});
+export const UnreserveResponseSchema = object({ unreserved: array(string()) });
+export const ReservationsResponseSchema = object({ reservations: array(HoldSchema) });
 
 /** Releasing by hand is destructive: the caller must say so. */
 export const ReleaseRequestSchema = object({

@@ -3,7 +3,7 @@
  * HTTP/1.1 on a unix socket, versioned paths under /v1. Both sides import these schemas, so
  * a request the plugin can build is exactly a request the daemon accepts.
  */
-import { array, boolean, check, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, unknown } from "valibot";
+import { array, boolean, check, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, union, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 
 export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
@@ -58,7 +58,13 @@ export const attachment = {
   ...AttachmentKeySchema.entries,
 };
 
-export const PoolNamesSchema = pipe(array(text(253)), minLength(1), maxLength(16));
+/**
+ * Named pools, one address from each element; an element that is itself a list is a fallback
+ * group — the first of its pools this pod may use that has a free address
+ * (`[["v4-a", "v4-b"], "v6"]`).
+ */
+export const PoolNamesSchema = pipe(array(union([text(253), pipe(array(text(253)), minLength(1), maxLength(16))])), minLength(1), maxLength(16));
+export type PoolChoices = InferOutput<typeof PoolNamesSchema>;
 
 export const AllocatedIpSchema = object({
   family: picklist([4, 6]),

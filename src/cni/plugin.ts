@@ -9,7 +9,7 @@ import { safeParse } from "valibot";
 import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
 import { parseRangeSets, type RangeSetsInput } from "../ipam/pool.ts";
-import { DEFAULT_SOCKET, EmptyResponseSchema, GcResponseSchema, type IpsResponse, IpsResponseSchema, Paths, StatusResponseSchema } from "../protocol.ts";
+import { DEFAULT_SOCKET, EmptyResponseSchema, GcResponseSchema, type IpsResponse, IpsResponseSchema, Paths, type PoolChoices, StatusResponseSchema } from "../protocol.ts";
 import type { AddRequest, Pod } from "../protocol-requests.ts";
 import { VERSION } from "../version.ts";
 import { callDaemon } from "./client.ts";
@@ -113,10 +113,11 @@ async function addressesFor(socket: string, request: AddRequest): Promise<IpsRes
   }
 }
 
-/** Named pools: `pool` and/or `pools`, defined in the daemon's config. */
-function poolsOf(conf: NetConf): string[] {
-  const names = [...(conf.ipam.pool ? [conf.ipam.pool] : []), ...(conf.ipam.pools ?? [])];
-  return [...new Set(names)];
+/** Named pools: `pool` and/or `pools` (whose elements may be fallback lists), defined in the daemon's config. */
+function poolsOf(conf: NetConf): PoolChoices {
+  const choices = [...(conf.ipam.pool ? [conf.ipam.pool] : []), ...(conf.ipam.pools ?? [])];
+  // A pool named twice by `pool` and `pools` is one address, not two.
+  return choices.filter((c, i) => typeof c !== "string" || choices.indexOf(c) === i);
 }
 
 /** Static addresses from CNI_ARGS IP=, args.cni.ips and runtimeConfig.ips (with or without prefix). */
@@ -194,9 +195,7 @@ async function execute(command: Exclude<Command, "VERSION">, env: Env, conf: Net
       const pod = podOf(cniArgs);
       const ranges = rangesOf(conf);
       const pools = poolsOf(conf);
-      if (ranges.length === 0 && pools.length === 0) {
-        throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges (or ipam.subnet), or ipam.pool");
-      }
+      // Neither ranges nor pools: the daemon's defaultPools (and the namespace's pools) decide.
       const request: AddRequest = {
         network,
         containerID: env.CNI_CONTAINERID!,

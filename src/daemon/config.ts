@@ -5,8 +5,9 @@
  */
 import { array, type InferOutput, maxLength, maxValue, minLength, minValue, number, optional, picklist, pipe, record, regex, safeParse, strictObject, string } from "valibot";
 import { firstIssue, IpamError } from "../errors.ts";
-import { compilePools, type NamedPool, NamedPoolSchema } from "../ipam/named-pool.ts";
-import { DEFAULT_SOCKET, NAME_PATTERN } from "../protocol.ts";
+import { compilePools, NamedPoolSchema } from "../ipam/named-pool.ts";
+import { DEFAULT_SOCKET, NAME_PATTERN, PoolNamesSchema } from "../protocol.ts";
+import { choiceGroups, type PoolSetup } from "../ipam/pool-choice.ts";
 
 export const DEFAULT_CONFIG = "/etc/ipamd/config.json";
 export const DEFAULT_DB = "/var/lib/ipamd/ipamd.db";
@@ -20,6 +21,11 @@ export const DaemonConfigSchema = strictObject({
   node: optional(pipe(string(), minLength(1), maxLength(253))),
   /** Named pools (Cluster API in-cluster rules, or a supernet split per node), by name. */
   pools: optional(record(pipe(string(), regex(NAME_PATTERN, "a pool name is letters, digits, '_', '.' and '-'"), maxLength(253)), NamedPoolSchema)),
+  /**
+   * Where a netconf that names no ranges and no pool takes its addresses: one from each
+   * element (an element may be a fallback list), after the pools scoped to the pod's namespace.
+   */
+  defaultPools: optional(PoolNamesSchema),
   /** Seconds between leak sweeps (0 turns the periodic sweep off; `ipamd gc` still works). */
   reclaimInterval: optional(pipe(number(), minValue(0), maxValue(86_400))),
   /** Seconds a netns must have been gone (and an allocation must have lived) before reclaiming. */
@@ -84,7 +90,7 @@ export class ConfigError extends Error {}
 
 export interface LoadedConfig {
   config: DaemonConfig;
-  pools: Map<string, NamedPool>;
+  setup: PoolSetup;
 }
 
 /**
@@ -96,7 +102,7 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
   const path = file ?? DEFAULT_CONFIG;
   const handle = Bun.file(path);
   if (!(await handle.exists())) {
-    if (file === undefined) return { config: {}, pools: new Map() };
+    if (file === undefined) return { config: {}, setup: { pools: new Map(), defaults: [] } };
     throw new ConfigError(`config file ${path} does not exist`);
   }
   const yaml = /\.ya?ml$/i.test(path);
@@ -112,7 +118,8 @@ export async function loadConfig(file: string | undefined): Promise<LoadedConfig
     throw new ConfigError(`config file ${path}: ${firstIssue(parsed.issues)}`);
   }
   try {
-    return { config: parsed.output, pools: compilePools(parsed.output.pools ?? {}) };
+    const pools = compilePools(parsed.output.pools ?? {});
+    return { config: parsed.output, setup: { pools, defaults: choiceGroups(parsed.output.defaultPools ?? [], pools, "defaultPools") } };
   } catch (err) {
     throw new ConfigError(`config file ${path}: ${err instanceof IpamError ? err.message : String(err)}`);
   }

@@ -19,8 +19,10 @@ export function httpStatusOf(code: number): ContentfulStatusCode {
     case ErrorCode.NotFound:
       return 404;
     case ErrorCode.Forbidden:
+    case ErrorCode.PoolNotAllowed:
       return 403;
     case ErrorCode.PoolExhausted:
+    case ErrorCode.NamespaceLimitReached:
     case ErrorCode.AddressInUse:
       return 409;
     case ErrorCode.Internal:

@@ -9,10 +9,11 @@ import { cidrContains, type Family, formatIp, parseIp } from "../ipam/address.ts
 import type { ExtentSet } from "../ipam/freespace.ts";
 import type { RangeSet } from "../ipam/pool.ts";
 import type { PoolReport, PoolsResponse, RangeSetReport } from "../protocol-admin.ts";
-import type { AllocationRecord, Store } from "../store/store.ts";
+import type { AllocationRecord, Hold, Store } from "../store/store.ts";
 import { type PoolUsage, sourceOf } from "./observability.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import { namedSpace } from "../engine/pools.ts";
+import { spaceOf } from "../engine/pools.ts";
+import { tenantFields } from "./pool-tenants.ts";
 import type { Engine } from "../engine/engine.ts";
 
 const ORPHAN_SAMPLE = 20;
@@ -70,16 +71,11 @@ export function usageOf(engine: Engine, r: AllocationRecord): PoolUsage | null {
   return { name: sourceOf(r), size: Number(set.size), used: usedIn(set, engine.takenSet(r.space, set.family)) };
 }
 
-/** Cooling and parked addresses of a space that `inPool` accepts (named pools share a space). */
-function holdCounts(engine: Engine, space: string, inPool: (ip: string) => boolean): { cooling: number; parked: number } {
-  let cooling = 0;
-  let parked = 0;
-  for (const h of engine.state.allHolds()) {
-    if (h.space !== space || !inPool(h.ip)) continue;
-    if (h.kind === "cooling") cooling++;
-    else parked++;
-  }
-  return { cooling, parked };
+/** Cooling, parked and reserved addresses of a space that `inPool` accepts (named pools share a space). */
+function holdCounts(engine: Engine, space: string, inPool: (ip: string) => boolean): Record<Hold["kind"], number> {
+  const counts = { cooling: 0, sticky: 0, reserved: 0 };
+  for (const h of engine.state.allHolds()) if (h.space === space && inPool(h.ip)) counts[h.kind]++;
+  return counts;
 }
 
 /** Every named pool's report, and every inline range set's this daemon has allocated from. */
@@ -94,46 +90,56 @@ function rangeSetReports(engine: Engine): RangeSetReport[] {
   });
 }
 
+/** Orphans per pool: found per space and told by the pool whose subnet holds them, else by the space's first pool, so each is counted once. */
+function orphansByPool(engine: Engine, named: NamedPool[]): Map<string, [bigint, bigint][]> {
+  const setOf = (pool: NamedPool) => engine.registry.rangeSetOf(pool);
+  const orphans = new Map<string, [bigint, bigint][]>();
+  for (const space of new Set(named.map(spaceOf))) {
+    const pools = named.filter((p) => spaceOf(p) === space);
+    const family = pools[0]!.family;
+    const sets = pools.flatMap((p) => setOf(p) ?? []);
+    for (const extent of orphanExtents(sets, engine.takenSet(space, family))) {
+      const owner = pools.find((p) => setOf(p)?.ranges.some((r) => cidrContains(r.subnet, family, extent[0]))) ?? pools[0]!;
+      orphans.set(owner.name, [...(orphans.get(owner.name) ?? []), extent]);
+    }
+  }
+  return orphans;
+}
+
 async function namedPoolReports(engine: Engine, store: Store): Promise<PoolReport[]> {
   const reports: PoolReport[] = [];
   const named = [...engine.registry.named.values()];
-  const setOf = (pool: NamedPool) => engine.registry.rangeSetOf(pool);
-  // Orphans are found per family (named pools share a space) and told by the pool whose
-  // subnet holds them, else by the family's first pool, so each is counted once.
-  const orphansByPool = new Map<string, [bigint, bigint][]>();
-  for (const family of [4, 6] as const) {
-    const pools = named.filter((p) => p.family === family);
-    if (pools.length === 0) continue;
-    const sets = pools.flatMap((p) => setOf(p) ?? []);
-    for (const extent of orphanExtents(sets, engine.takenSet(namedSpace(family), family))) {
-      const owner = pools.find((p) => setOf(p)?.ranges.some((r) => cidrContains(r.subnet, family, extent[0]))) ?? pools[0]!;
-      orphansByPool.set(owner.name, [...(orphansByPool.get(owner.name) ?? []), extent]);
-    }
-  }
+  const orphans = orphansByPool(engine, named);
   for (const pool of named) {
-    const space = namedSpace(pool.family);
-    const set = setOf(pool);
+    const space = spaceOf(pool);
+    const set = engine.registry.rangeSetOf(pool);
     const taken = engine.takenSet(space, pool.family);
     const inPool = (ip: string) => {
       const parsed = parseIp(ip);
       return !!set && !!parsed && set.ranges.some((r) => parsed.value >= r.start && parsed.value <= r.end);
     };
     const counts = holdCounts(engine, space, inPool);
-    const base = { name: pool.name, family: pool.family, definition: pool.input, cooling: counts.cooling, stickyParked: counts.parked };
-    const orphans = orphansOf(orphansByPool.get(pool.name) ?? [], pool.family);
+    const base = {
+      name: pool.name,
+      family: pool.family,
+      definition: pool.input,
+      cooling: counts.cooling,
+      stickyParked: counts.sticky,
+      reserved: counts.reserved,
+      orphans: orphansOf(orphans.get(pool.name) ?? [], pool.family),
+      ...(await tenantFields(engine, pool)),
+    };
     if (!set) {
-      reports.push({ ...base, kind: "node-subnet", size: "0", used: 0, free: "0", utilization: 100, nodeSubnets: await store.nodeSubnets(pool.name), orphans });
+      reports.push({ ...base, kind: "node-subnet", size: "0", used: 0, free: "0", utilization: 100, nodeSubnets: await store.nodeSubnets(pool.name) });
       continue;
     }
     const used = usedIn(set, taken);
-    const held = counts.cooling + counts.parked;
     const nodeSubnet = pool.nodeSubnet ? set.ranges[0]!.subnet : null;
     reports.push({
       ...base,
       kind: pool.nodeSubnet ? "node-subnet" : "named",
-      ...figures(set, used, held),
+      ...figures(set, used, counts.cooling + counts.sticky + counts.reserved),
       ...(nodeSubnet ? { nodeSubnet: `${formatIp(nodeSubnet.address, pool.family)}/${nodeSubnet.prefix}`, nodeSubnets: await store.nodeSubnets(pool.name) } : {}),
-      orphans,
     });
   }
   return reports;

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, IpamError } from "../errors.ts";
 import type { ConsolaInstance } from "consola/core";
-import type { NamedPool } from "../ipam/named-pool.ts";
+import type { PoolSetup } from "../ipam/pool-choice.ts";
 import { createLogger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
@@ -29,7 +29,7 @@ export interface RunningDaemon {
 }
 
 /** The engine over the store, with its observers: per-allocation metrics and utilization warnings. */
-async function startEngine(store: OpenedStore, settings: ServeSettings, pools: Map<string, NamedPool>, metrics: DaemonMetrics, health: StoreHealth, log: ConsolaInstance): Promise<Engine> {
+async function startEngine(store: OpenedStore, settings: ServeSettings, setup: PoolSetup, metrics: DaemonMetrics, health: StoreHealth, log: ConsolaInstance): Promise<Engine> {
   store.onCommit = (seconds, callers) => {
     metrics.commitDuration.observe(seconds);
     metrics.commitBatch.observe(callers);
@@ -38,7 +38,8 @@ async function startEngine(store: OpenedStore, settings: ServeSettings, pools: M
   let watch: UtilizationWatch | undefined;
   const engine = await Engine.start(store, {
     node: settings.node,
-    pools,
+    pools: setup.pools,
+    defaultPools: setup.defaults,
     blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
     nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
     observer: {
@@ -68,8 +69,8 @@ async function listenPrivately(socket: string, app: { fetch: (req: Request) => R
 function reloader(config: string | undefined, engine: Engine, log: ConsolaInstance): () => Promise<{ pools: string[] }> {
   return async () => {
     const next = await loadConfig(config);
-    await engine.reconfigure(next.pools);
-    const pools = [...next.pools.keys()];
+    await engine.reconfigure(next.setup);
+    const pools = [...next.setup.pools.keys()];
     log.info("configuration reloaded", { pools });
     for (const report of (await poolReports(engine, engine.store)).pools) {
       if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
@@ -96,9 +97,9 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   });
   const metrics = new DaemonMetrics();
   const health = new StoreHealth(() => store.probe(), log);
-  const engine = await startEngine(store, settings, loaded.pools, metrics, health, log);
+  const engine = await startEngine(store, settings, loaded.setup, metrics, health, log);
   const reclaimer = new Reclaimer(engine, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
-  if (settings.store === "sqlite" && [...loaded.pools.values()].some((p) => p.nodeSubnet)) {
+  if (settings.store === "sqlite" && [...loaded.setup.pools.values()].some((p) => p.nodeSubnet)) {
     log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
   }
   const reload = reloader(flags.config, engine, log);
@@ -170,7 +171,7 @@ export async function checkConfigCommand(flags: ServeFlags): Promise<number> {
     const loaded = await loadConfig(flags.config);
     const settings = resolveSettings(flags, loaded.config, hostname());
     if (settings.store === "etcd" && settings.etcd.endpoints.length === 0) throw new ConfigError("--store etcd needs --etcd-endpoints");
-    process.stdout.write(`${JSON.stringify({ ...settings, pools: [...loaded.pools.keys()] })}\n`);
+    process.stdout.write(`${JSON.stringify({ ...settings, pools: [...loaded.setup.pools.keys()], defaultPools: loaded.setup.defaults })}\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`ipamd serve: ${err instanceof Error ? err.message : String(err)}\n`);

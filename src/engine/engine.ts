@@ -8,15 +8,16 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
-import { type AllocationRecord, type Binding, ConflictError, type ReleaseKind, type Store } from "../store/store.ts";
+import type { PoolSetup } from "../ipam/pool-choice.ts";
+import { type AllocationRecord, type Binding, ConflictError, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
 import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, ownView, planClaim } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
 import { readSnapshot } from "./load.ts";
 import { AttachmentLocks } from "./locks.ts";
-import { type AddOutcome, planAdd } from "./plan-add.ts";
+import { type AddOutcome, bindingKey, planAdd } from "./plan-add.ts";
 import { planExpiry } from "./plan-release.ts";
-import { PoolRegistry } from "./pools.ts";
+import { type AddTargets, PoolRegistry } from "./pools.ts";
 import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
 import { type Sharing, sharingOf } from "./sharing.ts";
 import { AddressState } from "./state.ts";
@@ -29,6 +30,8 @@ const MAX_EXPIRED_PER_ADD = 32;
 export interface EngineOptions {
   node: string;
   pools?: Map<string, NamedPool>;
+  /** `defaultPools`, as groups (see PoolSetup). */
+  defaultPools?: string[][];
   /** Block sizes (prefix lengths) for a shared store. */
   blockSizes?: BlockSizes;
   /** Seconds without renewal after which a node counts as gone (shared stores). */
@@ -71,14 +74,14 @@ export class Engine {
     engine.state.load(await readSnapshot(store));
     engine.state.loadCursors(await store.cursors());
     if (engine.sharing.blocks) engine.state.loadBlocks(await store.blocks(), engine.node, blockStart);
-    await engine.registry.configure(options.pools ?? new Map(), store);
+    await engine.registry.configure({ pools: options.pools ?? new Map(), defaults: options.defaultPools ?? [] }, store);
     if (engine.sharing.announces) await store.announce(engine.node, options.nodeTtlSeconds ?? 60);
     return engine;
   }
 
   /** Swaps in a new pool configuration; allocations and requests in flight are untouched. */
-  async reconfigure(pools: Map<string, NamedPool>): Promise<void> {
-    await this.registry.configure(pools, this.store);
+  async reconfigure(setup: PoolSetup): Promise<void> {
+    await this.registry.configure(setup, this.store);
   }
 
   get allocationCount(): number {
@@ -90,7 +93,8 @@ export class Engine {
   }
 
   async add(req: AddRequest): Promise<Answer[]> {
-    const targets = this.registry.targetsFor(req);
+    const selected = this.registry.targetsFor(req);
+    const { targets } = selected;
     const requested = (req.requestedIps ?? []).map((text) => {
       const ip = parseIp(text);
       if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `requested IP "${text}" is not an IP address`);
@@ -99,7 +103,7 @@ export class Engine {
     return this.locks.run(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
       if (existing.length > 0) return existing.map((r) => answerFor(r, targets));
-      return (await this.allocate(req, targets, requested)).map(toAnswer);
+      return (await this.allocate(req, selected, requested)).map(toAnswer);
     });
   }
 
@@ -145,10 +149,12 @@ export class Engine {
   /**
    * Plans and applies an ADD's allocations. With a shared store memory can be behind: a
    * commit that lost a race teaches the addresses lost, and "exhausted" is only believed
-   * after re-reading the store.
+   * after re-reading the store. A namespace found at a pool's limit by the store's count
+   * takes that pool out of this ADD's candidates (the next of its group is tried).
    */
-  private async allocate(req: AddRequest, targets: Target[], requested: Ip[]): Promise<AllocationRecord[]> {
+  private async allocate(req: AddRequest, { targets, slots }: AddTargets, requested: Ip[]): Promise<AllocationRecord[]> {
     const borrow = new Set<number>();
+    const excluded = new Map<number, IpamError>();
     let reread = false;
     for (let attempt = 0; ; attempt++) {
       await this.prepare(targets);
@@ -156,13 +162,17 @@ export class Engine {
       let outcome: AddOutcome;
       try {
         const scopes = targets.map((t) => (this.sharing.blocks ? ownView(this.state.ownedBlocks(t.space), t.rangeSet, this.blockSizes) : null));
-        outcome = planAdd(this.state, { req, targets, requested, bindings, scopes, borrow, node: this.node, now: this.now() });
+        outcome = planAdd(this.state, { req, targets, slots, requested, bindings, scopes, borrow, excluded, node: this.node, now: this.now() });
         // Applied in the same turn as planned: no other plan sees the addresses this one takes.
         if ("plan" in outcome) await this.applier.apply(outcome.plan);
       } catch (err) {
         if (err instanceof IpamError && err.code === ErrorCode.PoolExhausted && this.sharing.rereadWhenExhausted && !reread) {
           reread = true;
           await this.reread(targets);
+          continue;
+        }
+        if (err instanceof LimitError) {
+          for (const [i, t] of targets.entries()) if (t.pool === err.pool) excluded.set(i, new IpamError(ErrorCode.NamespaceLimitReached, err.message));
           continue;
         }
         if (!(err instanceof ConflictError)) throw err;
@@ -216,10 +226,10 @@ export class Engine {
     const bindings = new Map<string, Binding | undefined>();
     for (const t of targets) {
       const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
-      if (!pod) continue;
+      if (!pod || bindings.has(bindingKey(t.space, pod))) continue;
       const binding = this.sharing.freshBindings ? await this.store.binding(t.space, pod) : this.state.binding(t.space, pod);
       if (this.sharing.freshBindings) this.state.learnBinding(t.space, pod, binding);
-      bindings.set(t.space, binding);
+      bindings.set(bindingKey(t.space, pod), binding);
     }
     return bindings;
   }

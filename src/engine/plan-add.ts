@@ -16,9 +16,12 @@ import { cursorOf, stickyKey, type Target } from "./target.ts";
 
 export interface AddInput {
   req: AddRequest;
+  /** Every candidate of every slot (see AddTargets). */
   targets: Target[];
+  /** Per slot, its candidates' indexes in `targets`, in the order they are tried. */
+  slots: number[][];
   requested: Ip[];
-  /** The pod's binding per sticky target's space (read fresh where other daemons may change it). */
+  /** The pod's binding per sticky target (bindingKey), read fresh where other daemons may change it. */
   bindings: Map<string, Binding | undefined>;
   /**
    * Per target: where a dynamic address comes from first — this node's blocks (empty when it
@@ -27,9 +30,14 @@ export interface AddInput {
   scopes: (RangeSet | null)[];
   /** Targets whose blocks are full and that may now borrow from the whole range set. */
   borrow: Set<number>;
+  /** Targets this pod may not take from now (its namespace is at the pool's limit), and why. */
+  excluded: Map<number, IpamError>;
   node: string;
   now: number;
 }
+
+/** The key of a pod's binding in a target's space (AddInput.bindings). */
+export const bindingKey = (space: string, pod: string): string => `${space}\0${pod}`;
 
 export type AddOutcome = { plan: Plan } | { needsBlock: number };
 
@@ -128,26 +136,67 @@ function addPick(plan: Plan, view: StateView, t: Target, pick: Pick, input: AddI
     static: wanted,
   };
   plan.changes.push({ op: "allocate", record });
+  // Counted by the store, in the same commit: exact even when other daemons allocate too.
+  if (t.maxPerNamespace !== null && t.pool !== null && record.podNamespace) plan.changes.push({ op: "limit", pool: t.pool, namespace: record.podNamespace, max: t.maxPerNamespace });
   plan.allocated.push(record);
+}
+
+/** One slot's address: which candidate, what it picked, whether it was asked for. */
+type SlotPick = { index: number; pick: Pick; wanted: boolean } | { needsBlock: number };
+
+/** Of several candidates' failures, the answer: the one alone, or all of them named. */
+function slotFailure(failures: IpamError[]): IpamError {
+  if (failures.length === 1) return failures[0]!;
+  const allLimits = failures.every((f) => f.code === ErrorCode.NamespaceLimitReached);
+  return new IpamError(allLimits ? ErrorCode.NamespaceLimitReached : ErrorCode.PoolExhausted, `no pool of the group has an address for this pod: ${failures.map((f) => f.message).join("; ")}`);
+}
+
+function pickInSlot(view: StateView, input: AddInput, slot: number[], unclaimed: Set<Ip>): SlotPick {
+  const { targets, req } = input;
+  // A requested address, in whichever candidate holds it.
+  for (const index of slot) {
+    const t = targets[index]!;
+    const wanted = input.requested.find((ip) => unclaimed.has(ip) && ip.family === t.rangeSet.family && t.rangeSet.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
+    if (!wanted) continue;
+    unclaimed.delete(wanted);
+    return { index, pick: pickStatic(t, view, wanted), wanted: true };
+  }
+  // A sticky pod comes back to its parked address, whichever candidate it came from.
+  for (const index of slot) {
+    const t = targets[index]!;
+    const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
+    const pick = pod ? pickSticky(t, input.bindings.get(bindingKey(t.space, pod)), pod) : null;
+    if (pick) return { index, pick, wanted: false };
+  }
+  const failures: IpamError[] = [];
+  for (const index of slot) {
+    const excluded = input.excluded.get(index);
+    if (excluded) {
+      failures.push(excluded);
+      continue;
+    }
+    try {
+      const next = pickNext(targets[index]!, view, input.scopes[index] ?? null, input.borrow.has(index));
+      return next === "needs-block" ? { needsBlock: index } : { index, pick: next, wanted: false };
+    } catch (err) {
+      if (!(err instanceof IpamError) || err.code !== ErrorCode.PoolExhausted) throw err;
+      failures.push(err);
+    }
+  }
+  throw slotFailure(failures);
 }
 
 export function planAdd(view: StateView, input: AddInput): AddOutcome {
   const { req, targets } = input;
   const plan = emptyPlan();
   const unclaimed = new Set(input.requested);
-  for (const [i, t] of targets.entries()) {
-    const family = t.rangeSet.family;
-    const wanted = input.requested.find((ip) => unclaimed.has(ip) && ip.family === family && t.rangeSet.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
-    if (wanted) unclaimed.delete(wanted);
+  for (const slot of input.slots) {
+    const picked = pickInSlot(view, input, slot, unclaimed);
+    if ("needsBlock" in picked) return picked;
+    const t = targets[picked.index]!;
     const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
-    const binding = pod ? input.bindings.get(t.space) : undefined;
-    let pick: Pick | null = wanted ? pickStatic(t, view, wanted) : pod ? pickSticky(t, binding, pod) : null;
-    if (!pick) {
-      const next = pickNext(t, view, input.scopes[i] ?? null, input.borrow.has(i));
-      if (next === "needs-block") return { needsBlock: i };
-      pick = next;
-    }
-    addPick(plan, view, t, pick, input, pod, binding, wanted !== undefined);
+    const binding = pod ? input.bindings.get(bindingKey(t.space, pod)) : undefined;
+    addPick(plan, view, t, picked.pick, input, pod, binding, picked.wanted);
   }
   if (unclaimed.size > 0) {
     const [ip] = unclaimed;

@@ -6,7 +6,7 @@
  */
 import { type Family, parseIp } from "../ipam/address.ts";
 import type { PoolPolicy } from "../ipam/named-pool.ts";
-import type { AllocationRecord, Binding, Hold, ReleaseKind } from "../store/store.ts";
+import type { AllocationRecord, Binding, Hold, HoldEvent, ReleaseKind } from "../store/store.ts";
 import { type Address, emptyPlan, type Plan } from "./plan.ts";
 import type { StateView } from "./state.ts";
 import { stickyKey } from "./target.ts";
@@ -65,9 +65,9 @@ export function planRelease(view: StateView, input: ReleaseInput): Plan {
 }
 
 /** A plan that ends one hold: the address is free once durable, a parked pod's binding goes. */
-function endHold(view: StateView, hold: Hold): Plan {
+export function endHold(view: StateView, hold: Hold, event?: HoldEvent): Plan {
   const plan = emptyPlan();
-  plan.changes.push({ op: "unhold", hold });
+  plan.changes.push({ op: "unhold", hold, ...(event ? { event } : {}) });
   plan.ends.push(hold);
   const freed = addressOf(hold.space, hold.family, hold.ip);
   if (freed) plan.frees.push(freed);
@@ -110,13 +110,13 @@ export function planExpiry(view: StateView, space: string, policyOf: (pool: stri
 /**
  * An operator's release of the holds on one address (in `spaces`, or every space): each hold
  * ends, and every binding to the address goes — a parked one with its hold, an active one
- * alone (its allocation is released by planRelease).
+ * alone (its allocation is released by planRelease). A reservation stays: only unreserve ends it.
  */
 export function planForget(view: StateView, ip: string, spaces: string[], bindings: Binding[]): Plan {
   const plan = emptyPlan();
   for (const space of spaces) {
     const hold = view.hold(space, ip);
-    if (!hold) continue;
+    if (!hold || hold.kind === "reserved") continue;
     const ended = endHold(view, hold);
     plan.changes.push(...ended.changes.filter((c) => c.op !== "unbind"));
     plan.ends.push(...ended.ends);

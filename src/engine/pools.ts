@@ -7,6 +7,9 @@
 import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, formatCidr, parseCidr } from "../ipam/address.ts";
 import { footprint, type NamedPool, nodeRangeSet, type PoolPolicy } from "../ipam/named-pool.ts";
+import type { PoolSetup } from "../ipam/pool-choice.ts";
+import { DEFAULT_SPACE } from "../ipam/pool-scope.ts";
+import { select } from "./selection.ts";
 import { nextFreeSubnet, subnetFits } from "../ipam/node-subnet.ts";
 import { parseRangeSets, type RangeSet } from "../ipam/pool.ts";
 import type { AddRequest } from "./requests.ts";
@@ -19,15 +22,25 @@ const MAX_INLINE_REPORTED = 256;
 export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false, stickyTtlMs: null };
 
 /**
- * Named pools of one family share one address space. Pools never overlap (compilePools
- * refuses it), so sharing costs nothing, and it keeps an address unique across pools even
- * when a reload renames, splits or merges them: the addresses already handed out stay
- * taken whatever the pool is now called.
+ * Named pools of one family and one space share one address space. Pools of a space never
+ * overlap (compilePools refuses it), so sharing costs nothing, and it keeps an address unique
+ * across pools even when a reload renames, splits or merges them: the addresses already handed
+ * out stay taken whatever the pool is now called. The default space keeps its first name.
  */
-export const namedSpace = (family: Family): string => `@ipv${family}`;
+export const namedSpace = (family: Family, space: string = DEFAULT_SPACE): string => (space === DEFAULT_SPACE ? `@ipv${family}` : `@${space}:ipv${family}`);
+
+/** The store's space of a named pool. */
+export const spaceOf = (pool: NamedPool): string => namedSpace(pool.family, pool.scope.space);
+
+/** An ADD's targets, and its slots: per slot, the indexes of its candidate targets in order. */
+export interface AddTargets {
+  targets: Target[];
+  slots: number[][];
+}
 
 export class PoolRegistry {
   private pools = new Map<string, NamedPool>();
+  private defaults: string[][] = [];
   /** This node's subnet of each supernet pool, as a range set. */
   private nodeSets = new Map<string, RangeSet>();
   /** Inline range sets seen since start, for reports, by network and range set. */
@@ -37,6 +50,10 @@ export class PoolRegistry {
 
   get named(): ReadonlyMap<string, NamedPool> {
     return this.pools;
+  }
+
+  get defaultPools(): readonly string[][] {
+    return this.defaults;
   }
 
   /** A named pool's range set: its own, or this node's subnet of it (undefined: none claimed). */
@@ -60,7 +77,7 @@ export class PoolRegistry {
   }
 
   /** Installs a new set of pools, claiming this node's subnet of each supernet pool first. */
-  async configure(pools: Map<string, NamedPool>, store: Store): Promise<void> {
+  async configure({ pools, defaults }: PoolSetup, store: Store): Promise<void> {
     const nodeSets = new Map<string, RangeSet>();
     for (const pool of pools.values()) {
       const spec = pool.nodeSubnet;
@@ -74,6 +91,7 @@ export class PoolRegistry {
       if (claimed !== null) nodeSets.set(pool.name, nodeRangeSet(pool, parseCidr(claimed)!.address));
     }
     this.pools = pools;
+    this.defaults = defaults;
     this.nodeSets = nodeSets;
   }
 
@@ -82,26 +100,33 @@ export class PoolRegistry {
     return record.pool === null ? DEFAULT_POLICY : (this.pools.get(record.pool)?.policy ?? DEFAULT_POLICY);
   }
 
-  targetsFor(req: AddRequest): Target[] {
+  targetsFor(req: AddRequest): AddTargets {
     const targets: Target[] = [];
+    const slots: number[][] = [];
     for (const rangeSet of parseRangeSets(req.ranges ?? [])) {
       this.refuseOverlapWithNamed(rangeSet);
-      const target: Target = { space: req.network, pool: null, rangeSet, policy: DEFAULT_POLICY };
+      const target: Target = { space: req.network, pool: null, rangeSet, policy: DEFAULT_POLICY, maxPerNamespace: null };
       // Remembered for reports, newest last; bounded, since every distinct netconf adds one.
       const key = `${req.network}\0${rangeSet.key}`;
       this.inline.delete(key);
       this.inline.set(key, { network: req.network, target });
       if (this.inline.size > MAX_INLINE_REPORTED) this.inline.delete(this.inline.keys().next().value!);
-      targets.push(target);
+      slots.push([targets.push(target) - 1]);
     }
-    for (const name of req.pools ?? []) {
-      const pool = this.pools.get(name);
-      if (!pool) throw new IpamError(ErrorCode.InvalidNetworkConfig, `unknown pool "${name}": the daemon's config defines ${[...this.pools.keys()].join(", ") || "no pools"}`);
-      const rangeSet = this.rangeSetOf(pool);
-      if (!rangeSet) throw new IpamError(ErrorCode.PoolExhausted, `pool ${name}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
-      targets.push({ space: namedSpace(pool.family), pool: name, rangeSet, policy: pool.policy });
+    const selection = select(this.pools, this.defaults, this.node, { pools: req.pools, namespace: req.pod?.namespace || undefined, hasRanges: targets.length > 0 });
+    for (const names of selection.slots) {
+      const usable = names.map((name) => this.pools.get(name)!).filter((pool) => this.rangeSetOf(pool));
+      // A supernet pool with no subnet left for this node is full here: the next one is tried.
+      if (usable.length === 0) {
+        const pool = this.pools.get(names[0]!)!;
+        throw new IpamError(ErrorCode.PoolExhausted, `pool ${names.join(", ")}: supernet ${pool.input.supernet} has no free /${pool.nodeSubnet!.prefix} left for node ${this.node}`);
+      }
+      slots.push(usable.map((pool) => targets.push(this.targetOf(pool)) - 1));
     }
-    if (targets.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges, ipam.subnet or ipam.pool");
-    return targets;
+    return { targets, slots };
+  }
+
+  private targetOf(pool: NamedPool): Target {
+    return { space: spaceOf(pool), pool: pool.name, rangeSet: this.rangeSetOf(pool)!, policy: pool.policy, maxPerNamespace: pool.scope.maxPerNamespace };
   }
 }

@@ -5,6 +5,7 @@
  */
 import type { Family } from "../ipam/address.ts";
 import type { RangeSetsInput } from "../ipam/pool.ts";
+import type { PoolChoice } from "../ipam/pool-choice.ts";
 import type { AttachmentKey } from "../store/store.ts";
 
 /** An attachment: the network's name, the container and its interface. */
@@ -16,8 +17,8 @@ export interface AddRequest extends Attachment {
   netns?: string;
   /** The netconf's inline range sets; one address from each. */
   ranges?: RangeSetsInput;
-  /** Named pools of the daemon's config; one address from each. */
-  pools?: string[];
+  /** Named pools of the daemon's config; one address from each element (a list: a fallback group). */
+  pools?: PoolChoice[];
   /** Static addresses, without prefix. */
   requestedIps?: string[];
   /** The pod, from the runtime's K8S_POD_* arguments. */

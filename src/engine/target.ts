@@ -10,13 +10,15 @@ import { type AllocationRecord, rangeSetCursor } from "../store/store.ts";
 import type { Answer } from "./requests.ts";
 
 export interface Target {
-  /** The address space: the network's name (inline ranges) or `@ipv4`/`@ipv6` (named pools). */
+  /** The address space: the network's name (inline ranges) or a named pool's (see namedSpace). */
   space: string;
   /** The named pool; null for the netconf's inline ranges. */
   pool: string | null;
   /** The range set's canonical text. */
   rangeSet: RangeSet;
   policy: PoolPolicy;
+  /** The most addresses of this pool one namespace may hold; null: no limit. */
+  maxPerNamespace: number | null;
 }
 
 export const cursorOf = (t: Target): string => rangeSetCursor(t.space, t.rangeSet.key);

@@ -26,6 +26,7 @@ import {
 import { ErrorCode, IpamError } from "../errors.ts";
 import { bitsOf, type Cidr, type Family, formatIp, hostMask, lastOf, networkOf, parseCidr, parseIp } from "./address.ts";
 import type { Range, RangeSet } from "./pool.ts";
+import { compileScope, type PoolScope, ScopeEntries } from "./pool-scope.ts";
 
 export const NamedPoolSchema = pipe(
   strictObject({
@@ -42,6 +43,7 @@ export const NamedPoolSchema = pipe(
     sticky: optional(picklist(["pod"])),
     /** Seconds a released sticky binding is kept before the address returns to the pool. */
     stickyTTL: optional(pipe(number(), minValue(1))),
+    ...ScopeEntries,
   }),
   check((p) => (p.addresses === undefined) !== (p.supernet === undefined), "a pool needs either addresses or supernet (not both)"),
   check((p) => (p.supernet === undefined) === (p.nodeSubnetPrefix === undefined), "supernet and nodeSubnetPrefix go together"),
@@ -71,6 +73,8 @@ export interface NamedPool {
   /** Fixed pools: the allocatable extents. Supernet pools get theirs once the node's subnet is known. */
   rangeSet: RangeSet | null;
   nodeSubnet: NodeSubnetSpec | null;
+  /** Whom it serves, and in which address space. */
+  scope: PoolScope;
   /** The definition as configured, for reports. */
   input: NamedPoolInput;
 }
@@ -183,7 +187,7 @@ export function compileNamedPool(name: string, input: NamedPoolInput): NamedPool
   const excluded = spansOf(name, family, input.excludedAddresses ?? [], "excluded address").spans;
   const allowed = subtract(subtract(spans, excluded), reservedOf(family, subnet, gateway, input.allocateReservedIPAddresses ?? false));
   if (allowed.length === 0) throw invalid(name, "no address is left after exclusions and reserved addresses");
-  return { name, family, policy, rangeSet: buildRangeSet(`pool:${name}`, family, subnet, gateway, allowed), nodeSubnet: null, input };
+  return { name, family, policy, rangeSet: buildRangeSet(`pool:${name}`, family, subnet, gateway, allowed), nodeSubnet: null, scope: compileScope(input), input };
 }
 
 function compileSupernet(name: string, input: NamedPoolInput, policy: PoolPolicy): NamedPool {
@@ -209,6 +213,7 @@ function compileSupernet(name: string, input: NamedPoolInput, policy: PoolPolicy
     policy,
     rangeSet: null,
     nodeSubnet: { supernet: { family, address: networkOf(supernet), prefix: supernet.prefix }, prefix, gatewayHost, excluded, allocateReserved: input.allocateReservedIPAddresses ?? false },
+    scope: compileScope(input),
     input,
   };
 }
@@ -229,16 +234,17 @@ export function footprint(pool: NamedPool): [bigint, bigint][] {
   return pool.rangeSet!.ranges.map((r) => [r.start, r.end]);
 }
 
-/** Compiles every pool and refuses two that could hand out the same address. */
+/** Compiles every pool and refuses two of one address space that could hand out the same address. */
 export function compilePools(inputs: Record<string, NamedPoolInput>): Map<string, NamedPool> {
   const pools = new Map<string, NamedPool>();
   for (const [name, input] of Object.entries(inputs)) {
     const pool = compileNamedPool(name, input);
     for (const other of pools.values()) {
-      if (other.family !== pool.family) continue;
+      // Pools of different spaces may overlap: that is what a space is for.
+      if (other.family !== pool.family || other.scope.space !== pool.scope.space) continue;
       for (const [lo, hi] of footprint(pool)) {
         for (const [olo, ohi] of footprint(other)) {
-          if (lo <= ohi && olo <= hi) throw invalid(name, `overlaps pool ${other.name} at ${formatIp(lo > olo ? lo : olo, pool.family)}`);
+          if (lo <= ohi && olo <= hi) throw invalid(name, `overlaps pool ${other.name} at ${formatIp(lo > olo ? lo : olo, pool.family)} in space ${pool.scope.space}`);
         }
       }
     }

@@ -23,8 +23,9 @@ export interface KeyValue {
   lease: string | undefined;
 }
 
+/** rangeEnd: the condition holds for every key from key up to (not including) rangeEnd. */
 export type Compare =
-  | { key: string; target: "CREATE"; result: "EQUAL" | "GREATER" | "LESS"; create_revision: number }
+  | { key: string; target: "CREATE"; result: "EQUAL" | "GREATER" | "LESS"; create_revision: number; rangeEnd?: string }
   | { key: string; target: "MOD"; result: "EQUAL" | "GREATER" | "LESS"; mod_revision: number }
   | { key: string; target: "VALUE"; result: "EQUAL"; value: string };
 
@@ -58,7 +59,7 @@ export function prefixEnd(prefix: string): string {
 
 /** The gateway's JSON (proto3: int64 as strings, bytes as base64, empty fields left out). */
 const wireKv = object({ key: string(), value: optional(string()), create_revision: optional(string()), mod_revision: optional(string()), lease: optional(string()) });
-const rangeResponse = object({ kvs: optional(array(wireKv)) });
+const rangeResponse = object({ kvs: optional(array(wireKv)), count: optional(string()), header: optional(object({ revision: optional(string()) })) });
 const txnResponse = object({
   header: optional(object({ revision: optional(string()) })),
   succeeded: optional(boolean()),
@@ -83,7 +84,7 @@ const wireOp = (op: Op) => {
 
 const wireCompare = (c: Compare) => {
   const base = { key: enc(c.key), target: c.target, result: c.result };
-  if (c.target === "CREATE") return { ...base, create_revision: String(c.create_revision) };
+  if (c.target === "CREATE") return { ...base, create_revision: String(c.create_revision), ...(c.rangeEnd ? { range_end: enc(c.rangeEnd) } : {}) };
   if (c.target === "MOD") return { ...base, mod_revision: String(c.mod_revision) };
   return { ...base, value: enc(c.value) };
 };
@@ -152,6 +153,12 @@ export class EtcdClient {
     const kvs = (json.kvs ?? []).map(toKv);
     this.keysRead += kvs.length;
     return kvs;
+  }
+
+  /** How many keys have this prefix, and the revision the count is of (etcd reads no values). */
+  async countPrefix(prefix: string): Promise<{ count: number; revision: number }> {
+    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(prefix), range_end: enc(prefixEnd(prefix)), count_only: true }), "range response");
+    return { count: Number(json.count ?? 0), revision: Number(json.header?.revision ?? 0) };
   }
 
   rangePrefix(prefix: string, options: { keysOnly?: boolean; limit?: number; descending?: boolean } = {}): Promise<KeyValue[]> {

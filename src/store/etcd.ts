@@ -8,7 +8,7 @@ import type { Family } from "../ipam/address.ts";
 import { type EtcdClient, type KeyValue, prefixEnd } from "./etcd-client.ts";
 import { COMMIT_CAPACITY, EtcdCommitter, MAX_OPS } from "./etcd/commit.ts";
 import { addressOf, Layout, LAYOUT_VERSION, unpart } from "./etcd/layout.ts";
-import { migrateFromV1 } from "./etcd/migrate.ts";
+import { migrateFromV1, migrateFromV2 } from "./etcd/migrate.ts";
 import { EtcdReads } from "./etcd/reads.ts";
 import { bindingOf, holdOf, looksHeld, recordsOf } from "./etcd/values.ts";
 import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
@@ -55,7 +55,8 @@ export class EtcdStore implements Store {
   async prepare(): Promise<void> {
     const [marker] = await this.client.range(this.layout.version());
     if (marker?.value === LAYOUT_VERSION) return;
-    await migrateFromV1(this.client, this.layout);
+    if (marker?.value === "2") await migrateFromV2(this.client, this.layout);
+    else await migrateFromV1(this.client, this.layout);
     await this.client.txn([], [{ put: { key: this.layout.version(), value: LAYOUT_VERSION } }]);
   }
 
@@ -195,6 +196,19 @@ export class EtcdStore implements Store {
 
   allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
     return this.reads.allocations(filter);
+  }
+
+  /** Across the cluster, the pool's nsp/ keys (no values); one node's, its own allocations. */
+  async namespaceUse(pool: string, node?: string): Promise<Map<string, number>> {
+    const use = new Map<string, number>();
+    const count = (namespace: string) => use.set(namespace, (use.get(namespace) ?? 0) + 1);
+    if (node !== undefined) {
+      for (const r of await this.reads.ofNode(node)) if (r.pool === pool && r.podNamespace) count(r.podNamespace);
+      return use;
+    }
+    const base = this.layout.namespaceUse(pool);
+    for await (const kv of this.reads.walk(base, { keysOnly: true })) count(this.layout.partsOf(kv.key, base)[0]!);
+    return use;
   }
 
   history(filter: HistoryFilter): Promise<HistoryEvent[]> {

@@ -4,7 +4,7 @@
  * every value it reads back with these (other daemons write them too); the admin API answers
  * with the same shapes. A leaf module: valibot only, so both sides may import it.
  */
-import { boolean, type InferOutput, integer, nullable, number, object, picklist, pipe, string } from "valibot";
+import { boolean, type InferOutput, integer, nullable, number, object, optional, picklist, pipe, string } from "valibot";
 
 const family = picklist([4, 6]);
 const time = pipe(number(), integer());
@@ -43,17 +43,22 @@ export type AllocationRecord = InferOutput<typeof AllocationRecordSchema>;
 
 /**
  * An address that is not allocated but not free: resting after release (`cooling`, until
- * `until`) or parked for a sticky pod that may come back (`sticky`, for `pod`).
+ * `until`), parked for a sticky pod that may come back (`sticky`, for `pod`), or reserved by
+ * an operator for something that is not a pod (`reserved`, until unreserved).
  */
 export const HoldSchema = object({
   space: string(),
   family,
   ip: string(),
-  kind: picklist(["cooling", "sticky"]),
+  kind: picklist(["cooling", "sticky", "reserved"]),
   /** cooling: when it may be handed out again. */
   until: nullable(time),
   /** sticky: the pod (its binding's key) it is kept for. */
   pod: nullable(string()),
+  /** reserved: the named pool, what it is for and who reserved it. */
+  pool: optional(string()),
+  note: optional(string()),
+  by: optional(string()),
 });
 export type Hold = InferOutput<typeof HoldSchema>;
 
@@ -75,7 +80,7 @@ export type Block = InferOutput<typeof BlockSchema>;
 export const HistoryEventSchema = object({
   id: time,
   at: time,
-  kind: picklist(["allocated", "static", "imported", "released", "reclaimed"]),
+  kind: picklist(["allocated", "static", "imported", "released", "reclaimed", "reserved", "unreserved"]),
   network: string(),
   ip: string(),
   containerID: nullable(string()),
@@ -89,6 +94,8 @@ export const HistoryEventSchema = object({
 export type HistoryEvent = InferOutput<typeof HistoryEventSchema>;
 export type AllocateKind = "allocated" | "static" | "imported";
 export type ReleaseKind = "released" | "reclaimed";
+/** What a hold's change records in the address's history (reservations only). */
+export type HoldEvent = { kind: "reserved" | "unreserved"; cause: string };
 
 /** An attachment within its network: the container and its interface. */
 export interface AttachmentKey {

@@ -16,6 +16,8 @@ import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type 
 
 const familyOf = (ip: string): Family => (ip.includes(":") ? 6 : 4);
 
+const OPTIONAL_HOLD_FIELDS = new Set(["pool", "note", "by"]);
+
 export class SqliteStore implements Store {
   readonly shared = false;
   readonly commitCapacity = Number.POSITIVE_INFINITY;
@@ -142,7 +144,9 @@ export class SqliteStore implements Store {
 
   async holds(space?: string): Promise<Hold[]> {
     const where = space === undefined ? "" : "WHERE space = ?";
-    return this.once(`SELECT space, family, ip, kind, until, pod FROM holds ${where} ORDER BY coalesce(until, 0)`, (s) => s.all(...(space === undefined ? [] : [space])) as Hold[]);
+    const rows = this.once(`SELECT space, family, ip, kind, until, pod, pool, note, reserved_by AS "by" FROM holds ${where} ORDER BY coalesce(until, 0)`, (s) => s.all(...(space === undefined ? [] : [space])) as Record<string, unknown>[]);
+    // A reservation's columns are null on other holds: left out, as the schema has them.
+    return rows.map((row) => Object.fromEntries(Object.entries(row).filter(([k, v]) => v !== null || !OPTIONAL_HOLD_FIELDS.has(k))) as Hold);
   }
 
   async bindings(): Promise<Binding[]> {
@@ -209,6 +213,12 @@ export class SqliteStore implements Store {
   async allocations(filter: AllocationFilter): Promise<AllocationRecord[]> {
     const { sql, params } = allocationsQuery(filter);
     return this.once(sql, (s) => (s.all(...params) as Row[]).map(toRecord));
+  }
+
+  async namespaceUse(pool: string, node?: string): Promise<Map<string, number>> {
+    const where = `pool = ? AND pod_namespace IS NOT NULL${node === undefined ? "" : " AND node = ?"}`;
+    const params = node === undefined ? [pool] : [pool, node];
+    return this.once(`SELECT pod_namespace, count(*) FROM allocations WHERE ${where} GROUP BY pod_namespace`, (s) => new Map(s.values(...params) as [string, number][]));
   }
 
   async history(filter: HistoryFilter): Promise<HistoryEvent[]> {

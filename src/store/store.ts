@@ -7,7 +7,7 @@
  * nothing else to work.
  */
 import type { Family } from "../ipam/address.ts";
-import type { AllocateKind, AllocationFilter, AllocationRecord, AttachmentKey, Binding, Block, HistoryEvent, HistoryFilter, Hold, ReleaseKind } from "./records.ts";
+import type { AllocateKind, AllocationFilter, AllocationRecord, AttachmentKey, Binding, Block, HistoryEvent, HistoryFilter, Hold, HoldEvent, ReleaseKind } from "./records.ts";
 
 export * from "./records.ts";
 
@@ -20,19 +20,23 @@ export * from "./records.ts";
  * - hold: the address must be free, or hold this very hold already.
  * - unhold: removes this hold; found free, nothing to do; held otherwise, a conflict.
  * - claim: the block must be unclaimed or this node's already; unclaim: only the owner's goes.
+ * - limit: after the commit, the namespace holds at most `max` of the pool's allocations (in
+ *   every space, on every node), else LimitError; counted exactly, whoever else commits.
  */
 export type Change =
   /** kind defaults to "static" or "allocated" after record.static. */
   | { op: "allocate"; record: AllocationRecord; kind?: AllocateKind; cause?: string }
   | { op: "release"; record: AllocationRecord; kind?: ReleaseKind; cause: string }
-  | { op: "hold"; hold: Hold }
-  | { op: "unhold"; hold: Hold }
+  /** event: written to the address's history with the hold (reservations). */
+  | { op: "hold"; hold: Hold; event?: HoldEvent }
+  | { op: "unhold"; hold: Hold; event?: HoldEvent }
   | { op: "bind"; binding: Binding }
   | { op: "unbind"; space: string; pod: string }
   /** The last address handed out from a range set (see rangeSetCursor), so the next ADD continues after it. */
   | { op: "cursor"; rangeSet: string; ip: string }
   | { op: "claim"; block: Block }
-  | { op: "unclaim"; block: Block };
+  | { op: "unclaim"; block: Block }
+  | { op: "limit"; pool: string; namespace: string; max: number };
 
 /** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
 export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
@@ -89,6 +93,11 @@ export interface Store {
    * node that made them).
    */
   netnsAllocations(node: string): Promise<AllocationRecord[]>;
+  /**
+   * How many of a named pool's addresses each namespace holds (of `node`'s allocations only,
+   * if given): the tenants' view of a pool, and its per-namespace metrics.
+   */
+  namespaceUse(pool: string, node?: string): Promise<Map<string, number>>;
   /** Events matching every given field, newest first (see HistoryFilter.before). */
   history(filter: HistoryFilter): Promise<HistoryEvent[]>;
   /** Drops events older than `before` (ms); resolves with how many went. */
@@ -120,6 +129,22 @@ export class ConflictError extends Error {
   ) {
     super(`already held elsewhere: ${[...taken.map((t) => t.ip), ...blocks.map((b) => `block ${b.cidr}`)].join(", ")}`);
     this.name = "ConflictError";
+  }
+}
+
+/**
+ * A commit refused because a namespace would hold more of a pool's addresses than its limit.
+ * Nothing of the commit was applied; `count` is how many the namespace holds now.
+ */
+export class LimitError extends Error {
+  constructor(
+    readonly pool: string,
+    readonly namespace: string,
+    readonly max: number,
+    readonly count: number,
+  ) {
+    super(`namespace ${namespace} holds ${count} of pool ${pool}'s addresses, its limit (maxPerNamespace) is ${max}`);
+    this.name = "LimitError";
   }
 }
 

@@ -178,7 +178,7 @@ describe("review regressions", () => {
   test("renaming a pool on reload keeps its addresses taken: nothing is handed out twice", async () => {
     const d = await daemon({ v4: { addresses: ["10.65.0.0/29"], prefix: 29 } });
     expect(addresses(await add(d, "c1"))).toEqual(["10.65.0.1/29"]);
-    await d.ipam.reconfigure(compilePools({ pods: { addresses: ["10.65.0.0/29"], prefix: 29 } }));
+    await d.ipam.reconfigure({ pools: compilePools({ pods: { addresses: ["10.65.0.0/29"], prefix: 29 } }), defaults: [] });
     expect(addresses(await add(d, "c2", { pools: ["pods"] }))).toEqual(["10.65.0.2/29"]);
     expect(await report(d, "pods")).toMatchObject({ used: 2, orphans: { count: 0 } });
     await d.store.close();
@@ -211,7 +211,7 @@ describe("redefinition", () => {
   test("addresses outside a new definition stay allocated, are reported as orphans, and are never handed out twice", async () => {
     const d = await daemon({ v4: { addresses: ["10.64.0.10-10.64.0.13"], prefix: 24 } });
     for (const c of ["a", "b", "c", "d"]) await add(d, c);
-    await d.ipam.reconfigure(compilePools({ v4: { addresses: ["10.64.0.12-10.64.0.15"], prefix: 24 } }));
+    await d.ipam.reconfigure({ pools: compilePools({ v4: { addresses: ["10.64.0.12-10.64.0.15"], prefix: 24 } }), defaults: [] });
     const r = await report(d, "v4");
     expect(r.orphans).toEqual({ count: 2, sample: ["10.64.0.10", "10.64.0.11"] });
     expect(r.used).toBe(2);

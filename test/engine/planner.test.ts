@@ -6,7 +6,7 @@
  * handed out, memory equal to the model, and cursors moving as host-local's do.
  */
 import { describe, expect, test } from "bun:test";
-import { planAdd } from "../../src/engine/plan-add.ts";
+import { bindingKey, planAdd } from "../../src/engine/plan-add.ts";
 import { planExpiry, planRelease } from "../../src/engine/plan-release.ts";
 import type { Plan } from "../../src/engine/plan.ts";
 import { DEFAULT_POLICY, namedSpace } from "../../src/engine/pools.ts";
@@ -36,9 +36,9 @@ const pools = compilePools({
 });
 const named = (name: string): Target => {
   const pool = pools.get(name)!;
-  return { space: namedSpace(pool.family), pool: name, rangeSet: pool.rangeSet!, policy: pool.policy };
+  return { space: namedSpace(pool.family), pool: name, rangeSet: pool.rangeSet!, policy: pool.policy, maxPerNamespace: null };
 };
-const TARGETS: Target[][] = [[{ space: "net", pool: null, rangeSet: inline, policy: DEFAULT_POLICY }], [named("cool")], [named("sticky")]];
+const TARGETS: Target[][] = [[{ space: "net", pool: null, rangeSet: inline, policy: DEFAULT_POLICY, maxPerNamespace: null }], [named("cool")], [named("sticky")]];
 /** Addresses no plan may ever hand out: gateways and excluded ones. */
 const FORBIDDEN = new Set(["10.0.1.3", "10.1.0.1", "10.2.0.14", ...Array.from({ length: 5 }, (_, i) => `10.1.0.${10 + i}`)]);
 
@@ -101,10 +101,11 @@ function run(seed: number, steps: number): void {
     if (rnd() < 0.6) {
       if (model.attachment(containerID).length > 0) continue; // ADD of a known attachment answers what it holds
       const req = { network: "net", containerID, ifname: "eth0", pod: { namespace: "default", name: `pod-${pod}` } };
-      const bindings = new Map([[targets[0]!.space, state.binding(targets[0]!.space, `${targets[0]!.pool}:default/pod-${pod}`)]]);
+      const podKey = `${targets[0]!.pool}:default/pod-${pod}`;
+      const bindings = new Map([[bindingKey(targets[0]!.space, podKey), state.binding(targets[0]!.space, podKey)]]);
       let outcome;
       try {
-        outcome = planAdd(state, { req, targets, requested: [], bindings, scopes: [null], borrow: new Set(), node: "n", now });
+        outcome = planAdd(state, { req, targets, slots: [[0]], requested: [], bindings, scopes: [null], borrow: new Set(), excluded: new Map(), node: "n", now });
       } catch (err) {
         expect((err as { code?: number }).code).toBeOneOf([100, 101]);
         continue;
@@ -148,7 +149,7 @@ describe("cursors move as host-local's do", () => {
     const model = new Model();
     const t = TARGETS[0]![0]!;
     const add = (id: string): string => {
-      const outcome = planAdd(state, { req: { network: "net", containerID: id, ifname: "eth0" }, targets: [t], requested: [], bindings: new Map(), scopes: [null], borrow: new Set(), node: "n", now: 1 });
+      const outcome = planAdd(state, { req: { network: "net", containerID: id, ifname: "eth0" }, targets: [t], slots: [[0]], requested: [], bindings: new Map(), scopes: [null], borrow: new Set(), excluded: new Map(), node: "n", now: 1 });
       if (!("plan" in outcome)) throw new Error("unexpected");
       carryOut(state, model, outcome.plan, false);
       return outcome.plan.allocated[0]!.ip;

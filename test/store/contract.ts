@@ -10,6 +10,7 @@ import { clusterContract } from "./contract/cluster.ts";
 import { historyContract } from "./contract/history.ts";
 import { holdContract } from "./contract/holds.ts";
 import { readContract } from "./contract/reads.ts";
+import { tenantContract } from "./contract/tenants.ts";
 import type { ContractTarget } from "./contract/support.ts";
 
 export { type ContractTarget, record } from "./contract/support.ts";
@@ -21,5 +22,6 @@ export function storeContract(name: string, target: ContractTarget): void {
     readContract(target);
     historyContract(target);
     clusterContract(target);
+    tenantContract(target);
   });
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Engine } from "../../src/engine/engine.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
-import { ConflictError } from "../../src/store/store.ts";
+import { ConflictError, LimitError } from "../../src/store/store.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record, storeContract } from "./contract.ts";
 import { cooling, sticky } from "./contract/support.ts";
@@ -77,6 +77,19 @@ describe("etcd specifics", () => {
     expect(lost.reason).toBeInstanceOf(ConflictError);
     expect((lost.reason as ConflictError).taken.map((t) => t.ip)).toEqual(["10.0.0.9"]);
     expect((await a.holders("10.0.0.9")).length).toBe(1);
+  }, 30_000);
+
+  test("a namespace limit holds across daemons: of eight ADDs from two daemons at once, exactly the limit's worth commit", async () => {
+    const prefix = `/limit-${process.pid}/`;
+    const [a, b] = [new EtcdStore(client(), prefix, "node-a"), new EtcdStore(client(), prefix, "node-b")];
+    const add = (store: EtcdStore, i: number) => {
+      const r = record(`10.9.0.${i + 1}`, `c${i}`, { space: "@ipv4", pool: "v4", rangeSet: null, podNamespace: "team-a" });
+      return store.commit([{ op: "allocate", record: r }, { op: "limit", pool: "v4", namespace: "team-a", max: 3 }]);
+    };
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => add(i % 2 ? a : b, i)));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitError);
+    expect(await a.allocations({ pool: "v4", podNamespace: "team-a" })).toHaveLength(3);
   }, 30_000);
 
   test("an address cooling down or parked for a sticky pod stays held: no other daemon can create it", async () => {

@@ -9,6 +9,7 @@
 import type { Compare, EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
+import { limitCompares, limitsOf } from "./limits.ts";
 import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
 
 /**
@@ -19,11 +20,19 @@ import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
 export const MAX_OPS = 120;
 
 /**
- * Allocations one caller may commit at once: each writes up to 9 keys (a/, att/, n/, ip/,
- * pod/, the event and three of its index keys) under one compare, and a caller's changes are
- * never split across transactions.
+ * Allocations one caller may commit at once: each writes up to 10 keys (a/, att/, n/, ip/,
+ * pod/, nsp/, the event and three of its index keys) under one compare, and a caller's
+ * changes are never split across transactions.
  */
-export const COMMIT_CAPACITY = Math.floor(MAX_OPS / 9);
+export const COMMIT_CAPACITY = Math.floor(MAX_OPS / 10);
+
+/** Rounds a commit with namespace limits may recount before it gives up (another daemon kept allocating). */
+const LIMIT_ROUNDS = 16;
+
+/** What an event tells of its address's holder: an allocation, or nobody (a reservation). */
+type EventSubject = Pick<AllocationRecord, "network" | "ip"> & { [K in "containerID" | "ifname" | "podNamespace" | "podName" | "podUid"]: string | null };
+
+const reservationSubject = (ip: string): EventSubject => ({ network: "", ip, containerID: null, ifname: null, podNamespace: null, podName: null, podUid: null });
 
 interface Pending {
   changes: Change[];
@@ -41,6 +50,8 @@ interface Guard {
   compare: Compare;
   orAbsent?: boolean;
   orSame?: string;
+  /** A namespace limit's range compare (limits.ts): when it fails, the count is taken again. */
+  limit?: boolean;
 }
 
 /** What a batch writes, as it is built. */
@@ -91,7 +102,7 @@ export class EtcdCommitter {
     });
   }
 
-  private event(txn: Txn, kind: HistoryEvent["kind"], r: AllocationRecord, cause: string, now: number): void {
+  private event(txn: Txn, kind: HistoryEvent["kind"], r: EventSubject, cause: string, now: number): void {
     const id = eventId(now, this.node, this.eventSeq++);
     const e: StoredEvent = { n: txn.events++, at: now, kind, network: r.network, ip: r.ip, containerID: r.containerID, ifname: r.ifname, podNamespace: r.podNamespace, podName: r.podName, podUid: r.podUid, cause };
     txn.ops.push({ put: { key: this.layout.event(id), value: JSON.stringify(e) } });
@@ -115,7 +126,8 @@ export class EtcdCommitter {
     };
     for (const change of changes) {
       if (change.op === "allocate" || change.op === "release" || change.op === "hold" || change.op === "unhold") this.addressChange(change, now, first, txn);
-      else this.otherChange(change, first, txn.ops);
+      // Limits are counted and guarded per transaction (commitOne), not per change.
+      else if (change.op !== "limit") this.otherChange(change, first, txn.ops);
     }
   }
 
@@ -148,14 +160,18 @@ export class EtcdCommitter {
       case "hold": {
         const h = change.hold;
         const key = L.allocation(h.space, h.ip);
-        if (first(key, () => ({ compare: absent(key), orSame: holdMarker(h) }))) ops.push({ put: { key, value: holdMarker(h) } }, { put: { key: L.hold(h.space, h.ip), value: JSON.stringify(h) } });
+        if (!first(key, () => ({ compare: absent(key), orSame: holdMarker(h) }))) return;
+        ops.push({ put: { key, value: holdMarker(h) } }, { put: { key: L.hold(h.space, h.ip), value: JSON.stringify(h) } });
+        if (change.event) this.event(txn, change.event.kind, reservationSubject(h.ip), change.event.cause, now);
         return;
       }
       case "unhold": {
         const h = change.hold;
         const key = L.allocation(h.space, h.ip);
         ops.push({ delete: { key: L.hold(h.space, h.ip) } });
-        if (first(key, () => ({ compare: equal(key, holdMarker(h)), orAbsent: true }))) ops.push({ delete: { key } });
+        if (!first(key, () => ({ compare: equal(key, holdMarker(h)), orAbsent: true }))) return;
+        ops.push({ delete: { key } });
+        if (change.event) this.event(txn, change.event.kind, reservationSubject(h.ip), change.event.cause, now);
       }
     }
   }
@@ -186,11 +202,11 @@ export class EtcdCommitter {
   }
 
   /** The keys a caller's changes write and the compares they add, as translate builds them. */
-  private cost(changes: Change[]): { keys: string[]; guards: number } {
+  private cost(changes: Change[]): { keys: string[]; guards: number; limited: boolean } {
     const txn: Txn = { guards: [], ops: [], events: 0 };
     // Event keys are numbered here too (and again by the commit): numbers only need to differ.
     this.translate(changes, 0, { gone: new Set(), same: new Set() }, txn);
-    return { keys: [...new Set(txn.ops.map(keyOf))], guards: txn.guards.length };
+    return { keys: [...new Set(txn.ops.map(keyOf))], guards: txn.guards.length, limited: changes.some((c) => c.op === "limit") };
   }
 
   /**
@@ -201,10 +217,12 @@ export class EtcdCommitter {
    */
   private async commitOne(pending: Pending[], now: number): Promise<void> {
     const found: Found = { gone: new Set(), same: new Set() };
-    for (;;) {
+    const limits = limitsOf(pending.flatMap((p) => p.changes));
+    for (let round = 0; ; round++) {
       const txn: Txn = { guards: [], ops: [], events: 0 };
       for (const p of pending) this.translate(p.changes, now, found, txn);
       for (const key of found.gone) txn.guards.push({ compare: absent(key) });
+      for (const compare of await limitCompares(this.client, this.layout, limits)) txn.guards.push({ compare, limit: true });
       // Two callers moving one cursor: the later write is the one that stands.
       const byKey = new Map<string, Op>();
       for (const op of txn.ops) {
@@ -214,7 +232,10 @@ export class EtcdCommitter {
       const compares = txn.guards.map((g) => g.compare);
       const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
       if (result.succeeded) return;
-      const failed = txn.guards.flatMap((g, i) => (holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));
+      // A limit's range compare is not judged here (its range may be long): when nothing else
+      // failed, it did, and the count is taken again.
+      const failed = txn.guards.flatMap((g, i) => (g.limit || holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));
+      if (failed.length === 0 && limits.length > 0 && round < LIMIT_ROUNDS) continue;
       const settled = failed.filter(({ g, kv }) => (g.orAbsent && kv === undefined) || (g.orSame !== undefined && kv?.value === g.orSame));
       if (failed.length === 0 || settled.length < failed.length) throw this.conflict(failed.filter((f) => !settled.includes(f)));
       for (const { g, kv } of settled) (kv === undefined ? found.gone : found.same).add(g.compare.key);
@@ -257,8 +278,10 @@ export class EtcdCommitter {
           const cost = this.cost(this.queue[0]!.changes);
           const added = cost.keys.filter((k) => !keys.has(k));
           const clash = cost.keys.some((k) => guarded.has(k));
-          if (batch.length > 0 && (clash || keys.size + added.length > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
+          if (batch.length > 0 && (clash || cost.limited || keys.size + added.length > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
           batch.push(this.queue.shift()!);
+          // A caller counted against a namespace limit commits alone: its LimitError is its own.
+          if (cost.limited) break;
           for (const key of cost.keys) {
             keys.add(key);
             if (!key.startsWith(this.layout.cursors())) guarded.add(key);

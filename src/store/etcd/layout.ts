@@ -10,6 +10,8 @@
  *   n/NODE/NETWORK/CID/IFNAME/SPACE/ADDR  ""  a node's allocations (leak sweep, GC, by node)
  *   ip/ADDR/SPACE                      ""  who holds an address, in any space
  *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations
+ *   nsp/POOL/NAMESPACE/SPACE/ADDR      ""  a namespace's allocations from a named pool:
+ *                                      counted for maxPerNamespace
  *   ev/TIME-NODE-SEQ                   a history event
  *   evi/ip/ADDR/EVID, evi/c/CID/EVID, evi/p/NS/NAME/EVID, evi/k/KIND/EVID   ""  its indexes
  *   hold/SPACE/ADDR                    a hold's details (its a/ key holds the marker)
@@ -22,8 +24,8 @@
 import { addressOrderKey, type Family, formatIp, parseIp } from "../../ipam/address.ts";
 import type { AllocationRecord, HistoryEvent } from "../store.ts";
 
-/** The layout version this code writes (the first one, unversioned, is migrated; see migrate.ts). */
-export const LAYOUT_VERSION = "2";
+/** The layout version this code writes (older ones are migrated; see migrate.ts). */
+export const LAYOUT_VERSION = "3";
 
 const SAFE = /^[A-Za-z0-9._~:@-]*$/;
 
@@ -78,13 +80,16 @@ export class Layout {
   holders = (ip: string): string => this.key("ip", addressPart(ip), "");
   holderEntry = (r: { space: string; ip: string }): string => this.key("ip", addressPart(r.ip), part(r.space));
 
-  pod = (namespace: string, name: string): string => this.key("pod", part(namespace), part(name), "");
+  pod = (namespace: string, name?: string): string => this.key("pod", part(namespace), ...(name === undefined ? [] : [part(name)]), "");
   podEntry = (r: AllocationRecord): string | null => (r.podNamespace && r.podName ? this.pod(r.podNamespace, r.podName) + `${part(r.space)}/${addressPart(r.ip)}` : null);
+
+  namespaceUse = (pool: string, namespace?: string): string => this.key("nsp", part(pool), ...(namespace === undefined ? [] : [part(namespace)]), "");
+  namespaceEntry = (r: AllocationRecord): string | null => (r.pool !== null && r.podNamespace ? this.namespaceUse(r.pool, r.podNamespace) + `${part(r.space)}/${addressPart(r.ip)}` : null);
 
   /** The secondary keys of an allocation (att/ holds the record; the others are references). */
   entries(r: AllocationRecord): { attachment: string; references: string[] } {
-    const pod = this.podEntry(r);
-    return { attachment: this.attachmentEntry(r), references: [this.nodeEntry(r), this.holderEntry(r), ...(pod ? [pod] : [])] };
+    const optional = [this.podEntry(r), this.namespaceEntry(r)].filter((key): key is string => key !== null);
+    return { attachment: this.attachmentEntry(r), references: [this.nodeEntry(r), this.holderEntry(r), ...optional] };
   }
 
   events = (): string => this.key("ev", "");

@@ -114,3 +114,19 @@ export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void
   }
   if (ops.length > 0) await client.txn([], ops);
 }
+
+/** From layout 2: allocations from named pools gain their nsp/ key (maxPerNamespace counts them). */
+export async function migrateFromV2(client: EtcdClient, L: Layout): Promise<void> {
+  let ops: Op[] = [];
+  for (const kv of await client.rangePrefix(L.allocations())) {
+    const value = JSON.parse(kv.value) as AllocationRecord | HoldMarker;
+    const key = isHold(value) ? null : L.namespaceEntry(value);
+    if (key === null) continue;
+    if (ops.length >= MAX_OPS) {
+      await client.txn([], ops);
+      ops = [];
+    }
+    ops.push({ put: { key, value: "" } });
+  }
+  if (ops.length > 0) await client.txn([], ops);
+}

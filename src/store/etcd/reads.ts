@@ -84,7 +84,8 @@ export class EtcdReads {
     // A field with its own keys narrows the read to that field's allocations.
     if (f.containerID !== undefined) return inOrder(recordsOf(await this.client.rangePrefix(this.L.container(f.containerID))));
     if (f.ip !== undefined) return inOrder(await this.holders(f.ip));
-    if (f.podNamespace !== undefined && f.podName !== undefined) {
+    if (f.podNamespace !== undefined) {
+      // A pod's keys, or (no name) its namespace's: pod/NAMESPACE/ holds them all.
       const refs = await this.client.rangePrefix(this.L.pod(f.podNamespace, f.podName), { keysOnly: true });
       return inOrder(await this.records(refs.map((kv) => this.L.referenced(kv.key))));
     }

@@ -11,7 +11,7 @@ import { type AllocationRecord, AllocationRecordSchema, BindingSchema, HistoryEv
 import type { HistoryEvent } from "../store.ts";
 
 /** The a/ value of an address held rather than allocated (the details are at its hold/ key). */
-const HoldMarkerSchema = object({ held: picklist(["cooling", "sticky"]), space: string(), family: picklist([4, 6]), ip: string() });
+const HoldMarkerSchema = object({ held: picklist(["cooling", "sticky", "reserved"]), space: string(), family: picklist([4, 6]), ip: string() });
 export type HoldMarker = InferOutput<typeof HoldMarkerSchema>;
 
 /** The marker of a hold: what an unhold compares the a/ key with, so it is made one way only. */

@@ -5,7 +5,7 @@
  * group commit rolls back that caller's savepoint alone.
  */
 import type { Statement } from "bun:sqlite";
-import { type AllocationRecord, type Block, type Change, ConflictError, type Hold } from "../store.ts";
+import { type AllocationRecord, type Block, type Change, ConflictError, type Hold, type HoldEvent, LimitError } from "../store.ts";
 import { ipOrder } from "./schema.ts";
 
 type Row = Record<string, string | number | null>;
@@ -31,7 +31,8 @@ export class SqliteChanges {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       holdAt: prepare("SELECT kind FROM holds WHERE space = ? AND ip = ?"),
-      insertHold: prepare("INSERT INTO holds VALUES (?, ?, ?, ?, ?, ?)"),
+      insertHold: prepare("INSERT INTO holds (space, ip, family, kind, until, pod, pool, note, reserved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+      countInPool: prepare("SELECT count(*) AS n FROM allocations WHERE pool = ? AND pod_namespace = ?"),
       deleteHold: prepare("DELETE FROM holds WHERE space = ? AND ip = ?"),
       upsertBinding: prepare("INSERT OR REPLACE INTO bindings VALUES (?, ?, ?, ?, ?)"),
       deleteBinding: prepare("DELETE FROM bindings WHERE space = ? AND pod = ?"),
@@ -48,6 +49,11 @@ export class SqliteChanges {
 
   private eventOf(r: AllocationRecord, kind: string, cause: string, now: number): void {
     this.s.event!.run(now, kind, r.network, r.ip, r.containerID, r.ifname, r.podNamespace, r.podName, r.podUid, cause);
+  }
+
+  /** A reservation's event: no network, container or pod (see HoldEvent). */
+  private holdEventOf(h: Hold, event: HoldEvent | undefined, now: number): void {
+    if (event) this.s.event!.run(now, event.kind, "", h.ip, null, null, null, null, null, event.cause);
   }
 
   private holdAt(space: string, ip: string): string | undefined {
@@ -86,7 +92,8 @@ export class SqliteChanges {
         return;
       }
       case "hold":
-        return this.hold(change.hold);
+        if (this.hold(change.hold)) this.holdEventOf(change.hold, change.event, now);
+        return;
       case "unhold": {
         const h = change.hold;
         const kind = this.holdAt(h.space, h.ip);
@@ -96,6 +103,14 @@ export class SqliteChanges {
         }
         if (kind !== h.kind) throw conflict(h);
         this.s.deleteHold!.run(h.space, h.ip);
+        this.holdEventOf(h, change.event, now);
+        return;
+      }
+      case "limit": {
+        // Within the commit's own transaction, after its allocations: exact, since this
+        // daemon is the database's only writer.
+        const count = (this.s.countInPool!.get(change.pool, change.namespace) as { n: number }).n;
+        if (count > change.max) throw new LimitError(change.pool, change.namespace, change.max, count - 1);
         return;
       }
       case "bind": {
@@ -122,11 +137,13 @@ export class SqliteChanges {
     }
   }
 
-  private hold(h: Hold): void {
+  /** False when this very hold was in place already. */
+  private hold(h: Hold): boolean {
     const kind = this.holdAt(h.space, h.ip);
-    if (kind === h.kind) return;
+    if (kind === h.kind) return false;
     if (kind !== undefined || this.allocated(h.space, h.ip)) throw conflict(h);
-    this.s.insertHold!.run(h.space, h.ip, h.family, h.kind, h.until, h.pod);
+    this.s.insertHold!.run(h.space, h.ip, h.family, h.kind, h.until, h.pod, h.pool ?? null, h.note ?? null, h.by ?? null);
+    return true;
   }
 
   private claim(b: Block): void {

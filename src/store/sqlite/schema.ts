@@ -33,6 +33,7 @@ CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (
   space TEXT NOT NULL, ip TEXT NOT NULL, family INTEGER NOT NULL, kind TEXT NOT NULL, until INTEGER, pod TEXT,
+  pool TEXT, note TEXT, reserved_by TEXT,
   PRIMARY KEY (space, ip)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bindings (
@@ -87,6 +88,8 @@ const columnsOf = (db: Database, table: string) => (db.prepare(`PRAGMA table_inf
  * 2. range_set: an inline range set is no longer named in `pool` (as NETWORK|RANGES), which
  *    now names named pools only ('' when none); cooldowns and parked sticky bindings become
  *    holds (the cooling table goes).
+ * 3. holds gain pool, note and reserved_by (reservations); allocations are counted by pool and
+ *    namespace through an index of their own (maxPerNamespace).
  */
 export function migrate(db: Database): void {
   db.transaction(() => {
@@ -107,6 +110,10 @@ export function migrate(db: Database): void {
       db.exec("INSERT OR IGNORE INTO holds SELECT space, ip, family, 'sticky', NULL, pod FROM bindings WHERE released_at IS NOT NULL");
       db.exec("DROP TABLE cooling");
     }
+    if (!columnsOf(db, "holds").includes("note")) {
+      for (const column of ["pool", "note", "reserved_by"]) db.exec(`ALTER TABLE holds ADD COLUMN ${column} TEXT`);
+    }
   }).immediate();
   db.exec("CREATE INDEX IF NOT EXISTS allocations_in_order ON allocations (space, ip_order)");
+  db.exec("CREATE INDEX IF NOT EXISTS allocations_by_pool_namespace ON allocations (pool, pod_namespace)");
 }
