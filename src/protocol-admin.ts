@@ -132,6 +132,8 @@ export const ReleaseRequestSchema = object({
   cause: optional(pipe(string(), maxLength(256))),
   /** Which network's allocation, when the address is held in more than one. */
   network: optional(attachment.network),
+  /** Which address space's, when pools of several spaces hold it. */
+  space: optional(text(63)),
 });
 export const ReleaseResponseSchema = object({ released: array(AllocationSchema), unbound: number() });
 

@@ -2,39 +2,16 @@
  * The admin verbs: they talk to the daemon over its socket (`--socket` to choose) and print
  * an aligned table, or JSON with `--json`. An error is one line on stderr and exit 1.
  */
-import type { BaseIssue, BaseSchema, InferOutput } from "valibot";
-import { callDaemon } from "../cni/client.ts";
+import type { InferOutput } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { DEFAULT_SOCKET } from "../protocol.ts";
+import { call, type Flags, flushed, out, query } from "./admin-io.ts";
 import { AddressResponseSchema, Admin, ALLOCATION_PAGE, AdminPaths, type Allocation, AllocationsResponseSchema, type HistoryEventBody, HistoryResponseSchema, ImportResponseSchema, PoolsResponseSchema, ReleaseResponseSchema, ReloadResponseSchema, SweepResultSchema } from "../protocol-admin.ts";
+import { poolsView } from "./pools-view.ts";
+import { runTenantVerb, TENANT_VERBS } from "./tenant-verbs.ts";
+import type { Hold } from "../store/records.ts";
 import { age, formatTable, shortId, tableStream } from "./table.ts";
 
 export { ADMIN_USAGE } from "./admin-usage.ts";
-
-/** Admin calls may walk the whole store (gc, import): give them longer than the plugin's 2.5 s. */
-const ADMIN_TIMEOUT_MS = 120_000;
-
-type Flags = Record<string, string | boolean | undefined>;
-type Schema = BaseSchema<unknown, unknown, BaseIssue<unknown>>;
-
-/**
- * Output, in order, each piece written before the next: a verb's last lines must not be lost
- * when the process exits with a pipe still full (a streamed list is many pieces). Awaited
- * through `written` before a verb returns.
- */
-let written: Promise<unknown> = Promise.resolve();
-const out = (text: string): void => {
-  written = written.then(() => Bun.write(Bun.stdout, text));
-};
-
-function call<S extends Schema>(flags: Flags, path: string, body: unknown, schema: S): Promise<InferOutput<S>> {
-  return callDaemon((flags.socket as string | undefined) ?? DEFAULT_SOCKET, path, body, schema, ADMIN_TIMEOUT_MS);
-}
-
-const query = (params: Record<string, string | boolean | undefined>) => {
-  const entries = Object.entries(params).filter((e): e is [string, string] => typeof e[1] === "string");
-  return entries.length ? `?${new URLSearchParams(entries)}` : "";
-};
 
 const ALLOCATION_HEADERS = ["IP", "NETWORK", "POOL", "CONTAINER", "IFNAME", "POD", "NODE", "AGE"];
 const allocationRow = (a: Allocation) => [`${a.ip}/${a.prefix}`, a.network, a.pool ?? "(netconf ranges)", shortId(a.containerID), a.ifname, a.podName ? `${a.podNamespace}/${a.podName}` : null, a.node, age(a.createdAt)];
@@ -65,6 +42,9 @@ async function streamAllocations(flags: Flags, filter: Record<string, string | b
   else if (shown === 0) out("no allocations\n");
 }
 
+/** A hold's row: reserved (by whom, why), cooling (until when) or parked for a sticky pod. */
+const holdRow = (h: Hold) => [h.ip, h.kind === "sticky" ? "parked" : h.kind, h.pool, h.kind === "reserved" ? h.by : h.pod, h.until === null ? null : new Date(h.until).toISOString(), h.note];
+
 function historyTable(events: HistoryEventBody[]): string {
   return formatTable(
     ["TIME", "EVENT", "IP", "CONTAINER", "IFNAME", "POD", "CAUSE"],
@@ -77,15 +57,17 @@ async function show(flags: Flags, what: string): Promise<void> {
   const ip = canonicalIp(what);
   let holders: Allocation[];
   let history: HistoryEventBody[];
+  let holds: Hold[] = [];
   if (ip) {
-    ({ holders, history } = await call(flags, `${AdminPaths.allocations}/${encodeURIComponent(ip)}`, undefined, AddressResponseSchema));
+    ({ holders, holds, history } = await call(flags, `${AdminPaths.allocations}/${encodeURIComponent(ip)}`, undefined, AddressResponseSchema));
   } else {
     const filter = what.includes("/") ? { pod: what } : { container: what };
     holders = (await call(flags, `${AdminPaths.allocations}${query(filter)}`, undefined, AllocationsResponseSchema)).allocations;
     history = (await call(flags, `${AdminPaths.history}${query(filter)}`, undefined, HistoryResponseSchema)).events;
   }
-  if (flags.json) return out(`${JSON.stringify({ query: what, holders, history }, null, 2)}\n`);
-  out(holders.length ? allocationTable(holders) : `${what}: held by nobody now\n`);
+  if (flags.json) return out(`${JSON.stringify({ query: what, holders, holds, history }, null, 2)}\n`);
+  out(holders.length ? allocationTable(holders) : holds.length ? "" : `${what}: held by nobody now\n`);
+  if (holds.length) out(`${holders.length ? "\n" : ""}${formatTable(["IP", "HELD AS", "POOL", "FOR", "UNTIL", "NOTE"], holds.map(holdRow))}`);
   out(history.length ? `\nHistory (newest first):\n${historyTable(history)}` : "\nNo history.\n");
 }
 
@@ -123,9 +105,10 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
   const options: Record<string, { type: "string" | "boolean" }> = { socket: { type: "string" }, json: { type: "boolean" } };
   const extra: Record<string, string[]> = {
     pools: [],
-    allocations: ["pool", "node", "pod", "network", "limit"],
+    allocations: ["pool", "node", "pod", "namespace", "network", "limit"],
     show: [],
-    release: ["yes:b", "cause", "network"],
+    release: ["yes:b", "cause", "network", "space"],
+    ...TENANT_VERBS,
     gc: ["dry-run:b"],
     import: ["network", "conf"],
     reload: [],
@@ -144,24 +127,15 @@ export async function runAdminVerb(verb: string, args: string[]): Promise<number
   try {
     return await runVerb(verb, flags, positionals, need, json);
   } finally {
-    await written;
+    await flushed();
   }
 }
 
-/** `ipamd pools`: named pools, then the netconfs' inline range sets (no named pool: each its network's space). */
+/** `ipamd pools`: named pools, whom they serve, then the netconfs' inline range sets. */
 async function pools(flags: Flags, json: (value: unknown) => void): Promise<void> {
   const reports = await call(flags, Admin.pools, undefined, PoolsResponseSchema);
   if (flags.json) return json(reports);
-  const percent = (u: number) => `${u.toFixed(1)}%`;
-  out(
-    formatTable(
-      ["POOL", "KIND", "SIZE", "USED", "FREE", "USE%", "HELD", "NODE SUBNET", "ORPHANS"],
-      reports.pools.map((p) => [p.name, p.kind, p.size, p.used, p.free, percent(p.utilization), p.cooling + p.stickyParked || null, p.nodeSubnet, p.orphans.count || null]),
-    ),
-  );
-  if (reports.rangeSets.length === 0) return;
-  out(`\nInline range sets (netconf ranges):\n`);
-  out(formatTable(["NETWORK", "RANGE SET", "SIZE", "USED", "FREE", "USE%"], reports.rangeSets.map((r) => [r.network, r.rangeSet, r.size, r.used, r.free, percent(r.utilization)])));
+  out(poolsView(reports));
 }
 
 async function runVerb(verb: string, flags: Flags, positionals: string[], need: (n: number, usage: string) => void, json: (value: unknown) => void): Promise<number | null> {
@@ -171,20 +145,24 @@ async function runVerb(verb: string, flags: Flags, positionals: string[], need: 
       await pools(flags, json);
       return 0;
     case "allocations": {
-      need(0, "[--pool P] [--node N] [--pod NS/NAME] [--network N] [--limit N] [--json]");
+      need(0, "[--pool P] [--node N] [--pod NS/NAME | --namespace NS] [--network N] [--limit N] [--json]");
       const limit = flags.limit === undefined ? Number.POSITIVE_INFINITY : Number(flags.limit);
       if (!(limit >= 1)) throw new IpamError(ErrorCode.InvalidNetworkConfig, `--limit must be a positive number, not "${flags.limit}"`);
-      await streamAllocations(flags, { pool: flags.pool, node: flags.node, pod: flags.pod, network: flags.network }, limit);
+      await streamAllocations(flags, { pool: flags.pool, node: flags.node, pod: flags.pod, namespace: flags.namespace, network: flags.network }, limit);
       return 0;
     }
+    case "reserve":
+    case "unreserve":
+    case "reservations":
+      return runTenantVerb(verb, flags, positionals, json);
     case "show":
       need(1, "IP|CONTAINER|NS/POD [--json]");
       await show(flags, positionals[0]!);
       return 0;
     case "release": {
-      need(1, "IP --yes [--network NAME]");
+      need(1, "IP --yes [--network NAME | --space NAME]");
       if (!flags.yes) throw new IpamError(ErrorCode.InvalidNetworkConfig, `refusing to release ${positionals[0]} without --yes (a pod may still use it)`);
-      const body = { confirm: true, ...(typeof flags.cause === "string" ? { cause: flags.cause } : {}), ...(typeof flags.network === "string" ? { network: flags.network } : {}) };
+      const body = { confirm: true, ...Object.fromEntries(["cause", "network", "space"].flatMap((k) => (typeof flags[k] === "string" ? [[k, flags[k]]] : []))) };
       const result = await call(flags, `${AdminPaths.allocations}/${encodeURIComponent(positionals[0]!)}/release`, body, ReleaseResponseSchema);
       if (flags.json) return json(result), 0;
       const holders = result.released.map((r) => `${shortId(r.containerID)}/${r.ifname}`).join(", ");

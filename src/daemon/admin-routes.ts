@@ -7,8 +7,9 @@
 import { Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { canonicalIp } from "../ipam/address.ts";
-import { AdminGcRequestSchema, ALLOCATION_PAGE, HISTORY_PAGE, ImportRequestSchema, ReleaseRequestSchema } from "../protocol-admin.ts";
-import type { AllocationFilter, HistoryFilter } from "../store/store.ts";
+import { AdminGcRequestSchema, ALLOCATION_PAGE, HISTORY_PAGE, ImportRequestSchema, ReleaseRequestSchema, ReserveRequestSchema, UnreserveRequestSchema } from "../protocol-admin.ts";
+import type { AllocationFilter, HistoryFilter, Hold } from "../store/store.ts";
+import { spaceOf } from "../engine/pools.ts";
 import type { AppOptions } from "./app.ts";
 import { ConfigError } from "./config.ts";
 import { readBody } from "./http-errors.ts";
@@ -38,6 +39,15 @@ function ipParam(text: string): string {
   return ip;
 }
 
+/**
+ * The holds on an address (cooldown, parked for a pod, reserved), as the store has them, in
+ * the configured pools' spaces: a shared store's holds made by other nodes included.
+ */
+async function holdsAt(engine: Engine, ip: string): Promise<Hold[]> {
+  const spaces = [...new Set([...engine.registry.named.values()].map(spaceOf))];
+  return (await Promise.all(spaces.map((space) => engine.store.holds(space)))).flat().filter((h) => h.ip === ip);
+}
+
 /** The admin API's reads: pools, allocations and history in pages, one address's holders. */
 function readRoutes(engine: Engine, gate: ReadGate): Hono {
   const store = engine.store;
@@ -53,6 +63,7 @@ function readRoutes(engine: Engine, gate: ReadGate): Hono {
         ...(q.container ? { containerID: q.container } : {}),
         ...(q.ip ? { ip: ipParam(q.ip) } : {}),
         ...podFilter(q.pod),
+        ...(q.namespace && !q.pod ? { podNamespace: q.namespace } : {}),
         ...(q.after ? { after: afterAllocation(q.after) } : {}),
         limit: limitOf(q.limit, ALLOCATION_PAGE.default, ALLOCATION_PAGE.max),
       };
@@ -63,8 +74,12 @@ function readRoutes(engine: Engine, gate: ReadGate): Hono {
     })
     .get("/allocations/:ip", turn, async (c) => {
       const ip = ipParam(c.req.param("ip"));
-      const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: limitOf(c.req.query("limit"), HISTORY_PAGE.default, HISTORY_PAGE.max) })]);
-      return c.json({ ip, holders, history });
+      const [holders, holds, history] = await Promise.all([store.holders(ip), holdsAt(engine, ip), store.history({ ip, limit: limitOf(c.req.query("limit"), HISTORY_PAGE.default, HISTORY_PAGE.max) })]);
+      return c.json({ ip, holders, holds, history });
+    })
+    .get("/reservations", turn, async (c) => {
+      const q = c.req.query();
+      return c.json({ reservations: await engine.reservations({ ...(q.pool ? { pool: q.pool } : {}), ...(q.space ? { space: q.space } : {}) }) });
     })
     .get("/history", turn, async (c) => {
       const q = c.req.query();
@@ -88,9 +103,20 @@ function changeRoutes(engine: Engine, options: AppOptions): Hono {
       options.requireMutation?.(c);
       const ip = ipParam(c.req.param("ip"));
       const body = await readBody(c, ReleaseRequestSchema);
-      const result = await engine.releaseAddress(ip, body.cause ?? "released by an operator", body.network);
-      if (result.released.length === 0 && result.unbound === 0) throw new IpamError(ErrorCode.NotFound, `${ip} is not allocated, bound or cooling`);
+      const result = await engine.releaseAddress(ip, body.cause ?? "released by an operator", { network: body.network, space: body.space });
+      if (result.released.length === 0 && result.unbound === 0) {
+        const reserved = (await engine.reservations({ space: body.space })).some((h) => h.ip === ip);
+        throw new IpamError(ErrorCode.NotFound, reserved ? `${ip} is reserved, not allocated: ipamd unreserve ends a reservation` : `${ip} is not allocated, bound or cooling`);
+      }
       return c.json(result);
+    })
+    .post("/reservations", async (c) => {
+      options.requireMutation?.(c);
+      return c.json(await engine.reserve(await readBody(c, ReserveRequestSchema)));
+    })
+    .post("/reservations/release", async (c) => {
+      options.requireMutation?.(c);
+      return c.json(await engine.unreserve(await readBody(c, UnreserveRequestSchema)));
     })
     .post("/gc", async (c) => {
       const body = await readBody(c, AdminGcRequestSchema);

@@ -9,6 +9,7 @@ import { errorResponse } from "./http-errors.ts";
 import type { DaemonMetrics } from "./metrics.ts";
 import { requestTelemetry } from "./observability.ts";
 import { poolReports } from "./pool-report.ts";
+import { namespaceSeries } from "./pool-tenants.ts";
 import { ReadGate } from "./read-gate.ts";
 import type { Reclaimer } from "./reclaim.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -57,7 +58,9 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   if (options.metrics) {
     const metrics = options.metrics;
     app.get("/metrics", async (c) => {
-      metrics.reports = await poolReports(engine, engine.store);
+      // This node's share only: a scrape must not read a shared store's whole cluster.
+      metrics.reports = await poolReports(engine, engine.store, "node");
+      metrics.namespaces = await namespaceSeries(engine);
       return c.text(metrics.registry.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
   }

@@ -114,6 +114,8 @@ export class DaemonMetrics {
   readonly utilizationWarnings = this.registry.add(new Counter("ipamd_pool_utilization_warnings_total", "Times a named pool or inline range set crossed a utilization threshold, by named pool, network and threshold."));
   /** Set from fresh pool reports just before each scrape. */
   reports: PoolsResponse = { pools: [], rangeSets: [] };
+  /** Per namespace, in pools with maxPerNamespace: this node's allocations (set before each scrape). */
+  namespaces: { pool: string; namespace: string; count: number }[] = [];
   private poolGauge(name: string, help: string, value: (p: PoolReport) => number): void {
     this.registry.add(new Gauge(name, help, () => this.reports.pools.map((p) => ({ labels: { pool: p.name, kind: p.kind }, value: value(p) }))));
   }
@@ -131,5 +133,18 @@ export class DaemonMetrics {
     this.poolGauge("ipamd_pool_free_addresses", "Addresses of a pool free to hand out.", (p) => Number(p.free));
     this.poolGauge("ipamd_pool_utilization_ratio", "Used share of a pool, 0 to 1.", (p) => p.utilization / 100);
     this.poolGauge("ipamd_pool_orphaned_addresses", "Addresses held outside a pool's current definition.", (p) => p.orphans.count);
+    this.poolGauge("ipamd_pool_reserved_addresses", "Addresses of a pool reserved by operators (ipamd reserve).", (p) => p.reserved);
+    this.registry.add(
+      new Gauge("ipamd_pool_namespace_limit_addresses", "A pool's maxPerNamespace: the most of its addresses one namespace may hold.", () =>
+        this.reports.pools.flatMap((p) => (p.maxPerNamespace === undefined ? [] : [{ labels: { pool: p.name }, value: p.maxPerNamespace }])),
+      ),
+    );
+    this.registry.add(
+      new Gauge(
+        "ipamd_namespace_allocated_addresses",
+        "Addresses of a pool with maxPerNamespace held by a namespace, allocated by this node (sum over nodes for the cluster); the largest 100 namespaces per pool, the rest as namespace=\"_other\".",
+        () => this.namespaces.map((n) => ({ labels: { pool: n.pool, namespace: n.namespace }, value: n.count })),
+      ),
+    );
   }
 }

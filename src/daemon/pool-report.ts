@@ -13,7 +13,7 @@ import type { AllocationRecord, Hold, Store } from "../store/store.ts";
 import { type PoolUsage, sourceOf } from "./observability.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
 import { spaceOf } from "../engine/pools.ts";
-import { tenantFields } from "./pool-tenants.ts";
+import { tenantFields, type UseScope } from "./pool-tenants.ts";
 import type { Engine } from "../engine/engine.ts";
 
 const ORPHAN_SAMPLE = 20;
@@ -79,8 +79,8 @@ function holdCounts(engine: Engine, space: string, inPool: (ip: string) => boole
 }
 
 /** Every named pool's report, and every inline range set's this daemon has allocated from. */
-export async function poolReports(engine: Engine, store: Store): Promise<PoolsResponse> {
-  return { pools: await namedPoolReports(engine, store), rangeSets: rangeSetReports(engine) };
+export async function poolReports(engine: Engine, store: Store, use: UseScope = "cluster"): Promise<PoolsResponse> {
+  return { pools: await namedPoolReports(engine, store, use), rangeSets: rangeSetReports(engine) };
 }
 
 function rangeSetReports(engine: Engine): RangeSetReport[] {
@@ -106,7 +106,7 @@ function orphansByPool(engine: Engine, named: NamedPool[]): Map<string, [bigint,
   return orphans;
 }
 
-async function namedPoolReports(engine: Engine, store: Store): Promise<PoolReport[]> {
+async function namedPoolReports(engine: Engine, store: Store, use: UseScope): Promise<PoolReport[]> {
   const reports: PoolReport[] = [];
   const named = [...engine.registry.named.values()];
   const orphans = orphansByPool(engine, named);
@@ -127,7 +127,7 @@ async function namedPoolReports(engine: Engine, store: Store): Promise<PoolRepor
       stickyParked: counts.sticky,
       reserved: counts.reserved,
       orphans: orphansOf(orphans.get(pool.name) ?? [], pool.family),
-      ...(await tenantFields(engine, pool)),
+      ...(await tenantFields(engine, pool, use)),
     };
     if (!set) {
       reports.push({ ...base, kind: "node-subnet", size: "0", used: 0, free: "0", utilization: 100, nodeSubnets: await store.nodeSubnets(pool.name) });

@@ -9,7 +9,7 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
 import type { PoolSetup } from "../ipam/pool-choice.ts";
-import { type AllocationRecord, type Binding, ConflictError, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
+import { type AllocationRecord, type Binding, ConflictError, type Hold, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
 import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, ownView, planClaim } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
@@ -18,6 +18,7 @@ import { AttachmentLocks } from "./locks.ts";
 import { type AddOutcome, bindingKey, planAdd } from "./plan-add.ts";
 import { planExpiry } from "./plan-release.ts";
 import { type AddTargets, PoolRegistry } from "./pools.ts";
+import { reservations, reserve, type ReserveRequest, unreserve, type UnreserveRequest } from "./reservations.ts";
 import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
 import { type Sharing, sharingOf } from "./sharing.ts";
 import { AddressState } from "./state.ts";
@@ -118,9 +119,22 @@ export class Engine {
     return releaseRecords(this, records, cause, kind);
   }
 
-  /** An operator's release of one address (see releases.ts). */
-  releaseAddress(ip: string, cause: string, network?: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
-    return releaseAddress(this, ip, cause, network);
+  /** An operator's release of one address, in one network or space if given (see releases.ts). */
+  releaseAddress(ip: string, cause: string, where: { network?: string; space?: string } = {}): Promise<{ released: AllocationRecord[]; unbound: number }> {
+    return releaseAddress(this, ip, cause, where);
+  }
+
+  /** Keeps a pool's addresses from pods until unreserved (see reservations.ts). */
+  reserve(req: ReserveRequest): Promise<{ reserved: string[] }> {
+    return reserve(this, req);
+  }
+
+  unreserve(req: UnreserveRequest): Promise<{ unreserved: string[] }> {
+    return unreserve(this, req);
+  }
+
+  reservations(filter: { pool?: string; space?: string } = {}): Promise<Hold[]> {
+    return reservations(this, filter);
   }
 
   /** Releases every attachment of the network that the runtime does not list as valid. */

@@ -29,6 +29,16 @@ export const DEFAULT_POLICY: PoolPolicy = { releaseCooldownMs: 0, sticky: false,
  */
 export const namedSpace = (family: Family, space: string = DEFAULT_SPACE): string => (space === DEFAULT_SPACE ? `@ipv${family}` : `@${space}:ipv${family}`);
 
+/** A store space as operators name it: a named pool's space, or `network NAME` for inline ranges. */
+export function spaceName(space: string): string {
+  const named = /^@(?:(.+):)?ipv[46]$/.exec(space);
+  if (!named) return `network ${space}`;
+  return named[1] ?? DEFAULT_SPACE;
+}
+
+/** Whether a store space is the named space `name` (of either family). */
+export const isNamedSpace = (space: string, name: string): boolean => space === namedSpace(4, name) || space === namedSpace(6, name);
+
 /** The store's space of a named pool. */
 export const spaceOf = (pool: NamedPool): string => namedSpace(pool.family, pool.scope.space);
 

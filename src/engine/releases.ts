@@ -10,6 +10,7 @@ import type { GcRequest } from "./requests.ts";
 import { type AllocationRecord, type Binding, ConflictError, type ReleaseKind } from "../store/store.ts";
 import { planAbandoned } from "./blocks.ts";
 import type { Engine } from "./engine.ts";
+import { isNamedSpace, spaceName } from "./pools.ts";
 import { planForget, planRelease } from "./plan-release.ts";
 import { stickyKey } from "./target.ts";
 
@@ -70,23 +71,31 @@ export async function releaseRecords(engine: Engine, records: AllocationRecord[]
 
 /**
  * An operator's release of one address: its allocation and any sticky binding or cooldown
- * that keeps it from the pool. An address held in more than one network (two netconfs with
- * the same inline range) is refused with the list unless `network` picks one.
+ * that keeps it from the pool (a reservation stays: see unreserve). An address held in more
+ * than one place (two netconfs with the same inline range, pools of two spaces) is refused
+ * with the list unless `network` or `space` picks one.
  */
-export async function releaseAddress(engine: Engine, ip: string, cause: string, network?: string): Promise<{ released: AllocationRecord[]; unbound: number }> {
-  const holders = (await engine.store.holders(ip)).filter((h) => network === undefined || h.network === network);
-  const held = engine.state.spacesHolding(ip);
-  if (network === undefined) {
+export async function releaseAddress(engine: Engine, ip: string, cause: string, where: { network?: string; space?: string } = {}): Promise<{ released: AllocationRecord[]; unbound: number }> {
+  const inSpace = (space: string) => where.space === undefined || isNamedSpace(space, where.space);
+  const holders = (await engine.store.holders(ip)).filter((h) => (where.network === undefined || h.network === where.network) && inSpace(h.space));
+  const held = engine.state.spacesHolding(ip).filter(inSpace);
+  if (where.network === undefined && where.space === undefined) {
     // A hold (cooldown, parked binding) has no network: its space names its place.
-    const places = new Set([...holders.map((h) => h.network), ...held.filter((space) => !holders.some((h) => h.space === space))]);
-    if (places.size > 1) throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${places.size} networks: ${[...places].sort().join(", ")}; release one with --network NAME`);
+    const places = new Set([...holders.map((h) => placeOf(h.network, h.space)), ...held.filter((space) => !holders.some((h) => h.space === space)).map(spaceName)]);
+    if (places.size > 1) throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${places.size} places: ${[...places].sort().join("; ")}; release one with --network NAME or --space NAME`);
   }
   const released = await releaseRecords(engine, holders, cause, "released");
-  const spaces = network === undefined ? [...new Set([...held, ...engine.state.bindingsAt(ip).map((b) => b.space)])] : [...new Set([network, ...holders.map((h) => h.space)])];
+  const spaces =
+    where.network === undefined && where.space === undefined
+      ? [...new Set([...held, ...engine.state.bindingsAt(ip).map((b) => b.space)])]
+      : [...new Set([...(where.network ? [where.network] : []), ...held, ...holders.map((h) => h.space)])];
   const plan = planForget(engine.state, ip, spaces, engine.state.bindingsAt(ip));
   if (plan.changes.length > 0) await engine.applier.apply(plan);
   return { released, unbound: plan.ends.length };
 }
+
+/** Where an allocation is, as an operator tells two apart: its network, and a named pool's space. */
+const placeOf = (network: string, space: string): string => (space.startsWith("@") ? `network ${network} (space ${spaceName(space)})` : `network ${network}`);
 
 /** CNI GC: releases every attachment of the network the runtime does not list as valid. */
 export async function collectGarbage(engine: Engine, req: GcRequest, cause: string): Promise<string[]> {

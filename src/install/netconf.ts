@@ -37,7 +37,6 @@ type Plugin = InferOutput<typeof PluginSchema>;
 
 export class NetconfError extends Error {}
 
-
 /** The checks the plugin makes on the conf it is handed (name and version come from the list). */
 function checkIpamdPlugin(file: string, where: string, conf: Record<string, unknown>): void {
   const parsed = safeParse(NetConfSchema, conf);
@@ -51,9 +50,7 @@ function checkIpamdPlugin(file: string, where: string, conf: Record<string, unkn
   } catch (err) {
     throw new NetconfError(`netconf ${file}: ${where}ipam: ${(err as Error).message}`);
   }
-  if (sets.length === 0 && !ipam.pool && !ipam.pools?.length) {
-    throw new NetconfError(`netconf ${file}: ${where}ipam: no IP ranges: set ipam.ranges (or ipam.subnet), or ipam.pool`);
-  }
+  // Neither ranges nor pools is fine: the daemon's defaultPools (and namespace pools) serve it.
 }
 
 /**

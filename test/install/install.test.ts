@@ -115,8 +115,13 @@ describe("ipamd install", () => {
     ["a list named .conf", JSON.stringify(CONFLIST), "10-x.conf", /must end in \.conflist/],
     ["a single conf named .conflist", JSON.stringify({ cniVersion: "1.0.0", name: "x", type: "bridge", ipam: { type: "ipamd", pool: "a" } }), "10-x.conflist", /needs a "plugins" list/],
     ["a name the runtime ignores", JSON.stringify(CONFLIST), "10-x.yaml", /must end in \.conflist, \.conf or \.json/],
-    ["no ranges and no pool", JSON.stringify({ cniVersion: "1.0.0", name: "x", type: "bridge", ipam: { type: "ipamd" } }), "10-x.conf", /no IP ranges/],
   ];
+  test("a netconf with neither ranges nor pools is installed: the daemon's defaultPools serve it", async () => {
+    const h = hostSetup(JSON.stringify({ cniVersion: "1.0.0", name: "x", type: "bridge", ipam: { type: "ipamd" } }), "10-x.conf");
+    await runOk(["install", "--host-root", h.host, "--conf", h.confFile]);
+    expect(readFileSync(h.netconf, "utf8")).toContain('"type":"ipamd"');
+  }, 30_000);
+
   for (const [what, text, name, message] of bad) {
     test(`a netconf with ${what} is refused in one line, and nothing is written`, async () => {
       const h = hostSetup(text, name);

@@ -1,11 +1,10 @@
 /** How the dashboard writes numbers, times and identifiers: short, exact on hover. */
+import { readableCount } from "../../readable.ts";
 
 /** A count as "12,345"; a count too large to read (an IPv6 pool's size) as a power of two. */
 export function formatCount(decimal: string | number): string {
   const text = String(decimal);
-  if (!/^\d+$/.test(text)) return text;
-  if (text.length <= 15) return text.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return `≈ 2^${BigInt(text).toString(2).length}`;
+  return /^\d+$/.test(text) ? readableCount(text) : text;
 }
 
 /** A utilization as the report gives it (two decimals), never rounding a used pool to "0%". */

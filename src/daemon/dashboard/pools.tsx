@@ -22,10 +22,10 @@ function definitionText(report: PoolReport): string {
 /** A count; a huge one (an IPv6 pool) as a power of two, exact on hover. */
 const Count: FC<{ value: string | number }> = ({ value }) => {
   const text = formatCount(value);
-  const power = /^≈ 2\^(\d+)$/.exec(text);
+  const power = /^(≈?)2\^(\d+)$/.exec(text);
   return power ? (
     <span title={String(value)}>
-      ≈ 2<sup>{power[1]}</sup>
+      {power[1] ? "≈ " : ""}2<sup>{power[2]}</sup>
     </span>
   ) : (
     <>{text}</>
@@ -60,6 +60,51 @@ export const UtilizationBar: FC<{ report: Figures; title: string }> = ({ report,
       >
         <span style={`width:${width}%`} />
       </div>
+    </div>
+  );
+};
+
+/** Whom a pool serves, which namespaces fill it, and what its rules no longer allow (after a reload). */
+const TenantFacts: FC<{ report: PoolReport }> = ({ report }) => {
+  const { outOfScope: out } = report;
+  const stray = out.namespaces.length + out.overLimit.length + (out.thisNode > 0 ? 1 : 0);
+  return (
+    <div class="facts">
+      <span title="The address space its addresses are unique in">
+        space <b>{report.space}</b>
+      </span>
+      <span title="Namespaces it serves">
+        namespaces <b>{report.namespaces?.join(", ") ?? "all"}</b>
+      </span>
+      {report.nodes && (
+        <span title="Nodes it serves (names or globs)">
+          nodes <b>{report.nodes.join(", ")}</b>
+        </span>
+      )}
+      {report.maxPerNamespace !== undefined && (
+        <span title="maxPerNamespace: the most of its addresses one namespace may hold">
+          limit <b>{report.maxPerNamespace}</b> per namespace
+        </span>
+      )}
+      {report.namespaceUse.length > 0 && (
+        <span title={`${report.namespacesUsing} namespaces hold its addresses`}>
+          top{" "}
+          {report.namespaceUse.map((u, i) => (
+            <>
+              {i > 0 && ", "}
+              <a href={allocationsHref({ q: u.namespace })}>{u.namespace}</a> <b>{u.count}</b>
+            </>
+          ))}
+        </span>
+      )}
+      {stray > 0 && (
+        <span class="alert" title="Allocations its rules no longer allow since a reload: they stay until released">
+          out of scope{" "}
+          <b>
+            {[...out.namespaces.map((u) => `${u.namespace} ${u.count}`), ...out.overLimit.map((u) => `${u.namespace} ${u.count} over limit`), ...(out.thisNode ? [`${out.thisNode} on this node`] : [])].join(", ")}
+          </b>
+        </span>
+      )}
     </div>
   );
 };
@@ -99,11 +144,15 @@ const PoolCard: FC<{ report: PoolReport }> = ({ report }) => {
         <span title="Kept for a sticky pod that is gone for now">
           sticky <b>{report.stickyParked}</b>
         </span>
+        <span title="Reserved by operators (ipamd reserve)">
+          reserved <b>{report.reserved}</b>
+        </span>
         <span class={report.orphans.count > 0 ? "alert" : undefined} title="Held outside the pool's current definition">
           orphaned <b>{report.orphans.count}</b>
         </span>
         <a href={allocationsHref({ pool: report.name })}>Browse →</a>
       </div>
+      <TenantFacts report={report} />
       {report.orphans.count > 0 && (
         <details>
           <summary>Orphaned addresses</summary>
