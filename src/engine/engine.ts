@@ -21,6 +21,7 @@ import { type AddTargets, PoolRegistry } from "./pools.ts";
 import { reservations, reserve, type ReserveRequest, unreserve, type UnreserveRequest } from "./reservations.ts";
 import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
 import { type Sharing, sharingOf } from "./sharing.ts";
+import { refuseSpaceMoves } from "./space-moves.ts";
 import { AddressState } from "./state.ts";
 import type { AddRequest, Answer, Attachment, GcRequest, ImportRequest, ImportResult } from "./requests.ts";
 import { answerFor, cursorOf, stickyKey, type Target, toAnswer } from "./target.ts";
@@ -75,13 +76,16 @@ export class Engine {
     engine.state.load(await readSnapshot(store));
     engine.state.loadCursors(await store.cursors());
     if (engine.sharing.blocks) engine.state.loadBlocks(await store.blocks(), engine.node, blockStart);
-    await engine.registry.configure({ pools: options.pools ?? new Map(), defaults: options.defaultPools ?? [] }, store);
+    const setup = { pools: options.pools ?? new Map(), defaults: options.defaultPools ?? [] };
+    refuseSpaceMoves(engine.state, setup);
+    await engine.registry.configure(setup, store);
     if (engine.sharing.announces) await store.announce(engine.node, options.nodeTtlSeconds ?? 60);
     return engine;
   }
 
   /** Swaps in a new pool configuration; allocations and requests in flight are untouched. */
   async reconfigure(setup: PoolSetup): Promise<void> {
+    refuseSpaceMoves(this.state, setup);
     await this.registry.configure(setup, this.store);
   }
 
@@ -94,8 +98,13 @@ export class Engine {
   }
 
   async add(req: AddRequest): Promise<Answer[]> {
-    const selected = this.registry.targetsFor(req);
-    const { targets } = selected;
+    let selection: AddTargets | IpamError;
+    try {
+      selection = this.registry.targetsFor(req);
+    } catch (err) {
+      if (!(err instanceof IpamError)) throw err;
+      selection = err;
+    }
     const requested = (req.requestedIps ?? []).map((text) => {
       const ip = parseIp(text);
       if (!ip) throw new IpamError(ErrorCode.InvalidNetworkConfig, `requested IP "${text}" is not an IP address`);
@@ -103,8 +112,11 @@ export class Engine {
     });
     return this.locks.run(req.network, req, async () => {
       const existing = await this.store.attachment(req.network, req);
-      if (existing.length > 0) return existing.map((r) => answerFor(r, targets));
-      return (await this.allocate(req, selected, requested)).map(toAnswer);
+      // An attachment that holds addresses is answered with them, even where the rules have
+      // changed since (a reload): they stay until released, like any other out of scope.
+      if (existing.length > 0) return existing.map((r) => answerFor(r, selection instanceof IpamError ? [] : selection.targets));
+      if (selection instanceof IpamError) throw selection;
+      return (await this.allocate(req, selection, requested)).map(toAnswer);
     });
   }
 

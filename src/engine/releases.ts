@@ -81,8 +81,14 @@ export async function releaseAddress(engine: Engine, ip: string, cause: string, 
   const held = engine.state.spacesHolding(ip).filter(inSpace);
   if (where.network === undefined && where.space === undefined) {
     // A hold (cooldown, parked binding) has no network: its space names its place.
-    const places = new Set([...holders.map((h) => placeOf(h.network, h.space)), ...held.filter((space) => !holders.some((h) => h.space === space)).map(spaceName)]);
-    if (places.size > 1) throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${places.size} places: ${[...places].sort().join("; ")}; release one with --network NAME or --space NAME`);
+    const spaces = [...new Set([...holders.map((h) => h.space), ...held])];
+    if (spaces.every((space) => !space.startsWith("@"))) {
+      const networks = new Set([...holders.map((h) => h.network), ...held]);
+      if (networks.size > 1) throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${networks.size} networks: ${[...networks].sort().join(", ")}; release one with --network NAME`);
+    } else {
+      const places = new Set([...holders.map((h) => placeOf(h.network, h.space)), ...held.filter((space) => !holders.some((h) => h.space === space)).map(spaceName)]);
+      if (places.size > 1) throw new IpamError(ErrorCode.AddressInUse, `${ip} is held in ${places.size} places: ${[...places].sort().join("; ")}; release one with --network NAME or --space NAME`);
+    }
   }
   const released = await releaseRecords(engine, holders, cause, "released");
   const spaces =

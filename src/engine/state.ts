@@ -55,6 +55,14 @@ export class AddressState implements StateView {
     return n;
   }
 
+  /** Every space and family memory knows taken addresses of. */
+  *spaces(): Generator<{ space: string; family: Family; taken: ExtentSet }> {
+    for (const [key, taken] of this.taken) {
+      const slash = key.lastIndexOf("/");
+      if (taken.size > 0) yield { space: key.slice(0, slash), family: Number(key.slice(slash + 1)) as Family, taken };
+    }
+  }
+
   takenSet(space: string, family: Family): ExtentSet {
     const key = setKey(space, family);
     let set = this.taken.get(key);

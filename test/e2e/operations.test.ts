@@ -29,8 +29,8 @@ describe("admin CLI", () => {
 
     const pools = await cli(daemon, "pools");
     expect(pools.exitCode).toBe(0);
-    expect(pools.stdout).toMatch(/^POOL\s+KIND\s+SIZE\s+USED\s+FREE\s+USE%/m);
-    expect(pools.stdout).toMatch(/^v4\s+named\s+253\s+2\s+251\s+0\.8%/m);
+    expect(pools.stdout).toMatch(/^POOL\s+KIND\s+SPACE\s+SIZE\s+USED\s+FREE\s+USE%/m);
+    expect(pools.stdout).toMatch(/^v4\s+named\s+default\s+253\s+2\s+251\s+0\.8%/m);
     expect(JSON.parse((await cli(daemon, "pools", "--json")).stdout).pools[0]).toMatchObject({ name: "v4", used: 2 });
 
     const all = await cli(daemon, "allocations");
