@@ -49,7 +49,7 @@ function allContainers(ds: Doc): Doc[] {
 
 describe("k8s manifests", () => {
   test("every file is YAML of named objects, namespaced ones in the ipamd namespace", () => {
-    expect(EXAMPLES.sort()).toEqual(["k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/unique-cidr-per-node.yaml"]);
+    expect(EXAMPLES.sort()).toEqual(["k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/two-teams.yaml", "k8s/examples/unique-cidr-per-node.yaml"]);
     for (const file of FILES) {
       for (const doc of load(file)) {
         expect({ file, apiVersion: typeof doc.apiVersion, kind: typeof doc.kind, name: typeof doc.metadata?.name }).toEqual({ file, apiVersion: "string", kind: "string", name: "string" });
@@ -166,6 +166,8 @@ describe("k8s manifests", () => {
       }
       expect(settings.node).toBe("node-a");
       for (const pool of [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean)) expect(settings.pools).toContain(pool);
+      // A netconf naming no pool needs defaultPools to serve it.
+      if (!ipam.pool && !ipam.pools && !ipam.ranges) expect(settings.defaultPools.length).toBeGreaterThan(0);
       for (const probe of [serve.readinessProbe, serve.livenessProbe]) expect(probe.exec.command).toEqual([imageBinary, "status", "--socket", socketArg]);
 
       if (settings.store === "etcd") {
@@ -202,9 +204,15 @@ describe("k8s manifests", () => {
         join(pod.host, "opt/cni/bin/ipamd"),
       );
       expect({ exitCode: add.exitCode, stderr: add.stderr }).toEqual({ exitCode: 0, stderr: "" });
-      // One address from each named pool, in the node's subnet of its supernet.
-      const pools = JSON.parse(cm.data["config.json"]).pools;
-      const names = [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean);
+      // One address from each named pool (the netconf's, or else the defaults this pod may
+      // use: a group's first pool that serves node-a and namespace default), in the node's
+      // subnet of its supernet.
+      const config = JSON.parse(cm.data["config.json"]);
+      const pools = config.pools;
+      const serves = (name: string) => !pools[name].nodes && (!pools[name].namespaces || pools[name].namespaces.includes("default"));
+      const defaults = (config.defaultPools ?? []).map((g: string | string[]) => (typeof g === "string" ? [g] : g).find(serves));
+      const named = [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean);
+      const names = named.length > 0 ? named : defaults;
       expect(add.json.ips.map((ip: Doc) => ip.address.split("/")[1])).toEqual(names.map((n) => String(pools[n].nodeSubnetPrefix ?? pools[n].prefix)));
       daemon.kill("SIGTERM");
       expect(await daemon.exited).toBe(0);
