@@ -186,6 +186,18 @@ describe("an address's page", () => {
     expect(html).toContain("Free now; last released");
   }, 30_000);
 
+  test("a reserved address says so, with its pool, who and why; the pool's card counts it, with its space and scope", async () => {
+    const res = await app.request("/v1/reservations", { method: "POST", body: JSON.stringify({ pool: "small", first: "10.90.0.12", note: "VIP <ingress>", by: "alice" }) });
+    expect(res.status).toBe(200);
+    const { html } = await get("/address/10.90.0.12");
+    expect(html).toContain('<span class="badge">reserved</span>');
+    expect(html).toContain("Reserved in pool <b>small</b> by alice: VIP &lt;ingress&gt;");
+    const pools = (await get("/")).html;
+    expect(pools).toMatch(/reserved <b>1<\/b>/);
+    expect(pools).toMatch(/space <b>default<\/b>/);
+    expect(pools).toMatch(/namespaces <b>all<\/b>/);
+  }, 30_000);
+
   test("an address never handed out is a friendly 404 page; text that is no address is a 400 page", async () => {
     const unknown = await get("/address/10.99.0.1");
     expect(unknown.status).toBe(404);

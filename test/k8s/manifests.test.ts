@@ -212,7 +212,7 @@ describe("k8s manifests", () => {
       const serves = (name: string) => !pools[name].nodes && (!pools[name].namespaces || pools[name].namespaces.includes("default"));
       const defaults = (config.defaultPools ?? []).map((g: string | string[]) => (typeof g === "string" ? [g] : g).find(serves));
       const named = [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean);
-      const names = named.length > 0 ? named : defaults;
+      const names: string[] = named.length > 0 ? named : defaults;
       expect(add.json.ips.map((ip: Doc) => ip.address.split("/")[1])).toEqual(names.map((n) => String(pools[n].nodeSubnetPrefix ?? pools[n].prefix)));
       daemon.kill("SIGTERM");
       expect(await daemon.exited).toBe(0);

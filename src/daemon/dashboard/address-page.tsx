@@ -57,8 +57,9 @@ export async function addressPage(c: Context, engine: Engine, now: () => number)
   const text = c.req.param("ip") ?? "";
   const ip = canonicalIp(text);
   if (!ip) return notAnAddress(c, text);
-  const [holders, history] = await Promise.all([store.holders(ip), store.history({ ip, limit: ADDRESS_HISTORY })]);
+  const [holders, history, reservations] = await Promise.all([store.holders(ip), store.history({ ip, limit: ADDRESS_HISTORY }), engine.reservations()]);
   if (holders.length === 0 && history.length === 0) return noRecord(c, ip);
+  const reserved = reservations.filter((h) => h.ip === ip);
   const at = now();
   return page(c, {
     title: ip,
@@ -68,15 +69,21 @@ export async function addressPage(c: Context, engine: Engine, now: () => number)
       <>
         <div class="status">
           <h1>{ip}</h1>
-          {holders.length > 0 ? <span class="badge ok">allocated</span> : <span class="badge">free</span>}
+          {holders.length > 0 ? <span class="badge ok">allocated</span> : reserved.length > 0 ? <span class="badge">reserved</span> : <span class="badge">free</span>}
         </div>
+        {reserved.map((h) => (
+          <p class="lead">
+            Reserved in pool <b>{h.pool}</b> by {h.by ?? "an operator"}
+            {h.note ? `: ${h.note}` : ""} — never handed out to a pod until unreserved.
+          </p>
+        ))}
         <p class="lead">
           {holders.length > 0 ? (
             <>
               Allocated <When at={holders[0]!.createdAt} now={at} />
               {holders.length > 1 && `, held in ${holders.length} address spaces`}.
             </>
-          ) : (
+          ) : reserved.length > 0 ? null : (
             `Free now; last ${history[0]!.kind} ${formatTime(history[0]!.at)}.`
           )}
         </p>
