@@ -48,6 +48,9 @@ async function startEngine(store: OpenedStore, settings: ServeSettings, setup: P
     },
   });
   watch = new UtilizationWatch(metrics, log, (record) => usageOf(engine, record), settings.utilizationThresholds);
+  if (settings.store === "sqlite" && [...setup.pools.values()].some((p) => p.nodeSubnet)) {
+    log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
+  }
   return engine;
 }
 
@@ -99,9 +102,6 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const health = new StoreHealth(() => store.probe(), log);
   const engine = await startEngine(store, settings, loaded.setup, metrics, health, log);
   const reclaimer = new Reclaimer(engine, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
-  if (settings.store === "sqlite" && [...loaded.setup.pools.values()].some((p) => p.nodeSubnet)) {
-    log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
-  }
   const reload = reloader(flags.config, engine, log);
   // One read gate for both listeners: they share the event loop that answers pod starts.
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health, readGate: new ReadGate() };

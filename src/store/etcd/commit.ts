@@ -6,9 +6,10 @@
  * resolves. A hold (cooldown, a sticky pod's parked address) keeps its a/ key with a marker
  * instead of a record, so no other daemon can create it meanwhile.
  */
-import type { Compare, EtcdClient, KeyValue, Op } from "../etcd-client.ts";
+import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
+import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
 import { limitCompares, limitsOf } from "./limits.ts";
 import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
 
@@ -39,45 +40,6 @@ interface Pending {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
-
-/**
- * A condition of a commit, on the key's state before it. When it fails: orAbsent, the change
- * is done already if the key is gone (a release of what was released elsewhere, the end of a
- * hold nobody holds); orSame, if the key holds this value (a hold or claim made before).
- * Either way the commit is built again without that change's own work at the key.
- */
-interface Guard {
-  compare: Compare;
-  orAbsent?: boolean;
-  orSame?: string;
-  /** A namespace limit's range compare (limits.ts): when it fails, the count is taken again. */
-  limit?: boolean;
-}
-
-/** What a batch writes, as it is built. */
-interface Txn {
-  guards: Guard[];
-  ops: Op[];
-  events: number;
-}
-
-/** Keys found gone (orAbsent) or already as wanted (orSame) by an earlier round of one commit. */
-interface Found {
-  gone: Set<string>;
-  same: Set<string>;
-}
-
-/** Whether a compare holds for a key's current value (kv: undefined when the key is gone), as etcd decides it. */
-function holds(c: Compare, kv: KeyValue | undefined): boolean {
-  if (c.target === "VALUE") return kv !== undefined && kv.value === c.value;
-  const actual = c.target === "CREATE" ? (kv?.createRevision ?? 0) : (kv?.modRevision ?? 0);
-  const wanted = c.target === "CREATE" ? c.create_revision : c.mod_revision;
-  return c.result === "EQUAL" ? actual === wanted : c.result === "GREATER" ? actual > wanted : actual < wanted;
-}
-
-export const keyOf = (op: Op): string => ("put" in op ? op.put.key : "delete" in op ? op.delete.key : op.range.key);
-const absent = (key: string): Compare => ({ key, target: "CREATE", result: "EQUAL", create_revision: 0 });
-const equal = (key: string, value: string): Compare => ({ key, target: "VALUE", result: "EQUAL", value });
 
 export class EtcdCommitter {
   private queue: Pending[] = [];

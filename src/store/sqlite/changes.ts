@@ -94,25 +94,11 @@ export class SqliteChanges {
       case "hold":
         if (this.hold(change.hold)) this.holdEventOf(change.hold, change.event, now);
         return;
-      case "unhold": {
-        const h = change.hold;
-        const kind = this.holdAt(h.space, h.ip);
-        if (kind === undefined) {
-          if (this.allocated(h.space, h.ip)) throw conflict(h);
-          return;
-        }
-        if (kind !== h.kind) throw conflict(h);
-        this.s.deleteHold!.run(h.space, h.ip);
-        this.holdEventOf(h, change.event, now);
+      case "unhold":
+        if (this.unhold(change.hold)) this.holdEventOf(change.hold, change.event, now);
         return;
-      }
-      case "limit": {
-        // Within the commit's own transaction, after its allocations: exact, since this
-        // daemon is the database's only writer.
-        const count = (this.s.countInPool!.get(change.pool, change.namespace) as { n: number }).n;
-        if (count > change.max) throw new LimitError(change.pool, change.namespace, change.max, count - 1);
-        return;
-      }
+      case "limit":
+        return this.limit(change);
       case "bind": {
         const b = change.binding;
         this.s.upsertBinding!.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
@@ -144,6 +130,24 @@ export class SqliteChanges {
     if (kind !== undefined || this.allocated(h.space, h.ip)) throw conflict(h);
     this.s.insertHold!.run(h.space, h.ip, h.family, h.kind, h.until, h.pod, h.pool ?? null, h.note ?? null, h.by ?? null);
     return true;
+  }
+
+  /** False when the address was free already (nothing to do). */
+  private unhold(h: Hold): boolean {
+    const kind = this.holdAt(h.space, h.ip);
+    if (kind === undefined) {
+      if (this.allocated(h.space, h.ip)) throw conflict(h);
+      return false;
+    }
+    if (kind !== h.kind) throw conflict(h);
+    this.s.deleteHold!.run(h.space, h.ip);
+    return true;
+  }
+
+  /** Counted within the commit's own transaction, after its allocations: exact, since this daemon is the database's only writer. */
+  private limit(change: Extract<Change, { op: "limit" }>): void {
+    const count = (this.s.countInPool!.get(change.pool, change.namespace) as { n: number }).n;
+    if (count > change.max) throw new LimitError(change.pool, change.namespace, change.max, count - 1);
   }
 
   private claim(b: Block): void {
