@@ -18,6 +18,12 @@ describe("admin listener", () => {
     const release = await fetch(`${base}/v1/allocations/10.20.0.2/release`, { method: "POST", body: JSON.stringify({ confirm: true }) });
     expect(release.status).toBe(403);
     expect(((await release.json()) as any).code).toBe(104);
+    // Reservations likewise: listed by anyone who may read, changed only on the socket or over mTLS.
+    for (const path of ["/v1/reservations", "/v1/reservations/release"]) {
+      const change = await fetch(`${base}${path}`, { method: "POST", body: JSON.stringify({ pool: "v4", first: "10.20.0.9" }) });
+      expect({ path, status: change.status, code: ((await change.json()) as any).code }).toEqual({ path, status: 403, code: 104 });
+    }
+    expect(await (await fetch(`${base}/v1/reservations`)).json()).toEqual({ reservations: [] });
     expect((await fetch(`${base}/v1/cni/add`, { method: "POST", body: "{}" })).status).toBe(404);
     // Over the unix socket the same release is allowed.
     expect((await fetch("http://ipamd/v1/allocations/10.20.0.2/release", { unix: daemon.socket, method: "POST", body: JSON.stringify({ confirm: true }) })).status).toBe(200);
