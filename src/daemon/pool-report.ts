@@ -90,6 +90,12 @@ function rangeSetReports(engine: Engine): RangeSetReport[] {
   });
 }
 
+const countBy = (keys: string[]): Map<string, number> => {
+  const counts = new Map<string, number>();
+  for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return counts;
+};
+
 /** Orphans per pool: found per space and told by the pool whose subnet holds them, else by the space's first pool, so each is counted once. */
 function orphansByPool(engine: Engine, named: NamedPool[]): Map<string, [bigint, bigint][]> {
   const setOf = (pool: NamedPool) => engine.registry.rangeSetOf(pool);
@@ -110,6 +116,9 @@ async function namedPoolReports(engine: Engine, store: Store, use: UseScope): Pr
   const reports: PoolReport[] = [];
   const named = [...engine.registry.named.values()];
   const orphans = orphansByPool(engine, named);
+  // Asked on demand, reservations are counted as the store has them (another daemon's too);
+  // a scrape counts the ones this daemon's memory knows.
+  const reservedByPool = use === "cluster" ? countBy((await engine.reservations()).map((h) => h.pool ?? "")) : null;
   for (const pool of named) {
     const space = spaceOf(pool);
     const set = engine.registry.rangeSetOf(pool);
@@ -125,7 +134,7 @@ async function namedPoolReports(engine: Engine, store: Store, use: UseScope): Pr
       definition: pool.input,
       cooling: counts.cooling,
       stickyParked: counts.sticky,
-      reserved: counts.reserved,
+      reserved: reservedByPool ? (reservedByPool.get(pool.name) ?? 0) : counts.reserved,
       orphans: orphansOf(orphans.get(pool.name) ?? [], pool.family),
       ...(await tenantFields(engine, pool, use)),
     };

@@ -37,8 +37,8 @@ function refusal(pool: NamedPool, namespace: string | undefined, node: string): 
   return `pool ${pool.name} does not serve namespace ${namespace} (${describe(pool)})`;
 }
 
-/** A group's pools this pod may use; none at all is refused, naming each pool's reason. */
-function usable(group: string[], pools: ReadonlyMap<string, NamedPool>, namespace: string | undefined, node: string): string[] {
+/** A group's pools this pod may use; none at all is refused (unless `orNone`), naming each pool's reason. */
+function usable(group: string[], pools: ReadonlyMap<string, NamedPool>, namespace: string | undefined, node: string, orNone = false): string[] {
   const reasons: string[] = [];
   const ok: string[] = [];
   for (const name of group) {
@@ -48,7 +48,7 @@ function usable(group: string[], pools: ReadonlyMap<string, NamedPool>, namespac
     if (why === null) ok.push(name);
     else reasons.push(why);
   }
-  if (ok.length === 0) throw new IpamError(ErrorCode.PoolNotAllowed, reasons.join("; "));
+  if (ok.length === 0 && !orNone) throw new IpamError(ErrorCode.PoolNotAllowed, reasons.join("; "));
   return ok;
 }
 
@@ -74,8 +74,9 @@ function defaultSlots(pools: ReadonlyMap<string, NamedPool>, defaults: string[][
     const family = pools.get(group[0]!)!.family;
     const first = own.get(family) ?? [];
     own.delete(family);
-    const candidates = [...new Set([...first, ...group])].filter((name) => refusal(pools.get(name)!, namespace, node) === null);
-    if (candidates.length > 0) slots.push(candidates);
+    // A default group none of whose pools serves this pod is refused, not left out: the pod
+    // would silently get one address fewer (single-stack) than the defaults promise.
+    slots.push([...new Set([...first, ...usable(group.filter((name) => !first.includes(name)), pools, namespace, node, first.length > 0)])]);
   }
   for (const names of own.values()) slots.push(names);
   return slots;
@@ -86,8 +87,5 @@ export function select(pools: ReadonlyMap<string, NamedPool>, defaults: string[]
   if (asked.hasRanges) return { slots: [] };
   const slots = defaultSlots(pools, defaults, asked.namespace, node);
   if (slots.length > 0) return { slots };
-  if (defaults.length > 0) {
-    throw new IpamError(ErrorCode.PoolNotAllowed, `none of the default pools (${defaults.flat().join(", ")}) serves ${asked.namespace ? `namespace ${asked.namespace}` : "a pod without K8S_POD_NAMESPACE"} on node ${node}`);
-  }
   throw new IpamError(ErrorCode.InvalidNetworkConfig, "no IP ranges specified: set ipam.ranges (or ipam.subnet) or ipam.pool in the netconf, or defaultPools in the daemon's config");
 }

@@ -76,6 +76,8 @@ describe("tenants across two daemons on etcd", () => {
       ["10.92.0.5", "routers"],
       ["10.92.0.6", "routers"],
     ]);
+    // The other daemon's pool report counts them as the store has them.
+    expect(JSON.parse((await run([BINARY, "pools", "--json", "--socket", ds[1]!.socket])).stdout).pools[0].reserved).toBe(4);
     // Unreserved on the other daemon: free for pods again.
     expect((await run([BINARY, "unreserve", "10.92.0.3", "--socket", ds[1]!.socket])).exitCode).toBe(0);
     expect((await add(ds[0]!, "after", "team-a", { pool: "small" })).json.ips[0].address).toBe("10.92.0.3/24");

@@ -42,6 +42,15 @@ describe("selection", () => {
     expect(none.message).toContain("defaultPools");
   });
 
+  test("a default group none of whose pools serves the pod is refused (106), not left out: no silent single-stack", () => {
+    const edgeOnly = choiceGroups(["edge-v4", "v6"], pools, "defaultPools");
+    const refused = refusal(() => select(pools, edgeOnly, "core-1", { namespace: "team-b", hasRanges: false }));
+    expect(refused.code).toBe(106);
+    expect(refused.message).toBe("pool edge-v4 does not serve node core-1 (nodes edge-*, lab-?)");
+    // The namespace's own pool of that family is enough.
+    expect(select(pools, edgeOnly, "core-1", { namespace: "team-a", hasRanges: false }).slots).toEqual([["a-v4", "a-v4-more"], ["a-v6", "v6"]]);
+  });
+
   test("inline ranges alone: no pool slots at all", () => {
     expect(select(pools, defaults, "core-1", { namespace: "team-a", hasRanges: true }).slots).toEqual([]);
   });
