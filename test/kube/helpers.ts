@@ -56,3 +56,17 @@ export async function installCrds(client: KubeClient, files: string[]): Promise<
 
 export const POOL_CRDS = ["k8s/crds/inclusterippools.yaml", "k8s/crds/globalinclusterippools.yaml"];
 export const CAPI_CRDS = ["test/kube/fixtures/capi-ipaddressclaims.yaml", "test/kube/fixtures/capi-ipaddresses.yaml"];
+
+/**
+ * Compacts the test API server's etcd at its current revision (through etcd's JSON gateway),
+ * so every older resourceVersion is gone from etcd. Returns that revision.
+ */
+export async function compactEtcd(kube: KubeApiserver): Promise<number> {
+  const post = (path: string, body: unknown) => fetch(`${kube.etcdEndpoint}${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+  const status = (await (await post("/v3/maintenance/status", {})).json()) as { header?: { revision?: string } };
+  const revision = Number(status.header?.revision);
+  if (!Number.isSafeInteger(revision) || revision <= 0) throw new Error(`etcd status had no revision: ${JSON.stringify(status)}`);
+  const res = await post("/v3/kv/compaction", { revision, physical: true });
+  if (!res.ok) throw new Error(`etcd compaction at ${revision} failed: ${res.status} ${await res.text()}`);
+  return revision;
+}
