@@ -15,6 +15,8 @@ export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccoun
 export interface InClusterOptions {
   dir?: string;
   env?: Record<string, string | undefined>;
+  /** How often the token file is checked for a rotated token (default 10 s). */
+  tokenRecheckMs?: number;
 }
 
 export function loadInClusterConfig(options: InClusterOptions = {}): KubeConnection {
@@ -36,7 +38,7 @@ export function loadInClusterConfig(options: InClusterOptions = {}): KubeConnect
   return {
     server: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     ca,
-    token: tokenFromFile(join(dir, "token")),
+    token: tokenFromFile(join(dir, "token"), options.tokenRecheckMs),
     namespace: namespace || "default",
     source: `in-cluster ServiceAccount (${dir})`,
   };

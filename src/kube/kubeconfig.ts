@@ -79,7 +79,7 @@ export function loadKubeconfig(path: string, options: KubeconfigOptions = {}): K
   const pem = (inline: string | null | undefined, filePath: string | null | undefined) =>
     inline ? data64(inline) : filePath ? file(filePath) : undefined;
 
-  const unsupported = user.exec ? "exec credential plugins" : user["auth-provider"] ? "auth-provider" : user.username ? "basic auth" : null;
+  const unsupported = user.exec ? "exec (a credential plugin)" : user["auth-provider"] ? "auth-provider" : user.username ? "username (basic auth)" : null;
   if (unsupported) fail(`user ${context.user}: ${unsupported} is not supported; use a token or a client certificate`);
   const u = user;
   const staticToken = u.token ?? undefined;
