@@ -81,12 +81,15 @@ export class LeaderElector {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Stops campaigning; a leader steps down first, then releases the Lease (unless told not to). */
-  async stop(): Promise<void> {
+  /**
+   * Stops campaigning; a leader steps down first, then releases the Lease unless releaseOnStop
+   * (or `release` here) says not to — as a crashed process would leave it.
+   */
+  async stop(options: { release?: boolean } = {}): Promise<void> {
     const wasLeading = this.#term !== null;
     this.#stop.abort();
     await this.#running;
-    if (wasLeading && (this.options.releaseOnStop ?? true)) {
+    if (wasLeading && (options.release ?? this.options.releaseOnStop ?? true)) {
       await this.#lock.release(AbortSignal.timeout(this.#renewDeadlineMs)).catch((error) => this.#report(error));
     }
   }
