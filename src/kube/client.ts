@@ -20,6 +20,8 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** Who makes the change (recorded in managedFields); required by server-side apply. */
   fieldManager?: string;
+  /** Unknown or duplicate fields: Strict refuses the write, Warn (the server's default) drops them. */
+  fieldValidation?: "Strict" | "Warn" | "Ignore";
 }
 
 export interface ApplyOptions extends WriteOptions {
@@ -38,6 +40,12 @@ export interface DeleteOptions {
   propagationPolicy?: "Foreground" | "Background" | "Orphan";
   gracePeriodSeconds?: number;
 }
+
+const writeQuery = (options: WriteOptions) => ({
+  dryRun: options.dryRun ? "All" : undefined,
+  fieldManager: options.fieldManager,
+  fieldValidation: options.fieldValidation,
+});
 
 /** An object as a caller writes it: metadata with at least a name (or generateName on create). */
 type Writable<R extends ResourceType> = Omit<ObjectOf<R>, "metadata" | "apiVersion" | "kind"> & { metadata: ObjectMeta; apiVersion?: string | null; kind?: string | null };
@@ -74,7 +82,7 @@ export class KubeClient {
 
   async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions = {}): Promise<ObjectOf<R>> {
     const path = resourcePath(type, { namespace: this.#namespace(type, options.namespace ?? object.metadata.namespace) });
-    const query = { dryRun: options.dryRun ? "All" : undefined, fieldManager: options.fieldManager };
+    const query = writeQuery(options);
     const answer = await this.transport.request("POST", path, { query, body: this.#typed(type, object), signal: options.signal });
     return this.#parse(type, answer, `POST ${path}`);
   }
@@ -82,7 +90,7 @@ export class KubeClient {
   /** Server-side apply: the object states the fields this manager owns; the server merges. */
   async apply<R extends ResourceType>(type: R, object: Writable<R>, options: ApplyOptions): Promise<ObjectOf<R>> {
     const path = this.#objectPath(type, object, options.namespace, options.subresource);
-    const query = { dryRun: options.dryRun ? "All" : undefined, fieldManager: options.fieldManager, force: options.force ? true : undefined };
+    const query = { ...writeQuery(options), force: options.force ? true : undefined };
     // JSON is YAML, so the apply body needs no YAML encoder.
     const body = this.#typed(type, object);
     const answer = await this.transport.request("PATCH", path, { query, body, contentType: "application/apply-patch+yaml", signal: options.signal });
@@ -117,7 +125,7 @@ export class KubeClient {
 
   async #put<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions, subresource: "status" | undefined): Promise<ObjectOf<R>> {
     const path = this.#objectPath(type, object, options.namespace, subresource);
-    const query = { dryRun: options.dryRun ? "All" : undefined, fieldManager: options.fieldManager };
+    const query = writeQuery(options);
     const answer = await this.transport.request("PUT", path, { query, body: this.#typed(type, object), signal: options.signal });
     return this.#parse(type, answer, `PUT ${path}`);
   }

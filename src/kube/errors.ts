@@ -3,7 +3,8 @@
  * - KubeApiError: the server answered with a Status (or an HTTP error without one). One
  *   subclass per reason a caller acts on: NotFound (create instead), AlreadyExists (read
  *   instead), Conflict (re-read and retry), Gone (re-list), Forbidden/Unauthorized (RBAC,
- *   credentials: retrying will not help), Invalid (the object is wrong), TooManyRequests.
+ *   credentials: retrying will not help), Invalid/BadRequest (the object is wrong),
+ *   TooManyRequests.
  * - KubeInvalidResponseError: the server's data does not fit our schema. Reported, never
  *   a crash: one odd object must not take a watcher down.
  * - KubeConnectionError: no answer at all (refused, TLS, timeout, a stream cut off).
@@ -42,6 +43,8 @@ export class GoneError extends KubeApiError { override name = "GoneError"; }
 export class ForbiddenError extends KubeApiError { override name = "ForbiddenError"; }
 export class UnauthorizedError extends KubeApiError { override name = "UnauthorizedError"; }
 export class InvalidError extends KubeApiError { override name = "InvalidError"; }
+/** 400: e.g. an unknown field under fieldValidation=Strict, or a body the server cannot decode. */
+export class BadRequestError extends KubeApiError { override name = "BadRequestError"; }
 export class TooManyRequestsError extends KubeApiError { override name = "TooManyRequestsError"; }
 
 export class KubeInvalidResponseError extends KubeError {
@@ -64,9 +67,11 @@ const BY_REASON: Record<string, ApiErrorClass> = {
   Forbidden: ForbiddenError,
   Unauthorized: UnauthorizedError,
   Invalid: InvalidError,
+  BadRequest: BadRequestError,
   TooManyRequests: TooManyRequestsError,
 };
 const BY_CODE: Record<number, ApiErrorClass> = {
+  400: BadRequestError,
   401: UnauthorizedError,
   403: ForbiddenError,
   404: NotFoundError,
