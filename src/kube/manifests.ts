@@ -64,6 +64,7 @@ export interface ApplyManifestOptions {
   fieldManager: string;
   dryRun?: boolean;
   force?: boolean;
+  fieldValidation?: "Strict" | "Warn" | "Ignore";
 }
 
 /** Server-side applies one manifest of any kind; resolves with the server's (or dry run's) object. */
