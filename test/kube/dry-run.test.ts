@@ -67,6 +67,15 @@ describe("k8s/ manifests on a real API server", () => {
     });
   }
 
+  test("the README's example pool passes too", async () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const example = /kubectl apply -f - <<'YAML'\n([\s\S]*?)\n\s*YAML\n/.exec(readme)?.[1];
+    expect(example).toBeString();
+    const [pool] = parseManifests(example!.replace(/^ {2}/gm, ""), "README.md");
+    expect(pool?.kind).toBe("GlobalInClusterIPPool");
+    await dryRun(pool!);
+  });
+
   test("a dry run stores nothing, and a misspelt or disallowed field fails it", async () => {
     const [daemonSet] = load("k8s/ipamd.yaml").filter((m) => m.kind === "DaemonSet") as [Manifest & { spec: { template: { spec: Record<string, unknown> } } }];
     const type = await discovery.resourceFor(daemonSet.apiVersion, daemonSet.kind);
