@@ -10,6 +10,7 @@
  * changed or vanished meanwhile. Errors are reported and retried with back-off, never thrown:
  * the loop runs until stop(). An object that fails its schema is reported and treated as gone.
  */
+import { callSafely, reportTo } from "./callbacks.ts";
 import { type Clock, backoffMs, systemClock } from "./clock.ts";
 import type { KubeClient } from "./client.ts";
 import { GoneError } from "./errors.ts";
@@ -182,21 +183,12 @@ export class Informer<R extends ResourceType> {
     this.#call(() => this.options.onEvent?.(event));
   }
 
-  /** A consumer's handler that throws is its bug, reported; it must not stop the loop. */
   #call(handler: () => void): void {
-    try {
-      handler();
-    } catch (error) {
-      this.#report(error);
-    }
+    callSafely(handler, (error) => this.#report(error));
   }
 
   #report(error: unknown): void {
     this.stats.errors++;
-    try {
-      this.options.onError?.(error);
-    } catch {
-      // nothing left to tell
-    }
+    reportTo(this.options.onError, error);
   }
 }

@@ -7,6 +7,7 @@
  * instant (it checks the deadline itself), so work gated on it never runs late; a leader that
  * stops releases the Lease, so the next one takes over within a retryPeriod.
  */
+import { callSafely, reportTo } from "./callbacks.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { KubeClient } from "./client.ts";
 import { LeaseLock } from "./lease-lock.ts";
@@ -152,18 +153,10 @@ export class LeaderElector {
   }
 
   #call(handler: () => void): void {
-    try {
-      handler();
-    } catch (error) {
-      this.#report(error);
-    }
+    callSafely(handler, this.options.onError);
   }
 
   #report(error: unknown): void {
-    try {
-      this.options.onError?.(error);
-    } catch {
-      // nothing left to tell
-    }
+    reportTo(this.options.onError, error);
   }
 }

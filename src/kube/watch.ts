@@ -6,7 +6,7 @@
  * so a watcher reports it and moves past it instead of dying on it. Leaving the loop early
  * (break, return, an exception) aborts the request.
  */
-import { looseObject, nullish, safeParse, string, unknown } from "valibot";
+import { looseObject, safeParse, string, unknown } from "valibot";
 import { apiErrorFromStatus, describeIssues, KubeConnectionError, KubeInvalidResponseError } from "./errors.ts";
 import { type ObjectOf, type ResourceType, resourcePath } from "./resources.ts";
 import { AnyObjectSchema, StatusSchema } from "./schemas/meta.ts";

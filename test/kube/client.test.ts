@@ -14,8 +14,8 @@ import {
 } from "../../src/kube/errors.ts";
 import { ConfigMaps, Namespaces, type ResourceType } from "../../src/kube/resources.ts";
 import { ObjectMetaSchema } from "../../src/kube/schemas/meta.ts";
-import { type KubeApiserver, startKubeApiserver } from "./apiserver.ts";
-import { adminClient, FIELD_MANAGER, uniqueName } from "./helpers.ts";
+import type { KubeApiserver } from "./apiserver.ts";
+import { startWithAdmin, uniqueName } from "./helpers.ts";
 
 afterAll(cleanup);
 
@@ -23,11 +23,7 @@ const NS = "client-test";
 let kube: KubeApiserver;
 let client: KubeClient;
 
-beforeAll(async () => {
-  kube = await startKubeApiserver();
-  client = adminClient(kube);
-  await client.create(Namespaces, { metadata: { name: NS } });
-}, 120_000);
+beforeAll(async () => ({ kube, client } = await startWithAdmin({}, [NS])), 120_000);
 
 /** What a promise rejects with (fails the test if it resolves). */
 async function rejection(promise: Promise<unknown>): Promise<Error> {

@@ -12,23 +12,17 @@ import { cleanup } from "../e2e/harness.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { BadRequestError, InvalidError, KubeApiError } from "../../src/kube/errors.ts";
 import {
-  GlobalInClusterIPPools, InClusterIPPools, IPAddressClaimsV1beta1, IPAddressClaimsV1beta2, IPAddressesV1beta1, IPAddressesV1beta2, Namespaces,
+  GlobalInClusterIPPools, InClusterIPPools, IPAddressClaimsV1beta1, IPAddressClaimsV1beta2, IPAddressesV1beta1, IPAddressesV1beta2,
 } from "../../src/kube/resources.ts";
 import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
-import { type KubeApiserver, startKubeApiserver } from "./apiserver.ts";
-import { adminClient, CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT } from "./helpers.ts";
+import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, startWithAdmin } from "./helpers.ts";
 
 afterAll(cleanup);
 
 const NS = "pools";
-let kube: KubeApiserver;
 let client: KubeClient;
 
-beforeAll(async () => {
-  kube = await startKubeApiserver();
-  client = adminClient(kube);
-  await client.create(Namespaces, { metadata: { name: NS } });
-}, 120_000);
+beforeAll(async () => ({ client } = await startWithAdmin({}, [NS])), 120_000);
 
 // biome-ignore lint: a CRD's openAPI schema is free-form
 type Schema = any;

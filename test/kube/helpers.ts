@@ -9,8 +9,8 @@ import { waitFor } from "../e2e/harness.ts";
 import { KubeClient } from "../../src/kube/client.ts";
 import type { KubeConnection } from "../../src/kube/connection.ts";
 import { Discovery, type Manifest, applyManifest, parseManifests } from "../../src/kube/manifests.ts";
-import { CustomResourceDefinitions, genericResource } from "../../src/kube/resources.ts";
-import type { KubeApiserver } from "./apiserver.ts";
+import { CustomResourceDefinitions, genericResource, Namespaces } from "../../src/kube/resources.ts";
+import { type KubeApiserver, type KubeApiserverOptions, startKubeApiserver } from "./apiserver.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const FIELD_MANAGER = "ipamd-test";
@@ -23,6 +23,14 @@ export function adminConnection(kube: KubeApiserver, auth: "token" | "cert" = "t
 
 export function adminClient(kube: KubeApiserver, auth: "token" | "cert" = "token"): KubeClient {
   return KubeClient.connect(adminConnection(kube, auth), { timeoutMs: 10_000 });
+}
+
+/** A test API server of its own and an admin client of ours, with these namespaces created. */
+export async function startWithAdmin(options: KubeApiserverOptions = {}, namespaces: string[] = []): Promise<{ kube: KubeApiserver; client: KubeClient }> {
+  const kube = await startKubeApiserver(options);
+  const client = adminClient(kube);
+  for (const name of namespaces) await client.create(Namespaces, { metadata: { name } });
+  return { kube, client };
 }
 
 let counter = 0;

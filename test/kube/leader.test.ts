@@ -11,9 +11,9 @@ import { cleanup, waitFor } from "../e2e/harness.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { type Clock, systemClock } from "../../src/kube/clock.ts";
 import { LeaderElector } from "../../src/kube/leader.ts";
-import { Leases, Namespaces } from "../../src/kube/resources.ts";
-import { type KubeApiserver, startKubeApiserver } from "./apiserver.ts";
-import { adminClient, uniqueName } from "./helpers.ts";
+import { Leases } from "../../src/kube/resources.ts";
+import type { KubeApiserver } from "./apiserver.ts";
+import { startWithAdmin, uniqueName } from "./helpers.ts";
 
 afterAll(cleanup);
 
@@ -22,11 +22,7 @@ const TIMINGS = { leaseDurationSeconds: 2, renewDeadlineMs: 1500, retryPeriodMs:
 let kube: KubeApiserver;
 let client: KubeClient;
 
-beforeAll(async () => {
-  kube = await startKubeApiserver();
-  client = adminClient(kube);
-  await client.create(Namespaces, { metadata: { name: NS } });
-}, 120_000);
+beforeAll(async () => ({ kube, client } = await startWithAdmin({}, [NS])), 120_000);
 
 interface Term { identity: string; start: number; end: number | null }
 let electors: LeaderElector[] = [];

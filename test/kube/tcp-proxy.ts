@@ -67,7 +67,7 @@ export function startTcpProxy(targetUrl: string): TcpProxy {
               open.add(upstream);
               for (const chunk of client.data.early.splice(0)) send(upstream, chunk, queues);
             },
-            data(upstream, chunk) { send(client, chunk, queues); },
+            data(_upstream, chunk) { send(client, chunk, queues); },
             drain(upstream) { drain(upstream, queues); },
             close(upstream) { open.delete(upstream); close(client); },
             error() { close(client); },

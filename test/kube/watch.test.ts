@@ -13,18 +13,15 @@ import { GoneError } from "../../src/kube/errors.ts";
 import { ConfigMaps, Leases, Namespaces, type ResourceType } from "../../src/kube/resources.ts";
 import { ObjectMetaSchema } from "../../src/kube/schemas/meta.ts";
 import type { WatchEvent } from "../../src/kube/watch.ts";
-import { type KubeApiserver, startKubeApiserver } from "./apiserver.ts";
-import { adminClient, compactEtcd, uniqueName } from "./helpers.ts";
+import type { KubeApiserver } from "./apiserver.ts";
+import { compactEtcd, startWithAdmin, uniqueName } from "./helpers.ts";
 
 afterAll(cleanup);
 
 let kube: KubeApiserver;
 let client: KubeClient;
 
-beforeAll(async () => {
-  kube = await startKubeApiserver({ args: ["--watch-cache-sizes=configmaps#0"] });
-  client = adminClient(kube);
-}, 120_000);
+beforeAll(async () => ({ kube, client } = await startWithAdmin({ args: ["--watch-cache-sizes=configmaps#0"] })), 120_000);
 
 async function namespace(): Promise<string> {
   const name = uniqueName("watch");

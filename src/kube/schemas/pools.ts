@@ -71,20 +71,18 @@ export const PoolStatusSchema = looseObject({
 });
 export type PoolStatus = InferOutput<typeof PoolStatusSchema>;
 
-export const InClusterIPPoolSchema = looseObject({
-  apiVersion: nullish(literal(POOL_API_VERSION)),
-  kind: nullish(literal("InClusterIPPool")),
-  metadata: ObjectMetaSchema,
-  spec: PoolSpecSchema,
-  status: nullish(PoolStatusSchema),
-});
+/** Both kinds have the same fields; only the kind (and the CRD's scope) differ. */
+const poolSchema = <K extends string>(kind: K) =>
+  looseObject({
+    apiVersion: nullish(literal(POOL_API_VERSION)),
+    kind: nullish(literal(kind)),
+    metadata: ObjectMetaSchema,
+    spec: PoolSpecSchema,
+    status: nullish(PoolStatusSchema),
+  });
+
+export const InClusterIPPoolSchema = poolSchema("InClusterIPPool");
 export type InClusterIPPool = InferOutput<typeof InClusterIPPoolSchema>;
 
-export const GlobalInClusterIPPoolSchema = looseObject({
-  apiVersion: nullish(literal(POOL_API_VERSION)),
-  kind: nullish(literal("GlobalInClusterIPPool")),
-  metadata: ObjectMetaSchema,
-  spec: PoolSpecSchema,
-  status: nullish(PoolStatusSchema),
-});
+export const GlobalInClusterIPPoolSchema = poolSchema("GlobalInClusterIPPool");
 export type GlobalInClusterIPPool = InferOutput<typeof GlobalInClusterIPPoolSchema>;
