@@ -57,7 +57,7 @@ export class Informer<R extends ResourceType> {
   #cache = new Map<string, ObjectOf<R>>();
   #stop = new AbortController();
   #running: Promise<void> | null = null;
-  /** Whether the current attempt got anywhere: a failure after progress starts back-off afresh. */
+  /** Whether this turn's watch got anywhere (an event, or open a second); see #run. */
   #progress = false;
   #markSynced!: () => void;
   #failSynced!: (error: Error) => void;
@@ -95,26 +95,36 @@ export class Informer<R extends ResourceType> {
     return [...this.#cache.values()];
   }
 
+  /**
+   * Each turn lists if it must, then watches. A turn whose watch got nowhere (no event, open
+   * under a second) counts as a failure and the next turn waits, with back-off; so a server
+   * that keeps refusing, or keeps ending watches at once, is not hammered. A first 410 is
+   * the exception: the list it calls for starts at once.
+   */
   async #run(): Promise<void> {
     const signal = this.#stop.signal;
     let failures = 0;
     while (!signal.aborted) {
       this.#progress = false;
+      let error: unknown = null;
       try {
         if (this.stats.resourceVersion === undefined) await this.#relist();
         await this.#watch();
-        failures = 0;
-      } catch (error) {
-        if (signal.aborted) break;
-        if (this.#progress) failures = 0;
-        if (error instanceof GoneError) {
-          this.stats.expired++;
-          this.stats.resourceVersion = undefined;
-          continue;
-        }
-        this.#report(error);
-        await this.#clock.sleep(backoffMs(failures++, this.options.backoff?.initialMs ?? 200, this.options.backoff?.maxMs ?? 30_000), signal);
+      } catch (caught) {
+        error = caught;
       }
+      if (signal.aborted) break;
+      const gone = error instanceof GoneError;
+      if (gone) {
+        this.stats.expired++;
+        this.stats.resourceVersion = undefined;
+      } else if (error) {
+        this.#report(error);
+      }
+      failures = this.#progress ? 0 : failures + 1;
+      if (failures === 0 || (gone && failures === 1)) continue;
+      const { initialMs = 200, maxMs = 30_000 } = this.options.backoff ?? {};
+      await this.#clock.sleep(backoffMs(failures - 1, initialMs, maxMs), signal);
     }
   }
 
@@ -134,7 +144,6 @@ export class Informer<R extends ResourceType> {
       else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) this.#emit({ type: "modified", object });
     }
     this.stats.resourceVersion = page.resourceVersion;
-    this.#progress = true;
     this.#call(() => this.options.onSynced?.());
     this.#markSynced();
   }
@@ -144,11 +153,16 @@ export class Informer<R extends ResourceType> {
     const { namespace, labelSelector, fieldSelector, watchTimeoutSeconds } = this.options;
     const timeoutSeconds = watchTimeoutSeconds ?? Math.round(300 + Math.random() * 300);
     this.stats.watches++;
+    const openedAt = this.#clock.now();
     const events = this.client.watch(this.type, {
       namespace, labelSelector, fieldSelector, timeoutSeconds,
       resourceVersion: this.stats.resourceVersion, allowWatchBookmarks: true, signal: this.#stop.signal,
     });
-    for await (const event of events) this.#apply(event);
+    try {
+      for await (const event of events) this.#apply(event);
+    } finally {
+      if (this.#clock.now() - openedAt >= 1000) this.#progress = true;
+    }
   }
 
   #apply(event: WatchEvent<ObjectOf<R>>): void {

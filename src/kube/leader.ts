@@ -47,7 +47,7 @@ export class LeaderElector {
   /** When the last successful renewal was sent (our clock). */
   #renewedAt = 0;
   #lastLeader: string | undefined;
-  #waiters: ((signal: AbortSignal) => void)[] = [];
+  #waiters: { resolve: (signal: AbortSignal) => void; reject: (error: Error) => void }[] = [];
 
   constructor(readonly options: LeaderElectionOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -76,10 +76,11 @@ export class LeaderElector {
     return this;
   }
 
-  /** Resolves when this candidate leads, with a signal that aborts when it stops leading. */
+  /** Resolves when this candidate leads, with a signal that aborts when it stops leading; rejects on stop(). */
   whenLeading(): Promise<AbortSignal> {
     if (this.#term && this.isLeader) return Promise.resolve(this.#term.signal);
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    if (this.#stop.signal.aborted) return Promise.reject(new Error(`candidate ${this.options.identity} has stopped`));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
   /**
@@ -90,6 +91,7 @@ export class LeaderElector {
     const wasLeading = this.#term !== null;
     this.#stop.abort();
     await this.#running;
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`candidate ${this.options.identity} has stopped`));
     if (wasLeading && (options.release ?? this.options.releaseOnStop ?? true)) {
       await this.#lock.release(AbortSignal.timeout(this.#renewDeadlineMs)).catch((error) => this.#report(error));
     }
@@ -142,7 +144,7 @@ export class LeaderElector {
     this.#term = new AbortController();
     const signal = this.#term.signal;
     this.#call(() => this.options.onStartedLeading?.(signal));
-    for (const resolve of this.#waiters.splice(0)) resolve(signal);
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve(signal);
   }
 
   #stopLeading(): void {

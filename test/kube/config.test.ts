@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync
 import { join } from "node:path";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import { KubeClient } from "../../src/kube/client.ts";
-import { ForbiddenError } from "../../src/kube/errors.ts";
+import { ForbiddenError, KubeConnectionError } from "../../src/kube/errors.ts";
 import { loadConnection, loadInClusterConfig } from "../../src/kube/in-cluster.ts";
 import { KubeconfigError, loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { applyManifest, Discovery, type Manifest } from "../../src/kube/manifests.ts";
@@ -40,7 +40,7 @@ async function whoami(connection: KubeConnection): Promise<string> {
   return review.status?.userInfo?.username ?? "(none)";
 }
 
-function kubeconfig(dir: string, users: Record<string, Record<string, string>>, contexts: Record<string, { user: string; namespace?: string }>, current: string, cluster: Record<string, string> = { "certificate-authority": kube.ca }): string {
+function kubeconfig(dir: string, users: Record<string, Record<string, string>>, contexts: Record<string, { user: string; namespace?: string }>, current: string, cluster: Record<string, unknown> = { "certificate-authority": kube.ca }): string {
   const path = join(dir, "kubeconfig");
   writeFileSync(path, Bun.YAML.stringify({
     apiVersion: "v1", kind: "Config", "current-context": current,
@@ -84,6 +84,20 @@ describe("kubeconfig", () => {
     const files = loadKubeconfig(path, { context: "files" });
     expect(files.namespace).toBe("team-a");
     expect(await whoami(files)).toBe("ipamd-test-admin");
+  });
+
+  test("tls-server-name picks the name the certificate is checked against; insecure-skip-tls-verify checks nothing", async () => {
+    const dir = tempDir("ipamd-kubeconfig-");
+    const users = { admin: { token: kube.token } };
+    const contexts = { c: { user: "admin" } };
+    // The serving certificate names 127.0.0.1 and localhost, nothing else.
+    expect(await whoami(loadKubeconfig(kubeconfig(dir, users, contexts, "c", { "certificate-authority": kube.ca, "tls-server-name": "localhost" })))).toBe("ipamd-test-admin");
+    const wrongName = loadKubeconfig(kubeconfig(dir, users, contexts, "c", { "certificate-authority": kube.ca, "tls-server-name": "api.example.com" }));
+    expect(await whoami(wrongName).then(() => null, (e) => e)).toBeInstanceOf(KubeConnectionError);
+    const noCa = loadKubeconfig(kubeconfig(dir, users, contexts, "c", {}));
+    expect(await whoami(noCa).then(() => null, (e) => e)).toBeInstanceOf(KubeConnectionError);
+    const insecure = loadKubeconfig(kubeconfig(dir, users, contexts, "c", { "insecure-skip-tls-verify": true }));
+    expect(await whoami(insecure)).toBe("ipamd-test-admin");
   });
 
   test("a tokenFile is read relative to the kubeconfig", async () => {

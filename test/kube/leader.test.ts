@@ -130,6 +130,9 @@ describe("leader election", () => {
     expect(skewed.isLeader).toBe(false);
     expect(skewed.leader).toBe("a");
     expect(a.isLeader).toBe(true);
+    const waiting = skewed.whenLeading();
+    await skewed.stop();
+    expect(await waiting.then(() => "led", (e: Error) => e.message)).toBe("candidate skewed has stopped");
   }, 30_000);
 
   test("timings that could make two leaders are refused", () => {
