@@ -88,11 +88,11 @@ export class LeaderElector {
    * (or `release` here) says not to — as a crashed process would leave it.
    */
   async stop(options: { release?: boolean } = {}): Promise<void> {
-    const wasLeading = this.#term !== null;
     this.#stop.abort();
     await this.#running;
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new Error(`candidate ${this.options.identity} has stopped`));
-    if (wasLeading && (options.release ?? this.options.releaseOnStop ?? true)) {
+    // By the last record seen, not by #term: an acquire that landed as stop() began holds it too.
+    if (this.#lock.holder === this.options.identity && (options.release ?? this.options.releaseOnStop ?? true)) {
       await this.#lock.release(AbortSignal.timeout(this.#renewDeadlineMs)).catch((error) => this.#report(error));
     }
   }
@@ -104,6 +104,7 @@ export class LeaderElector {
         await this.#clock.sleep(this.#retryMs * (1 + Math.random() * 0.2), signal);
         continue;
       }
+      if (signal.aborted) return;
       this.#startLeading();
       await this.#renewWhileLeading(signal);
       this.#stopLeading();
