@@ -93,7 +93,8 @@ describe("leader election", () => {
     await waitFor(() => third.isLeader, 10_000, "the third candidate to take over");
     const takeover = performance.now() - died;
     expect(takeover).toBeGreaterThanOrEqual(TIMINGS.leaseDurationSeconds * 1000 - TIMINGS.retryPeriodMs);
-    expect(takeover).toBeLessThan(TIMINGS.leaseDurationSeconds * 1000 + 4 * TIMINGS.retryPeriodMs);
+    // The lease, then one jittered retry period and a request; a renew deadline of slack for a busy machine.
+    expect(takeover).toBeLessThan(TIMINGS.leaseDurationSeconds * 1000 + TIMINGS.renewDeadlineMs);
     expect((await client.get(Leases, lease, { namespace: NS })).spec).toMatchObject({ holderIdentity: "c", leaseTransitions: 2 });
     console.log(`hand-over after release: ${handover.toFixed(0)} ms; take-over after a crash: ${takeover.toFixed(0)} ms (lease 2000 ms)`);
   }, 30_000);
@@ -103,13 +104,19 @@ describe("leader election", () => {
     startSampling();
     const a = candidate(lease, "a");
     const signal = await a.whenLeading();
+    // The last instant a sample saw a leading: a stalled event loop can delay the samples, never
+    // make a late one read true, so this bound is exact.
+    let lastLeading = 0;
+    const watch = setInterval(() => { if (a.isLeader) lastLeading = Date.now(); }, 5);
+    await waitFor(() => lastLeading > 0, 1_000, "a sample that sees the leader");
     await kube.stopApiserver("SIGKILL");
-    const cut = performance.now();
+    const cut = Date.now();
     try {
-      await waitFor(() => !a.isLeader, 5_000, "the leader to step down");
-      expect(performance.now() - cut).toBeLessThanOrEqual(TIMINGS.renewDeadlineMs + 50);
-      await waitFor(() => signal.aborted, 5_000, "the term's signal to abort");
+      await waitFor(() => signal.aborted, 5_000, "the leader to step down");
+      expect(a.isLeader).toBe(false);
+      expect(lastLeading - cut).toBeLessThan(TIMINGS.renewDeadlineMs);
     } finally {
+      clearInterval(watch);
       await kube.startApiserver();
     }
     const again = await a.whenLeading();
