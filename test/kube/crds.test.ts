@@ -1,0 +1,143 @@
+/**
+ * The pool CRDs (k8s/crds/) and the Cluster API claim/address CRDs (test fixtures) on a real
+ * kube-apiserver: they become Established; the CRDs and src/kube/schemas name the same fields;
+ * pools in the provider's shape and with every ipamd field are stored and read back typed;
+ * the server itself refuses pools that break the schema; status is a subresource; claims and
+ * addresses are written and read in v1beta2 and v1beta1.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { cleanup } from "../e2e/harness.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import { BadRequestError, InvalidError, KubeApiError } from "../../src/kube/errors.ts";
+import {
+  GlobalInClusterIPPools, InClusterIPPools, IPAddressClaimsV1beta1, IPAddressClaimsV1beta2, IPAddressesV1beta1, IPAddressesV1beta2,
+} from "../../src/kube/resources.ts";
+import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
+import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, startWithAdmin } from "./helpers.ts";
+
+afterAll(cleanup);
+
+const NS = "pools";
+let client: KubeClient;
+
+beforeAll(async () => ({ client } = await startWithAdmin({}, [NS])), 120_000);
+
+// biome-ignore lint: a CRD's openAPI schema is free-form
+type Schema = any;
+const crdVersion = (file: string) => (Bun.YAML.parse(readFileSync(resolve(ROOT, file), "utf8")) as Schema).spec.versions[0];
+
+describe("CRDs", () => {
+  test("the pool CRDs and Cluster API's IPAddressClaim and IPAddress CRDs apply and become Established", async () => {
+    const installed = await installCrds(client, [...POOL_CRDS, ...CAPI_CRDS]);
+    expect(installed.map((c) => c.metadata.name).sort()).toEqual([
+      "globalinclusterippools.ipam.cluster.x-k8s.io", "inclusterippools.ipam.cluster.x-k8s.io",
+      "ipaddressclaims.ipam.cluster.x-k8s.io", "ipaddresses.ipam.cluster.x-k8s.io",
+    ]);
+  }, 60_000);
+
+  test("the CRDs and the valibot schema name the same spec and status fields; the two pool kinds differ only in scope", () => {
+    const [namespaced, global] = POOL_CRDS.map(crdVersion) as [Schema, Schema];
+    const spec = namespaced.schema.openAPIV3Schema.properties.spec;
+    expect(Object.keys(spec.properties).sort()).toEqual(Object.keys(PoolSpecSchema.entries).sort());
+    expect(spec.required).toEqual(["addresses", "prefix"]);
+    const counts = namespaced.schema.openAPIV3Schema.properties.status.properties.ipAddresses;
+    expect(Object.keys(counts.properties).sort()).toEqual(["free", "outOfRange", "total", "used"]);
+    expect(Object.keys(PoolStatusSchema.entries)).toEqual(["ipAddresses"]);
+    const { description: _a, ...namespacedSchema } = namespaced.schema.openAPIV3Schema;
+    const { description: _b, ...globalSchema } = global.schema.openAPIV3Schema;
+    expect(globalSchema).toEqual(namespacedSchema);
+    expect({ ...global, schema: null }).toEqual({ ...namespaced, schema: null });
+  });
+
+  test("a pool in the provider's shape and one with every ipamd field are stored and read back typed", async () => {
+    await client.create(InClusterIPPools, {
+      metadata: { name: "capi-style", namespace: NS },
+      spec: { addresses: ["10.10.0.10-10.10.0.50", "10.10.0.64/28"], prefix: 24, gateway: "10.10.0.1", excludedAddresses: ["10.10.0.20"], allocateReservedIPAddresses: false },
+    });
+    const everything = {
+      addresses: ["fd10::/64"], prefix: 64, gateway: "fd10::1",
+      namespaces: ["team-a", "team-b"], namespaceSelector: { matchLabels: { tier: "web" }, matchExpressions: [{ key: "env", operator: "In" as const, values: ["prod"] }] },
+      nodes: ["worker-*", "edge-0?"], space: "tenants", maxPerNamespace: 20, releaseCooldown: 300, sticky: "pod" as const, stickyTTL: 3600,
+      addressReuseGracePeriodSeconds: 30,
+    };
+    await client.apply(GlobalInClusterIPPools, { metadata: { name: "everything" }, spec: everything }, { fieldManager: FIELD_MANAGER, fieldValidation: "Strict" });
+    const namespaced = await client.get(InClusterIPPools, "capi-style", { namespace: NS });
+    expect(namespaced.spec.excludedAddresses).toEqual(["10.10.0.20"]);
+    const global = await client.get(GlobalInClusterIPPools, "everything");
+    expect(global.spec).toEqual(everything);
+    expect(global.metadata.namespace).toBeUndefined();
+    const list = await client.list(InClusterIPPools);
+    expect({ names: list.items.map((p) => p.metadata.name), invalid: list.invalid }).toEqual({ names: ["capi-style"], invalid: [] });
+  });
+
+  test("the server refuses pools that break the schema, naming the field", async () => {
+    const refusal = async (spec: Record<string, unknown>, kind: typeof KubeApiError = InvalidError) => {
+      const error = await client.create(InClusterIPPools, { metadata: { name: "bad", namespace: NS }, spec } as never, { dryRun: true, fieldValidation: "Strict" }).then(() => null, (e) => e);
+      expect(error).toBeInstanceOf(kind);
+      return (error as KubeApiError).message;
+    };
+    const base = { addresses: ["10.0.0.0/24"], prefix: 24 };
+    expect(await refusal({ addresses: ["10.0.0.0/24"] })).toContain("spec.prefix: Required value");
+    expect(await refusal({ ...base, prefix: 129 })).toContain("spec.prefix: Invalid value: 129");
+    expect(await refusal({ ...base, maxPerNamespace: 0 })).toContain("spec.maxPerNamespace: Invalid value: 0");
+    expect(await refusal({ ...base, sticky: "node" })).toContain('spec.sticky: Unsupported value: "node"');
+    expect(await refusal({ ...base, stickyTTL: 60 })).toContain("stickyTTL needs sticky");
+    expect(await refusal({ ...base, namespaces: ["Team_A"] })).toContain("spec.namespaces[0]");
+    expect(await refusal({ ...base, nodes: ["worker/1"] })).toContain("spec.nodes[0]");
+    expect(await refusal({ ...base, releaseCooldown: 31 * 24 * 3600 + 1 })).toContain("spec.releaseCooldown");
+    expect(await refusal({ ...base, space: "" })).toContain("spec.space");
+    // An unknown field: the server's default (Warn) would drop it; Strict refuses it.
+    expect(await refusal({ ...base, bogus: true }, BadRequestError)).toContain('unknown field "spec.bogus"');
+  });
+
+  test("status is a subresource: update leaves it alone, updateStatus writes only it, both optimistic", async () => {
+    const pool = await client.create(InClusterIPPools, { metadata: { name: "counted", namespace: NS }, spec: { addresses: ["10.20.0.0/24"], prefix: 24 } });
+    const ipAddresses = { total: 254, free: 250, used: 4, outOfRange: 0 };
+    const updated = await client.update(InClusterIPPools, { ...pool, status: { ipAddresses } });
+    expect(updated.status ?? null).toBeNull();
+    const withStatus = await client.updateStatus(InClusterIPPools, { ...updated, spec: { ...updated.spec, prefix: 16 }, status: { ipAddresses } });
+    expect(withStatus.status?.ipAddresses).toEqual(ipAddresses);
+    expect(withStatus.spec.prefix).toBe(24);
+    expect(await client.updateStatus(InClusterIPPools, { ...updated, status: { ipAddresses } }).then(() => null, (e) => e.name)).toBe("ConflictError");
+    const applied = await client.apply(InClusterIPPools, { metadata: { name: "counted", namespace: NS }, status: { ipAddresses: { ...ipAddresses, free: 249, used: 5 } } } as never, {
+      fieldManager: "ipamd-controller", subresource: "status", force: true,
+    });
+    expect(applied.status?.ipAddresses).toMatchObject({ free: 249, used: 5 });
+  });
+});
+
+describe("Cluster API claims and addresses", () => {
+  const poolRef = { apiGroup: "ipam.cluster.x-k8s.io", kind: "InClusterIPPool", name: "capi-style" };
+
+  test("a v1beta2 claim, its address and its status are written and read typed, in v1beta2 and in v1beta1", async () => {
+    const claim = await client.create(IPAddressClaimsV1beta2, { metadata: { name: "machine-0", namespace: NS }, spec: { poolRef, clusterName: "c1" } });
+    await client.create(IPAddressesV1beta2, {
+      metadata: { name: "machine-0", namespace: NS, ownerReferences: [{ apiVersion: "ipam.cluster.x-k8s.io/v1beta2", kind: "IPAddressClaim", name: "machine-0", uid: claim.metadata.uid! }] },
+      spec: { claimRef: { name: "machine-0" }, poolRef, address: "10.10.0.10", prefix: 24, gateway: "10.10.0.1" },
+    });
+    const condition = { type: "Ready", status: "True" as const, reason: "Allocated", message: "", lastTransitionTime: "2026-05-04T12:00:00Z" };
+    const bound = await client.updateStatus(IPAddressClaimsV1beta2, { ...claim, status: { addressRef: { name: "machine-0" }, conditions: [condition] } });
+    expect(bound.status).toMatchObject({ addressRef: { name: "machine-0" }, conditions: [condition] });
+
+    const address = await client.get(IPAddressesV1beta2, "machine-0", { namespace: NS });
+    expect(address.spec).toEqual({ claimRef: { name: "machine-0" }, poolRef, address: "10.10.0.10", prefix: 24, gateway: "10.10.0.1" });
+    const old = await client.get(IPAddressesV1beta1, "machine-0", { namespace: NS });
+    expect({ apiVersion: old.apiVersion, address: old.spec.address, pool: old.spec.poolRef.name }).toEqual({ apiVersion: "ipam.cluster.x-k8s.io/v1beta1", address: "10.10.0.10", pool: "capi-style" });
+    const oldClaims = await client.list(IPAddressClaimsV1beta1, { namespace: NS });
+    expect(oldClaims.items.map((c) => c.spec.poolRef.kind)).toEqual(["InClusterIPPool"]);
+  });
+
+  test("v1beta2 requires poolRef.apiGroup and a prefix of at most 128, as Cluster API does; v1beta1 leaves apiGroup optional", async () => {
+    const { apiGroup: _, ...noGroup } = poolRef;
+    const v2 = await client.create(IPAddressClaimsV1beta2, { metadata: { name: "no-group", namespace: NS }, spec: { poolRef: noGroup } } as never, { dryRun: true }).then(() => null, (e) => e);
+    expect(v2).toBeInstanceOf(InvalidError);
+    expect(v2.message).toContain("spec.poolRef.apiGroup: Required value");
+    const v1 = await client.create(IPAddressClaimsV1beta1, { metadata: { name: "no-group", namespace: NS }, spec: { poolRef: noGroup } }, { dryRun: true });
+    expect(v1.spec.poolRef).toEqual(noGroup);
+    const wide = await client.create(IPAddressesV1beta2, { metadata: { name: "wide", namespace: NS }, spec: { claimRef: { name: "x" }, poolRef, address: "fd00::1", prefix: 129 } }, { dryRun: true }).then(() => null, (e) => e);
+    expect(wide).toBeInstanceOf(InvalidError);
+    expect(wide.message).toContain("spec.prefix");
+  });
+});
