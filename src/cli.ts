@@ -16,11 +16,19 @@ Usage:
               [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
               [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
               [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]
-                [--admin-host NAME[,NAME]]...] [--check-config]
+                [--admin-host NAME[,NAME]]...] [--pools-from config|kubernetes
+                [--kubeconfig FILE]] [--check-config]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
                       the admin listener answers only its own address, localhost on
                       loopback, and the --admin-host names (DNS rebinding defence);
                       --check-config validates flags and config, prints the settings, exits
+  ipamd controller [--kubeconfig FILE] [--etcd-endpoints URL,URL --etcd-cacert F --etcd-cert F
+                   --etcd-key F --etcd-prefix /ipamd/] [--config FILE] [--node cluster-api]
+                   [--lease-namespace NS] [--lease-duration 15] [--identity NAME]
+                   [--resync-seconds 30]
+                      serve Cluster API IPAddressClaims from the pools (InClusterIPPool,
+                      GlobalInClusterIPPool) on the store the node daemons share; one
+                      active replica, elected with a Lease
   ipamd status [--socket PATH]
                       exit 0 when the daemon answers (for probes and scripts)
 ${INSTALL_USAGE}
@@ -60,6 +68,8 @@ async function serveVerb(rest: string[]): Promise<number> {
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "client-ca": { type: "string" },
+    "pools-from": { type: "string" },
+    kubeconfig: { type: "string" },
   } as const);
   if (values.help) {
     process.stdout.write(USAGE);
@@ -82,6 +92,47 @@ async function serveVerb(rest: string[]): Promise<number> {
     tlsCert: values["tls-cert"],
     tlsKey: values["tls-key"],
     clientCa: values["client-ca"],
+    poolsFrom: values["pools-from"],
+    kubeconfig: values.kubeconfig,
+  });
+}
+
+/** `controller`: the store flags as `serve` has them, Kubernetes credentials, the Lease. */
+async function controllerVerb(rest: string[]): Promise<number> {
+  const { values } = await parse(rest, {
+    config: { type: "string" },
+    node: { type: "string" },
+    store: { type: "string" },
+    "etcd-endpoints": { type: "string" },
+    "etcd-cacert": { type: "string" },
+    "etcd-cert": { type: "string" },
+    "etcd-key": { type: "string" },
+    "etcd-prefix": { type: "string" },
+    kubeconfig: { type: "string" },
+    "lease-namespace": { type: "string" },
+    "lease-duration": { type: "string" },
+    identity: { type: "string" },
+    "resync-seconds": { type: "string" },
+  } as const);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { controllerCommand } = await import("./controller/command.ts");
+  return await controllerCommand({
+    config: values.config,
+    node: values.node,
+    store: values.store ?? "etcd",
+    etcdEndpoints: values["etcd-endpoints"],
+    etcdCacert: values["etcd-cacert"],
+    etcdCert: values["etcd-cert"],
+    etcdKey: values["etcd-key"],
+    etcdPrefix: values["etcd-prefix"],
+    kubeconfig: values.kubeconfig,
+    leaseNamespace: values["lease-namespace"],
+    leaseDuration: values["lease-duration"],
+    identity: values.identity,
+    resyncSeconds: values["resync-seconds"],
   });
 }
 
@@ -142,6 +193,8 @@ export async function runCli(argv: string[]): Promise<number> {
       }
       case "install":
         return await installVerb(rest);
+      case "controller":
+        return await controllerVerb(rest);
       default: {
         const { runAdminVerb } = await import("./cli/admin-verbs.ts");
         const code = await runAdminVerb(verb, rest);

@@ -84,6 +84,10 @@ export interface ServeFlags {
   tlsCert?: string;
   tlsKey?: string;
   clientCa?: string;
+  /** `kubernetes`: pools also from InClusterIPPool/GlobalInClusterIPPool objects, watched. */
+  poolsFrom?: string;
+  /** Credentials for the Kubernetes API (else $KUBECONFIG, the pod's ServiceAccount, ~/.kube/config). */
+  kubeconfig?: string;
 }
 
 export class ConfigError extends Error {}

@@ -22,6 +22,8 @@ import { poolReports, usageOf } from "./pool-report.ts";
 import { Reclaimer } from "./reclaim.ts";
 import { claimSocket } from "./socket.ts";
 import { StoreHealth } from "./store-health.ts";
+import { poolsFromOf, watchKubePools } from "./kube-pools.ts";
+import type { PoolSource } from "../pool-source/pool-source.ts";
 
 export interface RunningDaemon {
   settings: ServeSettings;
@@ -69,11 +71,14 @@ async function listenPrivately(socket: string, app: { fetch: (req: Request) => R
  * running config and says why; pools left with orphans (addresses outside their new
  * definition) are named.
  */
-function reloader(config: string | undefined, engine: Engine, log: ConsolaInstance): () => Promise<{ pools: string[] }> {
+function reloader(config: string | undefined, engine: Engine, log: ConsolaInstance, kube: () => PoolSource | null): () => Promise<{ pools: string[] }> {
   return async () => {
     const next = await loadConfig(config);
-    await engine.reconfigure(next.setup);
-    const pools = [...next.setup.pools.keys()];
+    // With pools from kubernetes the file is their base: the objects' pools stay.
+    const source = kube();
+    if (source) await source.rebase(next.setup);
+    else await engine.reconfigure(next.setup);
+    const pools = [...engine.registry.named.keys()];
     log.info("configuration reloaded", { pools });
     for (const report of (await poolReports(engine, engine.store)).pools) {
       if (report.orphans.count > 0) log.warn("pool has orphaned addresses outside its definition", { pool: report.name, orphans: report.orphans.count, sample: report.orphans.sample });
@@ -102,7 +107,8 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const health = new StoreHealth(() => store.probe(), log);
   const engine = await startEngine(store, settings, loaded.setup, metrics, health, log);
   const reclaimer = new Reclaimer(engine, { graceMs: settings.reclaimGraceMs, now: Date.now, netnsDirs: settings.reclaimNetnsDirs });
-  const reload = reloader(flags.config, engine, log);
+  const kube = poolsFromOf(flags.poolsFrom) === "kubernetes" ? await watchKubePools(engine, loaded.setup, flags.kubeconfig, log) : null;
+  const reload = reloader(flags.config, engine, log, () => kube);
   // One read gate for both listeners: they share the event loop that answers pod starts.
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health, readGate: new ReadGate() };
   const app = createApp(engine, appOptions);
@@ -131,6 +137,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     (stopping ??= (async () => {
       sweeps.stop();
       process.off("SIGHUP", onHangup);
+      await kube?.stop();
       await adminServer?.stop(false);
       await server.stop(false); // stop accepting; requests in flight finish
       await store.close();
@@ -171,7 +178,8 @@ export async function checkConfigCommand(flags: ServeFlags): Promise<number> {
     const loaded = await loadConfig(flags.config);
     const settings = resolveSettings(flags, loaded.config, hostname());
     if (settings.store === "etcd" && settings.etcd.endpoints.length === 0) throw new ConfigError("--store etcd needs --etcd-endpoints");
-    process.stdout.write(`${JSON.stringify({ ...settings, pools: [...loaded.setup.pools.keys()], defaultPools: loaded.setup.defaults })}\n`);
+    const poolsFrom = poolsFromOf(flags.poolsFrom);
+    process.stdout.write(`${JSON.stringify({ ...settings, pools: [...loaded.setup.pools.keys()], defaultPools: loaded.setup.defaults, poolsFrom })}\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`ipamd serve: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -234,20 +234,27 @@ export function footprint(pool: NamedPool): [bigint, bigint][] {
   return pool.rangeSet!.ranges.map((r) => [r.start, r.end]);
 }
 
+/** Why `pool` may not join `pools` (it could hand out an address one of them does, in its space), or null. */
+export function overlapWith(pool: NamedPool, pools: Iterable<NamedPool>): string | null {
+  for (const other of pools) {
+    // Pools of different spaces may overlap: that is what a space is for.
+    if (other.family !== pool.family || other.scope.space !== pool.scope.space) continue;
+    for (const [lo, hi] of footprint(pool)) {
+      for (const [olo, ohi] of footprint(other)) {
+        if (lo <= ohi && olo <= hi) return `overlaps pool ${other.name} at ${formatIp(lo > olo ? lo : olo, pool.family)} in space ${pool.scope.space}`;
+      }
+    }
+  }
+  return null;
+}
+
 /** Compiles every pool and refuses two of one address space that could hand out the same address. */
 export function compilePools(inputs: Record<string, NamedPoolInput>): Map<string, NamedPool> {
   const pools = new Map<string, NamedPool>();
   for (const [name, input] of Object.entries(inputs)) {
     const pool = compileNamedPool(name, input);
-    for (const other of pools.values()) {
-      // Pools of different spaces may overlap: that is what a space is for.
-      if (other.family !== pool.family || other.scope.space !== pool.scope.space) continue;
-      for (const [lo, hi] of footprint(pool)) {
-        for (const [olo, ohi] of footprint(other)) {
-          if (lo <= ohi && olo <= hi) throw invalid(name, `overlaps pool ${other.name} at ${formatIp(lo > olo ? lo : olo, pool.family)} in space ${pool.scope.space}`);
-        }
-      }
-    }
+    const overlap = overlapWith(pool, pools.values());
+    if (overlap) throw invalid(name, overlap);
     pools.set(name, pool);
   }
   return pools;

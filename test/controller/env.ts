@@ -1,0 +1,106 @@
+/**
+ * What the controller tests share: a real kube-apiserver with the pool CRDs and Cluster API's
+ * (test copies), a real 3-member etcd for ipamd's store, and `dist/ipamd controller` and
+ * `dist/ipamd serve --pools-from kubernetes` processes on them. Everything is registered with
+ * the harness's cleanup, so a failing test leaves no process behind.
+ */
+import type { Subprocess } from "bun";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import type { KubeClient } from "../../src/kube/client.ts";
+import { GlobalInClusterIPPools, InClusterIPPools, IPAddressClaimsV1beta2, IPAddressesV1beta2 } from "../../src/kube/resources.ts";
+import type { IPAddressClaimV1beta2 } from "../../src/kube/schemas/capi.ts";
+import { BINARY, type Daemon, onCleanup, startDaemon, tempDir, waitFor } from "../e2e/harness.ts";
+import type { KubeApiserver } from "../kube/apiserver.ts";
+import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, startWithAdmin } from "../kube/helpers.ts";
+import { type EtcdCluster, startEtcd } from "../store/etcd-cluster.ts";
+
+export interface CapiEnv {
+  kube: KubeApiserver;
+  client: KubeClient;
+  etcd: EtcdCluster;
+}
+
+export async function startCapiEnv(namespaces: string[]): Promise<CapiEnv> {
+  const [{ kube, client }, etcd] = await Promise.all([startWithAdmin({}, namespaces), startEtcd({ members: 3 })]);
+  await installCrds(client, [...POOL_CRDS, ...CAPI_CRDS, "test/kube/fixtures/capi-clusters.yaml"]);
+  return { kube, client, etcd };
+}
+
+let prefixes = 0;
+export const newPrefix = () => `/capi-${process.pid}-${prefixes++}/`;
+
+export interface Controller {
+  proc: Subprocess;
+  identity: string;
+  logs(): string;
+  kill9(): Promise<void>;
+}
+
+/** `ipamd controller` on the env, with a short lease and resync so tests need not wait long. */
+export function startController(env: CapiEnv, prefix: string, identity = "c1"): Controller {
+  const proc = Bun.spawn(
+    [BINARY, "controller", "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix, "--lease-namespace", "default", "--lease-duration", "3", "--identity", identity, "--resync-seconds", "1"],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  let logs = "";
+  void (async () => {
+    for await (const chunk of proc.stderr) logs += new TextDecoder().decode(chunk);
+  })();
+  onCleanup(async () => {
+    if (proc.exitCode === null) proc.kill("SIGKILL");
+    await proc.exited;
+  });
+  return {
+    proc,
+    identity,
+    logs: () => logs,
+    kill9: async () => {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
+/** A node daemon on the same store, its pools also from the pool objects. */
+export async function startNodeDaemon(env: CapiEnv, prefix: string, node: string, extraConfig: Record<string, unknown> = {}): Promise<Daemon> {
+  const dir = tempDir();
+  const config = join(dir, "config.json");
+  writeFileSync(config, JSON.stringify({ etcd: { blockPrefixV4: 28 }, reclaimInterval: 0, ...extraConfig }));
+  return startDaemon({
+    dir,
+    args: ["--config", config, "--node", node, "--store", "etcd", "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix, "--pools-from", "kubernetes", "--kubeconfig", env.kube.kubeconfigPath],
+  });
+}
+
+export async function globalPool(client: KubeClient, name: string, spec: Record<string, unknown>) {
+  return client.create(GlobalInClusterIPPools, { metadata: { name }, spec: spec as never }, { fieldManager: FIELD_MANAGER });
+}
+
+export async function namespacedPool(client: KubeClient, namespace: string, name: string, spec: Record<string, unknown>) {
+  return client.create(InClusterIPPools, { metadata: { name, namespace }, spec: spec as never }, { fieldManager: FIELD_MANAGER });
+}
+
+export async function claim(client: KubeClient, namespace: string, name: string, pool: { kind: "InClusterIPPool" | "GlobalInClusterIPPool"; name: string }, more: { annotations?: Record<string, string>; clusterName?: string } = {}) {
+  return client.create(
+    IPAddressClaimsV1beta2,
+    {
+      metadata: { name, namespace, ...(more.annotations ? { annotations: more.annotations } : {}) },
+      spec: { poolRef: { apiGroup: "ipam.cluster.x-k8s.io", ...pool }, ...(more.clusterName ? { clusterName: more.clusterName } : {}) },
+    },
+    { fieldManager: FIELD_MANAGER },
+  );
+}
+
+const ready = (c: IPAddressClaimV1beta2) => c.status?.conditions?.find((x) => x.type === "Ready");
+
+/** Waits until the claim is Ready=True; resolves with its IPAddress's address/prefix. */
+export async function boundAddress(client: KubeClient, namespace: string, name: string, timeoutMs = 20_000): Promise<string> {
+  await waitFor(async () => ready(await client.get(IPAddressClaimsV1beta2, name, { namespace }))?.status === "True", timeoutMs, `claim ${namespace}/${name} to be Ready`);
+  const address = await client.get(IPAddressesV1beta2, name, { namespace });
+  return `${address.spec.address}/${address.spec.prefix}`;
+}
+
+export async function readyOf(client: KubeClient, namespace: string, name: string) {
+  return ready(await client.get(IPAddressClaimsV1beta2, name, { namespace }));
+}
