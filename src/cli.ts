@@ -25,7 +25,7 @@ Usage:
   ipamd controller [--kubeconfig FILE] [--etcd-endpoints URL,URL --etcd-cacert F --etcd-cert F
                    --etcd-key F --etcd-prefix /ipamd/] [--config FILE] [--node cluster-api]
                    [--lease-namespace NS] [--lease-duration 15] [--identity NAME]
-                   [--resync-seconds 30]
+                   [--resync-seconds 30] [--watch-filter VALUE]
                       serve Cluster API IPAddressClaims from the pools (InClusterIPPool,
                       GlobalInClusterIPPool) on the store the node daemons share; one
                       active replica, elected with a Lease
@@ -113,6 +113,7 @@ async function controllerVerb(rest: string[]): Promise<number> {
     "lease-duration": { type: "string" },
     identity: { type: "string" },
     "resync-seconds": { type: "string" },
+    "watch-filter": { type: "string" },
   } as const);
   if (values.help) {
     process.stdout.write(USAGE);
@@ -133,6 +134,7 @@ async function controllerVerb(rest: string[]): Promise<number> {
     leaseDuration: values["lease-duration"],
     identity: values.identity,
     resyncSeconds: values["resync-seconds"],
+    watchFilter: values["watch-filter"],
   });
 }
 

@@ -17,6 +17,7 @@ export interface ControllerFlags extends ServeFlags {
   leaseDuration?: string;
   identity?: string;
   resyncSeconds?: string;
+  watchFilter?: string;
 }
 
 function leaseSeconds(text: string | undefined): number {
@@ -50,6 +51,7 @@ export async function controllerCommand(flags: ControllerFlags): Promise<number>
     renewDeadlineMs: Math.round(lease * 666),
     retryPeriodMs: Math.round(lease * 133),
     resyncMs: resyncMs(flags.resyncSeconds),
+    ...(flags.watchFilter ? { watchFilter: flags.watchFilter } : {}),
     log,
   });
   const onSignal = () => void controller.stop();

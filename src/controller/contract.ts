@@ -15,6 +15,8 @@ export const PROTECT_ADDRESS_FINALIZER = "ipam.cluster.x-k8s.io/ProtectAddress";
 export const PROTECT_POOL_FINALIZER = "ipam.cluster.x-k8s.io/ProtectPool";
 export const CLUSTER_NAME_LABEL = "cluster.x-k8s.io/cluster-name";
 export const PAUSED_ANNOTATION = "cluster.x-k8s.io/paused";
+/** Cluster API's label for sharing objects between several controllers (--watch-filter). */
+export const WATCH_FILTER_LABEL = "cluster.x-k8s.io/watch-filter";
 export const CAPI_IPAM_API_VERSION = "ipam.cluster.x-k8s.io/v1beta2";
 
 /** The engine's attachment of a claim: a network of its own, the claim's uid as the container. */
@@ -50,13 +52,15 @@ export function addressFor(claim: IPAddressClaimV1beta2, pool: PoolOwner, answer
     { apiVersion: POOL_API_VERSION, kind: pool.kind, name: pool.name, uid: pool.uid, controller: false, blockOwnerDeletion: true },
   ];
   const cluster = claim.metadata.labels?.[CLUSTER_NAME_LABEL];
+  const filter = claim.metadata.labels?.[WATCH_FILTER_LABEL];
+  const labels = { ...(cluster ? { [CLUSTER_NAME_LABEL]: cluster } : {}), ...(filter ? { [WATCH_FILTER_LABEL]: filter } : {}) };
   return {
     metadata: {
       name: claim.metadata.name,
       namespace: claim.metadata.namespace,
       finalizers: [PROTECT_ADDRESS_FINALIZER],
       ownerReferences: owners,
-      ...(cluster ? { labels: { [CLUSTER_NAME_LABEL]: cluster } } : {}),
+      ...(Object.keys(labels).length > 0 ? { labels } : {}),
     },
     spec: {
       claimRef: { name: claim.metadata.name! },

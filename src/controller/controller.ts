@@ -16,7 +16,7 @@ import { poolNameOf } from "../pool-source/pool-objects.ts";
 import { PoolSource } from "../pool-source/pool-source.ts";
 import type { Store } from "../store/store.ts";
 import { ClaimReconciler } from "./claims.ts";
-import { isPaused, type PoolKind } from "./contract.ts";
+import { isPaused, type PoolKind, WATCH_FILTER_LABEL } from "./contract.ts";
 import { PoolStatusWriter } from "./pool-status.ts";
 import { WorkQueue } from "./work-queue.ts";
 
@@ -33,6 +33,11 @@ export interface ControllerOptions {
   retryPeriodMs?: number;
   /** How often every claim not yet Ready, and every pool's status, is looked at again. */
   resyncMs?: number;
+  /**
+   * Only claims labelled cluster.x-k8s.io/watch-filter with this value (Cluster API's
+   * convention for running several controllers side by side); all claims when absent.
+   */
+  watchFilter?: string;
   log: ConsolaInstance;
 }
 
@@ -50,7 +55,8 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   const elector = new LeaderElector({
     client: o.client,
     namespace: o.leaseNamespace,
-    name: "ipamd-controller",
+    // One Lease per watch filter: controllers of different filters run side by side.
+    name: o.watchFilter ? `ipamd-controller-${o.watchFilter}` : "ipamd-controller",
     identity: o.identity,
     leaseDurationSeconds: o.leaseDurationSeconds,
     renewDeadlineMs: o.renewDeadlineMs,
@@ -91,11 +97,13 @@ async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<voi
   // The queue is made below; the informers' handlers only run once they are started.
   let queue: WorkQueue | undefined;
   const claims = new Informer(o.client, IPAddressClaimsV1beta2, {
+    ...(o.watchFilter ? { labelSelector: `${WATCH_FILTER_LABEL}=${o.watchFilter}` } : {}),
     onEvent: (e) => queue?.add(objectKey(e.object)),
     onError: (e) => o.log.warn("watching claims", { error: (e as Error).message }),
   });
   const addresses = new Informer(o.client, IPAddressesV1beta2, {
     // An address changed or deleted by someone else: its claim looks again, its pool's counts too.
+    ...(o.watchFilter ? { labelSelector: `${WATCH_FILTER_LABEL}=${o.watchFilter}` } : {}),
     onEvent: (e) => {
       queue?.add(`${e.object.metadata.namespace}/${e.object.spec.claimRef.name}`);
       status.touch(poolNameOf(e.object.spec.poolRef.kind as PoolKind, e.object.metadata.namespace, e.object.spec.poolRef.name));

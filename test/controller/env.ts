@@ -37,10 +37,19 @@ export interface Controller {
   kill9(): Promise<void>;
 }
 
-/** `ipamd controller` on the env, with a short lease and resync so tests need not wait long. */
-export function startController(env: CapiEnv, prefix: string, identity = "c1"): Controller {
+const running: Controller[] = [];
+
+/**
+ * `ipamd controller` on the env, with a short lease and resync so tests need not wait long.
+ * With `filter`, it serves only claims labelled with that watch filter (and campaigns on a
+ * Lease of its own), so tests sharing an API server stay apart.
+ */
+export function startController(env: CapiEnv, prefix: string, identity = "c1", filter?: string): Controller {
   const proc = Bun.spawn(
-    [BINARY, "controller", "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix, "--lease-namespace", "default", "--lease-duration", "3", "--identity", identity, "--resync-seconds", "1"],
+    [
+      BINARY, "controller", "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
+      "--lease-namespace", "default", "--lease-duration", "3", "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
+    ],
     { stdout: "pipe", stderr: "pipe" },
   );
   let logs = "";
@@ -51,7 +60,7 @@ export function startController(env: CapiEnv, prefix: string, identity = "c1"): 
     if (proc.exitCode === null) proc.kill("SIGKILL");
     await proc.exited;
   });
-  return {
+  const controller = {
     proc,
     identity,
     logs: () => logs,
@@ -60,6 +69,16 @@ export function startController(env: CapiEnv, prefix: string, identity = "c1"): 
       await proc.exited;
     },
   };
+  running.push(controller);
+  return controller;
+}
+
+/** Stops (SIGTERM: the Lease is given back) every controller a test started. */
+export async function stopControllers(): Promise<void> {
+  for (const c of running.splice(0)) {
+    if (c.proc.exitCode === null) c.proc.kill("SIGTERM");
+    await c.proc.exited;
+  }
 }
 
 /** A node daemon on the same store, its pools also from the pool objects. */
@@ -81,11 +100,11 @@ export async function namespacedPool(client: KubeClient, namespace: string, name
   return client.create(InClusterIPPools, { metadata: { name, namespace }, spec: spec as never }, { fieldManager: FIELD_MANAGER });
 }
 
-export async function claim(client: KubeClient, namespace: string, name: string, pool: { kind: "InClusterIPPool" | "GlobalInClusterIPPool"; name: string }, more: { annotations?: Record<string, string>; clusterName?: string } = {}) {
+export async function claim(client: KubeClient, namespace: string, name: string, pool: { kind: "InClusterIPPool" | "GlobalInClusterIPPool"; name: string }, more: { annotations?: Record<string, string>; clusterName?: string; filter?: string } = {}) {
   return client.create(
     IPAddressClaimsV1beta2,
     {
-      metadata: { name, namespace, ...(more.annotations ? { annotations: more.annotations } : {}) },
+      metadata: { name, namespace, ...(more.annotations ? { annotations: more.annotations } : {}), ...(more.filter ? { labels: { "cluster.x-k8s.io/watch-filter": more.filter } } : {}) },
       spec: { poolRef: { apiGroup: "ipam.cluster.x-k8s.io", ...pool }, ...(more.clusterName ? { clusterName: more.clusterName } : {}) },
     },
     { fieldManager: FIELD_MANAGER },
