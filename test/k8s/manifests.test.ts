@@ -49,7 +49,7 @@ function allContainers(ds: Doc): Doc[] {
 
 describe("k8s manifests", () => {
   test("every file is YAML of named objects, namespaced ones in the ipamd namespace", () => {
-    expect(EXAMPLES.sort()).toEqual(["k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/two-teams.yaml", "k8s/examples/unique-cidr-per-node.yaml"]);
+    expect(EXAMPLES.sort()).toEqual(["k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/pools-from-kubernetes.yaml", "k8s/examples/two-teams.yaml", "k8s/examples/unique-cidr-per-node.yaml"]);
     for (const file of FILES) {
       for (const doc of load(file)) {
         expect({ file, apiVersion: typeof doc.apiVersion, kind: typeof doc.kind, name: typeof doc.metadata?.name }).toEqual({ file, apiVersion: "string", kind: "string", name: "string" });
@@ -59,10 +59,24 @@ describe("k8s manifests", () => {
     expect(base.map((d) => d.kind)).toEqual(["Namespace", "ServiceAccount", "ConfigMap", "DaemonSet"]);
   });
 
-  test("the service account has no API permissions and mounts no token", () => {
+  test("the service account has no API permissions and mounts no token, unless pools come from the API: then it may read pools and namespaces, nothing more", () => {
     const sa = of(base, "ServiceAccount")[0]!;
     expect(sa.automountServiceAccountToken).toBe(false);
-    for (const file of FILES) for (const kind of ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]) expect(of(load(file), kind)).toEqual([]);
+    for (const { file, ds } of scenarios) {
+      const poolsFromKube = ds.spec.template.spec.containers.some((c: Doc) => c.args?.includes("--pools-from"));
+      const rbac = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"].flatMap((kind) => of(load(file), kind));
+      expect({ file, token: ds.spec.template.spec.automountServiceAccountToken }).toEqual({ file, token: poolsFromKube });
+      if (!poolsFromKube) {
+        expect({ file, rbac }).toEqual({ file, rbac: [] });
+        continue;
+      }
+      const [role] = of(load(file), "ClusterRole");
+      expect(role!.rules).toEqual([
+        { apiGroups: ["ipam.cluster.x-k8s.io"], resources: ["inclusterippools", "globalinclusterippools"], verbs: ["list", "watch"] },
+        { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
+      ]);
+      expect(of(load(file), "ClusterRoleBinding")[0]!.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: "ipamd" }]);
+    }
     expect(baseDs.spec.template.spec.serviceAccountName).toBe(sa.metadata.name);
     expect(baseDs.spec.template.spec.automountServiceAccountToken).toBe(false);
   });
@@ -165,7 +179,8 @@ describe("k8s manifests", () => {
         expect({ flag, hostPath: held?.volume.hostPath?.path, mountPath: held?.mount.mountPath }).toEqual({ flag, hostPath, mountPath: hostPath });
       }
       expect(settings.node).toBe("node-a");
-      for (const pool of [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean)) expect(settings.pools).toContain(pool);
+      // Pools from the API are objects, not in the file.
+      if (settings.poolsFrom !== "kubernetes") for (const pool of [ipam.pool, ...(ipam.pools ?? [])].filter(Boolean)) expect(settings.pools).toContain(pool);
       // A netconf naming no pool needs defaultPools to serve it.
       if (!ipam.pool && !ipam.pools && !ipam.ranges) expect(settings.defaultPools.length).toBeGreaterThan(0);
       for (const probe of [serve.readinessProbe, serve.livenessProbe]) expect(probe.exec.command).toEqual([imageBinary, "status", "--socket", socketArg]);
