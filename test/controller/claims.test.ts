@@ -57,6 +57,20 @@ describe("IPAddressClaims served by ipamd controller", () => {
     expect(await boundAddress(client, "capi-a", "m5")).toMatch(/^10\.100\.0\.1[0-2]\/24$/);
   }, 90_000);
 
+  test("a deleted claim's address rests for the pool's cooldown before another claim gets it", async () => {
+    const { client } = env;
+    await globalPool(client, "resting", { addresses: ["10.104.0.5"], prefix: 24, releaseCooldown: 3 });
+    await claim(client, "capi-b", "r1", { kind: "GlobalInClusterIPPool", name: "resting" });
+    expect(await boundAddress(client, "capi-b", "r1")).toBe("10.104.0.5/24");
+    await client.delete(IPAddressClaimsV1beta2, "r1", { namespace: "capi-b" });
+    await waitFor(() => gone(() => client.get(IPAddressClaimsV1beta2, "r1", { namespace: "capi-b" })), 20_000, "r1 to be gone");
+    const released = Date.now();
+    await claim(client, "capi-b", "r2", { kind: "GlobalInClusterIPPool", name: "resting" });
+    await waitFor(async () => (await readyOf(client, "capi-b", "r2"))?.reason === "PoolExhausted", 20_000, "r2 to wait: the address is cooling");
+    expect(await boundAddress(client, "capi-b", "r2")).toBe("10.104.0.5/24");
+    expect(Date.now() - released).toBeGreaterThanOrEqual(2_500);
+  }, 60_000);
+
   test("a claim of another namespace's pool, or of a pool that does not exist, is Ready=False PoolNotFound", async () => {
     const { client } = env;
     await claim(client, "capi-b", "x1", { kind: "InClusterIPPool", name: "team" });
