@@ -49,19 +49,36 @@ async function parse<O extends Options>(args: string[], options: O) {
   return parseArgs({ args, options: { ...options, help: { type: "boolean", short: "h" } } as O & { help: { type: "boolean"; short: "h" } }, allowPositionals: false, strict: true });
 }
 
+/** The config file, the node's name and the store: `serve` and `controller` take them alike. */
+const STORE_OPTIONS = {
+  config: { type: "string" },
+  node: { type: "string" },
+  store: { type: "string" },
+  "etcd-endpoints": { type: "string" },
+  "etcd-cacert": { type: "string" },
+  "etcd-cert": { type: "string" },
+  "etcd-key": { type: "string" },
+  "etcd-prefix": { type: "string" },
+} as const;
+
+/** The store flags as ServeFlags has them. */
+const storeFlags = (values: { [K in keyof typeof STORE_OPTIONS]?: string }) => ({
+  config: values.config,
+  node: values.node,
+  store: values.store,
+  etcdEndpoints: values["etcd-endpoints"],
+  etcdCacert: values["etcd-cacert"],
+  etcdCert: values["etcd-cert"],
+  etcdKey: values["etcd-key"],
+  etcdPrefix: values["etcd-prefix"],
+});
+
 /** `serve` and `serve --check-config`: the daemon's flags, as the daemon takes them. */
 async function serveVerb(rest: string[]): Promise<number> {
   const { values } = await parse(rest, {
     socket: { type: "string" },
     db: { type: "string" },
-    config: { type: "string" },
-    node: { type: "string" },
-    store: { type: "string" },
-    "etcd-endpoints": { type: "string" },
-    "etcd-cacert": { type: "string" },
-    "etcd-cert": { type: "string" },
-    "etcd-key": { type: "string" },
-    "etcd-prefix": { type: "string" },
+    ...STORE_OPTIONS,
     "check-config": { type: "boolean" },
     "admin-listen": { type: "string" },
     "admin-host": { type: "string", multiple: true },
@@ -79,14 +96,7 @@ async function serveVerb(rest: string[]): Promise<number> {
   return await (values["check-config"] ? checkConfigCommand : serveCommand)({
     socket: values.socket,
     db: values.db,
-    config: values.config,
-    node: values.node,
-    store: values.store,
-    etcdEndpoints: values["etcd-endpoints"],
-    etcdCacert: values["etcd-cacert"],
-    etcdCert: values["etcd-cert"],
-    etcdKey: values["etcd-key"],
-    etcdPrefix: values["etcd-prefix"],
+    ...storeFlags(values),
     adminListen: values["admin-listen"],
     adminHosts: values["admin-host"],
     tlsCert: values["tls-cert"],
@@ -100,14 +110,7 @@ async function serveVerb(rest: string[]): Promise<number> {
 /** `controller`: the store flags as `serve` has them, Kubernetes credentials, the Lease. */
 async function controllerVerb(rest: string[]): Promise<number> {
   const { values } = await parse(rest, {
-    config: { type: "string" },
-    node: { type: "string" },
-    store: { type: "string" },
-    "etcd-endpoints": { type: "string" },
-    "etcd-cacert": { type: "string" },
-    "etcd-cert": { type: "string" },
-    "etcd-key": { type: "string" },
-    "etcd-prefix": { type: "string" },
+    ...STORE_OPTIONS,
     kubeconfig: { type: "string" },
     "lease-namespace": { type: "string" },
     "lease-duration": { type: "string" },
@@ -121,14 +124,7 @@ async function controllerVerb(rest: string[]): Promise<number> {
   }
   const { controllerCommand } = await import("./controller/command.ts");
   return await controllerCommand({
-    config: values.config,
-    node: values.node,
-    store: values.store ?? "etcd",
-    etcdEndpoints: values["etcd-endpoints"],
-    etcdCacert: values["etcd-cacert"],
-    etcdCert: values["etcd-cert"],
-    etcdKey: values["etcd-key"],
-    etcdPrefix: values["etcd-prefix"],
+    ...storeFlags({ ...values, store: values.store ?? "etcd" }),
     kubeconfig: values.kubeconfig,
     leaseNamespace: values["lease-namespace"],
     leaseDuration: values["lease-duration"],

@@ -13,6 +13,7 @@ import { ErrorCode, IpamError } from "../../src/errors.ts";
 import { parseIp } from "../../src/ipam/address.ts";
 import { compilePools } from "../../src/ipam/named-pool.ts";
 import type { AllocationRecord } from "../../src/store/store.ts";
+import { random } from "./random.ts";
 
 const pools = compilePools({
   first: { addresses: ["10.1.0.1-10.1.0.4"], prefix: 24 },
@@ -25,17 +26,6 @@ const targets: Target[] = ["first", "second", "third"].map((name) => {
 });
 const inPool = (t: Target, ip: string) => t.rangeSet.ranges.some((r) => parseIp(ip)!.value >= r.start && parseIp(ip)!.value <= r.end);
 
-/** mulberry32, as the planner tests use it: every run of a seed makes the same sequence. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("fallback groups", () => {
   for (const seed of [1, 2, 3, 4, 5]) {

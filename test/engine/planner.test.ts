@@ -16,18 +16,8 @@ import { formatIp, parseIp } from "../../src/ipam/address.ts";
 import { compilePools } from "../../src/ipam/named-pool.ts";
 import { parseRangeSets } from "../../src/ipam/pool.ts";
 import type { AllocationRecord } from "../../src/store/store.ts";
+import { random } from "./random.ts";
 
-/** mulberry32: a small seeded PRNG, so every run of a seed makes the same sequence. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const inline = parseRangeSets([[{ subnet: "10.0.0.0/27", rangeStart: "10.0.0.5", rangeEnd: "10.0.0.20" }, { subnet: "10.0.1.0/28", gateway: "10.0.1.3" }]])[0]!;
 const pools = compilePools({
