@@ -27,6 +27,9 @@ export async function startCapiEnv(namespaces: string[]): Promise<CapiEnv> {
   return { kube, client, etcd };
 }
 
+/** What the controller and the node daemons of a test share: the store's block size. */
+const SHARED_CONFIG = { etcd: { blockPrefixV4: 28 } };
+
 let prefixes = 0;
 export const newPrefix = () => `/capi-${process.pid}-${prefixes++}/`;
 
@@ -45,9 +48,12 @@ const running: Controller[] = [];
  * Lease of its own), so tests sharing an API server stay apart.
  */
 export function startController(env: CapiEnv, prefix: string, identity = "c1", filter?: string): Controller {
+  // The daemons' block size (see startNodeDaemon): every node of a space claims blocks alike.
+  const config = join(tempDir(), "config.json");
+  writeFileSync(config, JSON.stringify(SHARED_CONFIG));
   const proc = Bun.spawn(
     [
-      BINARY, "controller", "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
+      BINARY, "controller", "--config", config, "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
       "--lease-namespace", "default", "--lease-duration", "3", "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
     ],
     { stdout: "pipe", stderr: "pipe" },
@@ -85,7 +91,7 @@ export async function stopControllers(): Promise<void> {
 export async function startNodeDaemon(env: CapiEnv, prefix: string, node: string, extraConfig: Record<string, unknown> = {}): Promise<Daemon> {
   const dir = tempDir();
   const config = join(dir, "config.json");
-  writeFileSync(config, JSON.stringify({ etcd: { blockPrefixV4: 28 }, reclaimInterval: 0, ...extraConfig }));
+  writeFileSync(config, JSON.stringify({ ...SHARED_CONFIG, reclaimInterval: 0, ...extraConfig }));
   return startDaemon({
     dir,
     args: ["--config", config, "--node", node, "--store", "etcd", "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix, "--pools-from", "kubernetes", "--kubeconfig", env.kube.kubeconfigPath],
