@@ -198,7 +198,10 @@ export class Engine {
           continue;
         }
         if (err instanceof LimitError) {
+          const before = excluded.size;
           for (const [i, t] of targets.entries()) if (t.pool === err.pool) excluded.set(i, new IpamError(ErrorCode.NamespaceLimitReached, err.message));
+          // Each refusal takes a pool out; one that takes none out would come back forever.
+          if (excluded.size === before) throw new IpamError(ErrorCode.NamespaceLimitReached, err.message);
           continue;
         }
         if (!(err instanceof ConflictError)) throw err;

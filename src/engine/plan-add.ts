@@ -153,16 +153,21 @@ function slotFailure(failures: IpamError[]): IpamError {
 
 function pickInSlot(view: StateView, input: AddInput, slot: number[], unclaimed: Set<Ip>): SlotPick {
   const { targets, req } = input;
-  // A requested address, in whichever candidate holds it.
+  // A requested address, in whichever candidate holds it: refused with its pool's exclusion
+  // (the namespace at its limit) rather than asked for again and again.
   for (const index of slot) {
     const t = targets[index]!;
     const wanted = input.requested.find((ip) => unclaimed.has(ip) && ip.family === t.rangeSet.family && t.rangeSet.ranges.some((r) => ip.value >= r.start && ip.value <= r.end));
     if (!wanted) continue;
+    const excluded = input.excluded.get(index);
+    if (excluded) throw excluded;
     unclaimed.delete(wanted);
     return { index, pick: pickStatic(t, view, wanted), wanted: true };
   }
-  // A sticky pod comes back to its parked address, whichever candidate it came from.
+  // A sticky pod comes back to its parked address, whichever candidate it came from (not from
+  // one it may not take from now: then it is served like any other pod, by the rest).
   for (const index of slot) {
+    if (input.excluded.has(index)) continue;
     const t = targets[index]!;
     const pod = t.policy.sticky ? stickyKey(t.pool, req.pod?.namespace, req.pod?.name) : null;
     const pick = pod ? pickSticky(t, input.bindings.get(bindingKey(t.space, pod)), pod) : null;
