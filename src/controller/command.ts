@@ -45,6 +45,8 @@ export async function controllerCommand(flags: ControllerFlags): Promise<number>
     client: KubeClient.connect(connection),
     openStore: () => openStore(settings),
     node: settings.node,
+    blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
+    nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
     identity: flags.identity ?? `${hostname()}-${process.pid}`,
     leaseNamespace: flags.leaseNamespace ?? connection.namespace,
     leaseDurationSeconds: lease,

@@ -7,6 +7,7 @@
  * again when restarted.
  */
 import type { ConsolaInstance } from "consola/core";
+import type { BlockSizes } from "../engine/blocks.ts";
 import { Engine } from "../engine/engine.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { Informer, objectKey } from "../kube/informer.ts";
@@ -26,6 +27,9 @@ export interface ControllerOptions {
   openStore: () => Promise<Store>;
   /** The node name the controller's allocations carry (its blocks on a shared store). */
   node: string;
+  /** The store's block sizes and node lifetime: the daemons' (from the same config file). */
+  blockSizes?: BlockSizes;
+  nodeTtlSeconds?: number;
   identity: string;
   leaseNamespace: string;
   leaseDurationSeconds?: number;
@@ -93,7 +97,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
 /** Everything that runs while leading; stop() undoes it. */
 async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<void> }> {
   const store = await o.openStore();
-  const engine = await Engine.start(store, { node: o.node });
+  const engine = await Engine.start(store, { node: o.node, ...(o.blockSizes ? { blockSizes: o.blockSizes } : {}), ...(o.nodeTtlSeconds ? { nodeTtlSeconds: o.nodeTtlSeconds } : {}) });
   // The queue is made below; the informers' handlers only run once they are started.
   let queue: WorkQueue | undefined;
   const claims = new Informer(o.client, IPAddressClaimsV1beta2, {

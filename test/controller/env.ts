@@ -43,7 +43,9 @@ export interface Controller {
 const running: Controller[] = [];
 
 /**
- * `ipamd controller` on the env, with a short lease and resync so tests need not wait long.
+ * `ipamd controller` on the env, with a short resync so tests need not wait long. The lease
+ * (8 s, renewed within 5.3 s) is short for failover, yet survives a loaded test machine: a
+ * leader that cannot renew in time stops, and nothing restarts it here.
  * With `filter`, it serves only claims labelled with that watch filter (and campaigns on a
  * Lease of its own), so tests sharing an API server stay apart.
  */
@@ -54,7 +56,7 @@ export function startController(env: CapiEnv, prefix: string, identity = "c1", f
   const proc = Bun.spawn(
     [
       BINARY, "controller", "--config", config, "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
-      "--lease-namespace", "default", "--lease-duration", "3", "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
+      "--lease-namespace", "default", "--lease-duration", "8", "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
     ],
     { stdout: "pipe", stderr: "pipe" },
   );

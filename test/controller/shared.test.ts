@@ -63,6 +63,10 @@ describe("claims and pods share pools through one store", () => {
     expect(stored.length).toBe(253);
     expect(new Set(stored.map((a) => a.ip)).size).toBe(253);
     expect(stored.filter((a) => a.network === "cluster-api").length).toBe(claimIps.length);
+    // The controller claimed blocks of the daemons' size (its --config), never overlapping ones.
+    const blocks = (await new EtcdClient(env.etcd.endpoints).rangePrefix(`${prefix}block/`)).map((kv) => ({ cidr: decodeURIComponent(kv.key.split("/").pop()!), node: kv.value }));
+    expect(blocks.some((b) => b.node === "cluster-api")).toBe(true);
+    expect(blocks.filter((b) => !b.cidr.endsWith("/28"))).toEqual([]);
   }, 240_000);
 
   test("the controller killed mid-burst and restarted: no claim bound twice, none lost", async () => {
