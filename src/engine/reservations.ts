@@ -8,7 +8,7 @@ import { parseIp } from "../ipam/address.ts";
 import { SPACE_NAME } from "../ipam/pool-scope.ts";
 import { ConflictError, type Hold } from "../store/store.ts";
 import type { Engine } from "./engine.ts";
-import { planReserve, planUnreserve } from "./plan-reserve.ts";
+import { MAX_RESERVATION, planReserve, planUnreserve } from "./plan-reserve.ts";
 import { namedSpace, spaceOf } from "./pools.ts";
 
 export interface ReserveRequest {
@@ -49,16 +49,28 @@ export async function reserve(engine: Engine, req: ReserveRequest): Promise<{ re
   if (!rangeSet) throw new IpamError(ErrorCode.PoolExhausted, `pool ${pool.name} has no subnet on node ${engine.node} to reserve in`);
   const { family, first, last } = span(req.first, req.last);
   if (family !== pool.family) throw new IpamError(ErrorCode.AddressNotInPool, `pool ${pool.name} is IPv${pool.family}; ${req.first} is not`);
-  const plan = planReserve(engine.state, { pool: pool.name, space: spaceOf(pool), rangeSet, family, first, last, note: req.note ?? "", by: req.by ?? "an operator" });
+  const input = { pool: pool.name, space: spaceOf(pool), rangeSet, family, first, last, note: req.note ?? "", by: req.by ?? "an operator" };
+  // The whole span is judged first: refused whole, naming what is taken.
+  planReserve(engine.state, input);
+  const made: Hold[] = [];
   try {
-    await engine.applier.apply(plan);
+    // Committed in pieces a commit can carry (etcd caps a transaction's operations), each
+    // planned and applied in one turn; a piece refused undoes the pieces before it.
+    const piece = BigInt(Math.max(1, Math.min(MAX_RESERVATION, engine.store.commitCapacity)));
+    for (let from = first; from <= last; from += piece) {
+      const plan = planReserve(engine.state, { ...input, first: from, last: from + piece - 1n < last ? from + piece - 1n : last });
+      await engine.applier.apply(plan);
+      made.push(...plan.holds);
+    }
   } catch (err) {
-    if (!(err instanceof ConflictError)) throw err;
-    // Another daemon took some of them meanwhile: memory learns, and nothing was reserved.
-    for (const t of err.taken) engine.state.learn(t.space, t.family, t.ip);
-    throw new IpamError(ErrorCode.AddressInUse, `${err.taken.map((t) => t.ip).join(", ") || "some of the addresses"} became allocated or held meanwhile; nothing was reserved`);
+    await unreserveInPieces(engine, made, `${input.by} (a reservation refused part-way, undone)`);
+    if (err instanceof ConflictError) for (const t of err.taken) engine.state.learn(t.space, t.family, t.ip);
+    if (!(err instanceof ConflictError) && !(err instanceof IpamError && err.code === ErrorCode.AddressInUse)) throw err;
+    // Another daemon took some of them meanwhile: memory learns, and nothing stays reserved.
+    const taken = err instanceof ConflictError ? err.taken.map((t) => t.ip).join(", ") : (err as Error).message;
+    throw new IpamError(ErrorCode.AddressInUse, `${taken || "some of the addresses"} became allocated or held meanwhile; nothing was reserved`);
   }
-  return { reserved: plan.holds.map((h) => h.ip) };
+  return { reserved: made.map((h) => h.ip) };
 }
 
 /** The spaces of the configured pools (or of one pool, or one space by name). */
@@ -86,6 +98,12 @@ export async function unreserve(engine: Engine, req: UnreserveRequest): Promise<
   const spaces = [...new Set(found.map((h) => h.space))];
   if (spaces.length > 1) throw new IpamError(ErrorCode.AddressInUse, `reserved in ${spaces.length} address spaces (${spaces.join(", ")}); pick one with --space NAME or --pool NAME`);
   if (found.length === 0) throw new IpamError(ErrorCode.NotFound, `nothing is reserved at ${req.first}${req.last ? `-${req.last}` : ""}`);
-  await engine.applier.apply(planUnreserve(engine.state, found, req.by ?? "an operator"));
+  await unreserveInPieces(engine, found, req.by ?? "an operator");
   return { unreserved: found.map((h) => h.ip) };
+}
+
+/** Ends reservations in pieces a commit can carry (see reserve). */
+async function unreserveInPieces(engine: Engine, holds: Hold[], by: string): Promise<void> {
+  const piece = Math.max(1, Math.min(MAX_RESERVATION, engine.store.commitCapacity));
+  for (let i = 0; i < holds.length; i += piece) await engine.applier.apply(planUnreserve(engine.state, holds.slice(i, i + piece), by));
 }

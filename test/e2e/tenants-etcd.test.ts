@@ -82,4 +82,20 @@ describe("tenants across two daemons on etcd", () => {
     expect((await run([BINARY, "unreserve", "10.92.0.3", "--socket", ds[1]!.socket])).exitCode).toBe(0);
     expect((await add(ds[0]!, "after", "team-a", { pool: "small" })).json.ips[0].address).toBe("10.92.0.3/24");
   }, 60_000);
+
+  test("a reservation larger than one etcd transaction is made whole, and undone whole when refused part-way", async () => {
+    const [d, other] = await twoDaemons({ wide: { addresses: ["10.93.0.0/24"], prefix: 24 } });
+    const reserved = await run([BINARY, "reserve", "10.93.0.10-10.93.0.109", "--pool", "wide", "--note", "lab", "--socket", d!.socket]);
+    expect(reserved.stdout).toContain("reserved 100 addresses");
+    expect(JSON.parse((await run([BINARY, "reservations", "--json", "--socket", d!.socket])).stdout).reservations).toHaveLength(100);
+    // The other daemon takes an address near the end of the next span; this daemon's memory
+    // does not know, so its first pieces commit before the piece holding it is refused.
+    const taken = await runPlugin(attachmentEnv("ADD", "c1", "eth0", { CNI_ARGS: "IP=10.93.0.190;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=c1" }), conf(other!, { pool: "wide" }));
+    expect(taken.json.ips[0].address).toBe("10.93.0.190/24");
+    const refused = await run([BINARY, "reserve", "10.93.0.110-10.93.0.200", "--pool", "wide", "--socket", d!.socket]);
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.stderr).toContain("nothing was reserved");
+    expect(JSON.parse((await run([BINARY, "reservations", "--json", "--socket", d!.socket])).stdout).reservations).toHaveLength(100);
+    expect((await run([BINARY, "unreserve", "10.93.0.10-10.93.0.109", "--socket", d!.socket])).stdout).toContain("unreserved 100 addresses");
+  }, 60_000);
 });
