@@ -91,10 +91,11 @@ export async function releaseAddress(engine: Engine, ip: string, cause: string, 
     }
   }
   const released = await releaseRecords(engine, holders, cause, "released");
+  // Named: the holds of that network's own space, or of that space, and of the holders released.
   const spaces =
     where.network === undefined && where.space === undefined
       ? [...new Set([...held, ...engine.state.bindingsAt(ip).map((b) => b.space)])]
-      : [...new Set([...(where.network ? [where.network] : []), ...held, ...holders.map((h) => h.space)])];
+      : [...new Set([...(where.network ? [where.network] : held), ...holders.map((h) => h.space)])];
   const plan = planForget(engine.state, ip, spaces, engine.state.bindingsAt(ip));
   if (plan.changes.length > 0) await engine.applier.apply(plan);
   return { released, unbound: plan.ends.length };
