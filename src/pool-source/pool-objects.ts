@@ -2,7 +2,7 @@
  * Pools as Kubernetes objects (the Cluster API in-cluster provider's InClusterIPPool and
  * GlobalInClusterIPPool, plus ipamd's fields) turned into the daemon's named pools. One name
  * space for both: a GlobalInClusterIPPool is its name, an InClusterIPPool is
- * NAMESPACE.NAME, and it serves its own namespace (plus any `namespaces` it names). A pool an
+ * NAMESPACE.NAME and serves its own namespace, nothing more. A pool an
  * object cannot make is told, with why, and left out; the others stand.
  */
 import { safeParse } from "valibot";
@@ -25,10 +25,22 @@ export interface ObjectPool {
   home: string | null;
 }
 
+/**
+ * What a namespaced pool may not say: whom else it serves, and in which space its addresses
+ * are unique. Anyone who may create pools in their own namespace could otherwise put theirs
+ * ahead of every other namespace's pools, or overlap another space's addresses. Those are
+ * cluster-wide decisions: a GlobalInClusterIPPool's.
+ */
+const CLUSTER_WIDE_FIELDS = ["namespaces", "namespaceSelector", "space"] as const;
+
 /** The definition an object stands for, in the config file's terms (NamedPoolSchema). */
 function inputOf({ kind, object }: PoolObject): NamedPoolInput {
   const s = object.spec;
   const home = kind === "InClusterIPPool" ? object.metadata.namespace! : null;
+  if (home) {
+    const said = CLUSTER_WIDE_FIELDS.filter((f) => s[f] !== undefined && s[f] !== null);
+    if (said.length > 0) throw new Error(`an InClusterIPPool serves its own namespace only and may not set ${said.join(", ")}: use a GlobalInClusterIPPool`);
+  }
   const namespaces = [...new Set([...(home ? [home] : []), ...(s.namespaces ?? [])])];
   const cooldown = s.releaseCooldown ?? s.addressReuseGracePeriodSeconds ?? undefined;
   const candidate = {
