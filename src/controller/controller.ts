@@ -15,6 +15,7 @@ import { LeaderElector } from "../kube/leader.ts";
 import { IPAddressClaimsV1beta2, IPAddressesV1beta2 } from "../kube/resources.ts";
 import { poolNameOf } from "../pool-source/pool-objects.ts";
 import { PoolSource } from "../pool-source/pool-source.ts";
+import { installObjectPools } from "../pool-source/install.ts";
 import type { Store } from "../store/store.ts";
 import { ClaimReconciler } from "./claims.ts";
 import { isPaused, type PoolKind, WATCH_FILTER_LABEL } from "./contract.ts";
@@ -120,9 +121,15 @@ async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<voi
   const source = new PoolSource({
     client: o.client,
     base: { pools: new Map(), defaults: [] },
-    onChange: async (setup, problems) => {
-      for (const problem of problems) o.log.warn("a pool object makes no pool", { problem });
-      await engine.reconfigure(setup).catch((error) => o.log.error("pools not installed; keeping the running pools", { error: (error as Error).message }));
+    onChange: async (setup, problems, fromObjects) => {
+      try {
+        await installObjectPools(engine, setup, problems, fromObjects);
+      } catch (error) {
+        o.log.error("pools not installed; keeping the running pools (tried again shortly)", { error: (error as Error).message });
+        throw error;
+      } finally {
+        for (const problem of problems) o.log.warn("a pool object makes no pool", { problem });
+      }
       enqueueAll();
       status.touchAll();
     },

@@ -21,7 +21,7 @@ import { type AddTargets, PoolRegistry } from "./pools.ts";
 import { reservations, reserve, type ReserveRequest, unreserve, type UnreserveRequest } from "./reservations.ts";
 import { collectGarbage, releaseAbandonedBlocks, releaseAddress, releaseCurrent, releaseRecords } from "./releases.ts";
 import { type Sharing, sharingOf } from "./sharing.ts";
-import { refuseSpaceMoves } from "./space-moves.ts";
+import { refreshNamedSpaces, refuseSpaceMoves, spaceMoves } from "./space-moves.ts";
 import { AddressState } from "./state.ts";
 import type { AddRequest, Answer, Attachment, GcRequest, ImportRequest, ImportResult } from "./requests.ts";
 import { answerFor, cursorOf, stickyKey, type Target, toAnswer } from "./target.ts";
@@ -85,8 +85,15 @@ export class Engine {
 
   /** Swaps in a new pool configuration; allocations and requests in flight are untouched. */
   async reconfigure(setup: PoolSetup): Promise<void> {
+    await refreshNamedSpaces(this);
     refuseSpaceMoves(this.state, setup);
     await this.registry.configure(setup, this.store);
+  }
+
+  /** The pools of a setup that would move to another space while their addresses are held (see space-moves.ts). */
+  async movedPools(setup: PoolSetup): Promise<{ pool: string; message: string }[]> {
+    await refreshNamedSpaces(this);
+    return spaceMoves(this.state, setup);
   }
 
   get allocationCount(): number {

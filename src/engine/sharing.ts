@@ -14,6 +14,8 @@ export interface Sharing {
   readonly conflictRetries: number;
   /** A pool that looks exhausted is re-read once: other nodes may have freed addresses. */
   readonly rereadWhenExhausted: boolean;
+  /** Memory may lag the store: questions about whole spaces (a reload's space moves) read them again first. */
+  readonly memoryMayLag: boolean;
   /** Whether a commit that failed with this error may have applied anyway. */
   mayHaveApplied(err: unknown): boolean;
   /** Whose attachments CNI GC and the leak sweep may collect: this node's only, or all. */
@@ -31,6 +33,7 @@ export function sharingOf(store: Store): Sharing {
       freshBindings: false,
       conflictRetries: 2,
       rereadWhenExhausted: false,
+      memoryMayLag: false,
       mayHaveApplied: () => false,
       collectOf: () => undefined,
       announces: false,
@@ -41,6 +44,7 @@ export function sharingOf(store: Store): Sharing {
     freshBindings: true,
     conflictRetries: 16,
     rereadWhenExhausted: true,
+    memoryMayLag: true,
     // A refused transaction did not apply (a conflict, or a limit counted before it was
     // sent); a timeout may have (the raft commit can land after the client gave up).
     mayHaveApplied: (err) => !(err instanceof ConflictError || err instanceof LimitError),

@@ -10,6 +10,7 @@ import { formatIp } from "../ipam/address.ts";
 import { footprint } from "../ipam/named-pool.ts";
 import type { PoolSetup } from "../ipam/pool-choice.ts";
 import type { AddressState } from "./state.ts";
+import type { Engine } from "./engine.ts";
 import { spaceName, spaceOf } from "./pools.ts";
 
 /** The first address of [lo, hi] taken in `taken` and covered by none of `covers`, or null. */
@@ -25,8 +26,10 @@ function uncovered(taken: Iterable<[bigint, bigint]>, lo: bigint, hi: bigint, co
   return null;
 }
 
-export function refuseSpaceMoves(state: AddressState, setup: PoolSetup): void {
+/** Every pool of the setup that would hand out an address still held in another named space, and why. */
+export function spaceMoves(state: AddressState, setup: PoolSetup): { pool: string; message: string }[] {
   const pools = [...setup.pools.values()];
+  const moves: { pool: string; message: string }[] = [];
   for (const { space, family, taken } of state.spaces()) {
     if (!space.startsWith("@")) continue;
     const covers = pools.filter((p) => p.family === family && spaceOf(p) === space).flatMap(footprint);
@@ -35,11 +38,29 @@ export function refuseSpaceMoves(state: AddressState, setup: PoolSetup): void {
       for (const [lo, hi] of footprint(pool)) {
         const stray = uncovered(taken.extents(), lo, hi, covers);
         if (stray === null) continue;
-        throw new IpamError(
-          ErrorCode.InvalidNetworkConfig,
-          `pool ${pool.name} (space ${pool.scope.space}) would hand out ${formatIp(stray, family)}, still held in space ${spaceName(space)} where no pool covers it any more: release those addresses first, or keep the pool in its space`,
-        );
+        moves.push({
+          pool: pool.name,
+          message: `pool ${pool.name} (space ${pool.scope.space}) would hand out ${formatIp(stray, family)}, still held in space ${spaceName(space)} where no pool covers it any more: release those addresses first, or keep the pool in its space`,
+        });
+        break;
       }
     }
   }
+  return moves;
+}
+
+export function refuseSpaceMoves(state: AddressState, setup: PoolSetup): void {
+  const [move] = spaceMoves(state, setup);
+  if (move) throw new IpamError(ErrorCode.InvalidNetworkConfig, move.message);
+}
+
+/**
+ * Where memory may lag the store (other daemons write it), the named spaces are read again
+ * before a question about whole spaces is answered.
+ */
+export async function refreshNamedSpaces(engine: Engine): Promise<void> {
+  if (!engine.sharing.memoryMayLag) return;
+  const spaces = new Set([...engine.state.spaces()].map((s) => s.space).filter((s) => s.startsWith("@")));
+  for (const pool of engine.registry.named.values()) spaces.add(spaceOf(pool));
+  for (const space of spaces) await engine.resync(space);
 }

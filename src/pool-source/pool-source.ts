@@ -20,20 +20,33 @@ export interface PoolSourceOptions {
   client: KubeClient;
   /** The config file's pools and defaults, which come first and win a name. */
   base: PoolSetup;
-  /** A new setup, whenever the objects (or the namespaces a selector matches) change. */
-  onChange: (setup: PoolSetup, problems: string[]) => void | Promise<void>;
+  /**
+   * A new setup, whenever the objects (or the namespaces a selector matches) change: it
+   * should reject when the setup could not be installed (it is tried again a little later).
+   * `fromObjects` names the pools the objects made (the rest are the config file's).
+   */
+  onChange: (setup: PoolSetup, problems: string[], fromObjects: Set<string>) => void | Promise<void>;
   onError?: (error: unknown) => void;
 }
 
 const created = (o: PoolObject) => `${o.object.metadata.creationTimestamp ?? ""}\0${o.kind}\0${o.object.metadata.namespace ?? ""}\0${o.object.metadata.name}`;
 
+/** How long a publish waits for Namespaces to be listed (a missing permission must not stall every pool). */
+const NAMESPACES_WAIT_MS = 5_000;
+/** After a setup the engine could not install: try it again after this long. */
+const RETRY_MS = 5_000;
+
 export class PoolSource {
   readonly #inCluster: Informer<typeof InClusterIPPools>;
   readonly #global: Informer<typeof GlobalInClusterIPPools>;
   #namespaces: Informer<typeof Namespaces> | null = null;
-  #scheduled = false;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #stopped = false;
   #base: PoolSetup;
+  /** The setup last installed: the same one again is not handed over. */
   #last = "";
+  /** Publishes run one after another, so an older setup can never be installed after a newer one. */
+  #chain: Promise<void> = Promise.resolve();
 
   constructor(readonly options: PoolSourceOptions) {
     this.#base = options.base;
@@ -51,24 +64,29 @@ export class PoolSource {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
     await Promise.all([this.#inCluster.stop(), this.#global.stop(), this.#namespaces?.stop()]);
+    await this.#chain.catch(() => undefined);
   }
 
-  /** The config file changed (SIGHUP): the same objects over a new base. */
+  /** The config file changed (SIGHUP): the same objects over a new base; rejects if it is not installed. */
   async rebase(base: PoolSetup): Promise<void> {
     this.#base = base;
     this.#last = "";
     await this.#publish();
   }
 
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
+  #schedule(delayMs = 20): void {
+    if (this.#timer || this.#stopped) return;
     // Events come in bursts (a list, an edit touching both kinds): one setup per burst.
-    setTimeout(() => {
-      this.#scheduled = false;
-      this.#publish().catch((error) => this.options.onError?.(error));
-    }, 20);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#publish().catch((error) => {
+        this.options.onError?.(error);
+        this.#schedule(RETRY_MS);
+      });
+    }, delayMs);
   }
 
   /** Every pool object as last seen, those being deleted too. */
@@ -89,18 +107,32 @@ export class PoolSource {
     return this.all().filter((o) => !o.object.metadata.deletionTimestamp).sort((a, b) => (created(a) < created(b) ? -1 : 1));
   }
 
-  /** Namespaces matching each selector, watching Namespaces from the first selector on. */
-  async #selected(pools: ObjectPool[]): Promise<(p: ObjectPool) => string[]> {
+  /**
+   * Namespaces matching each selector, watching Namespaces from the first selector on. Until
+   * they are listed (or if they may not be), a selector serves none, and says so.
+   */
+  async #selected(pools: ObjectPool[], problems: string[]): Promise<(p: ObjectPool) => string[]> {
     if (!pools.some((p) => p.selector)) return () => [];
     if (!this.#namespaces) {
-      this.#namespaces = new Informer(this.options.client, Namespaces, { onEvent: () => this.#schedule(), onError: this.options.onError }).start();
-      await this.#namespaces.synced;
+      this.#namespaces = new Informer(this.options.client, Namespaces, { onEvent: () => this.#schedule(), onSynced: () => this.#schedule(), onError: this.options.onError }).start();
+    }
+    const listed = await Promise.race([this.#namespaces.synced.then(() => true, () => false), Bun.sleep(NAMESPACES_WAIT_MS).then(() => false)]);
+    if (!listed) {
+      problems.push("Namespaces are not listed (yet): pools with a namespaceSelector serve no namespace until they are (may it list and watch namespaces?)");
+      return () => [];
     }
     const all: Namespace[] = this.#namespaces.list();
     return (p) => (p.selector ? all.filter((ns) => matchesSelector(p.selector!, ns.metadata.labels)).map((ns) => ns.metadata.name!) : []);
   }
 
-  async #publish(): Promise<void> {
+  #publish(): Promise<void> {
+    const next = this.#chain.catch(() => undefined).then(() => this.#publishNow());
+    this.#chain = next;
+    return next;
+  }
+
+  async #publishNow(): Promise<void> {
+    if (this.#stopped) return;
     const problems: string[] = [];
     const made: ObjectPool[] = [];
     for (const o of this.#objects()) {
@@ -108,7 +140,7 @@ export class PoolSource {
       if ("error" in result) problems.push(result.error);
       else made.push(result);
     }
-    const selected = await this.#selected(made);
+    const selected = await this.#selected(made, problems);
     const pools = new Map<string, NamedPool>(this.#base.pools);
     for (const p of made) {
       const pool = withSelected(p, selected(p));
@@ -118,7 +150,8 @@ export class PoolSource {
     }
     const fingerprint = JSON.stringify([[...pools.values()].map((p) => [p.name, p.input]), problems]);
     if (fingerprint === this.#last) return;
+    // Remembered once installed: a setup the engine refused is tried again (see #schedule).
+    await this.options.onChange({ pools, defaults: this.#base.defaults }, problems, new Set(made.map((p) => p.pool.name)));
     this.#last = fingerprint;
-    await this.options.onChange({ pools, defaults: this.#base.defaults }, problems);
   }
 }
