@@ -18,7 +18,7 @@ import type { Informer } from "../kube/informer.ts";
 import { genericResource, type IPAddressClaimsV1beta2, IPAddressesV1beta2 } from "../kube/resources.ts";
 import type { IPAddressClaimV1beta2 } from "../kube/schemas/capi.ts";
 import { poolNameOf } from "../pool-source/pool-objects.ts";
-import { addressFor, CLAIM_IFNAME, CLAIM_NETWORK, CLUSTER_NAME_LABEL, isOurs, isPaused, type PoolKind, type PoolOwner, PROTECT_ADDRESS_FINALIZER, readyCondition, RELEASE_ADDRESS_FINALIZER } from "./contract.ts";
+import { addressFor, CLAIM_IFNAME, CLUSTER_NAME_LABEL, isOurs, isPaused, type PoolKind, type PoolOwner, PROTECT_ADDRESS_FINALIZER, readyCondition, RELEASE_ADDRESS_FINALIZER } from "./contract.ts";
 
 const Clusters = genericResource("cluster.x-k8s.io/v1beta2", "Cluster", "clusters", true);
 
@@ -33,6 +33,10 @@ const REASONS: Record<number, string> = {
 export interface ClaimDeps {
   client: KubeClient;
   engine: Engine;
+  /** The engine's network for these claims (see claimNetwork). */
+  network: string;
+  /** Whether this replica leads now: nothing is allocated or released by one that does not. */
+  isLeader: () => boolean;
   claims: Informer<typeof IPAddressClaimsV1beta2>;
   /** A pool object as last seen (uid, annotations), or undefined when there is none. */
   poolObject: (kind: PoolKind, namespace: string | null, name: string) => { uid: string; paused: boolean } | undefined;
@@ -46,6 +50,7 @@ export class ClaimReconciler {
   constructor(private readonly deps: ClaimDeps) {}
 
   async reconcile(key: string): Promise<void> {
+    this.fence();
     const slash = key.indexOf("/");
     const claim = this.deps.claims.get(key.slice(slash + 1), key.slice(0, slash));
     if (!claim || !isOurs(claim) || isPaused(claim.metadata)) return;
@@ -54,6 +59,21 @@ export class ClaimReconciler {
     if (cluster === "paused" || (cluster === "missing" && !deleting)) return;
     if (deleting) return this.release(claim);
     await this.allocate(claim);
+  }
+
+  /** A replica that lost its Lease stops at once: another may lead already. */
+  private fence(): void {
+    if (!this.deps.isLeader()) throw new Error("not leading: leaving the claim to the leader");
+  }
+
+  /**
+   * Releases the allocations of claims that are gone without their finalizer having run (it
+   * was removed by hand, or the claim left this controller's watch filter): the attachments of
+   * the claims' network whose uid no claim has any more.
+   */
+  async collect(claimUids: string[]): Promise<string[]> {
+    this.fence();
+    return this.deps.engine.gc({ network: this.deps.network, validAttachments: claimUids.map((uid) => ({ containerID: uid, ifname: CLAIM_IFNAME })) }, "ipaddressclaim gone");
   }
 
   /** Whether the claim's cluster (spec.clusterName, or its cluster-name label) is paused, or missing. */
@@ -84,7 +104,8 @@ export class ClaimReconciler {
     if (object.paused) return;
     let answer: Answer;
     try {
-      [answer] = (await this.deps.engine.add({ network: CLAIM_NETWORK, containerID: uid, ifname: CLAIM_IFNAME, pools: [pool], pod: { namespace, name, uid } })) as [Answer];
+      this.fence();
+      [answer] = (await this.deps.engine.add({ network: this.deps.network, containerID: uid, ifname: CLAIM_IFNAME, pools: [pool], pod: { namespace, name, uid } })) as [Answer];
     } catch (err) {
       // A transient answer (11: a race lost, the store unreachable) is retried with back-off.
       if (!(err instanceof IpamError) || err.code === ErrorCode.TryAgainLater || err.code === ErrorCode.IoFailure) throw err;
@@ -108,6 +129,10 @@ export class ClaimReconciler {
     }
     await modify(client, IPAddressesV1beta2, claim.metadata.name!, (existing) => {
       if (existing.metadata.deletionTimestamp) throw new Error(`IPAddress ${existing.metadata.namespace}/${existing.metadata.name} is being deleted; waiting for it to go`);
+      // An earlier claim of the same name still owns it: its release deletes it; taking it over
+      // would leave that claim's address allocated with nothing pointing at it.
+      const other = existing.metadata.ownerReferences?.find((o) => o.kind === "IPAddressClaim" && o.uid !== claim.metadata.uid);
+      if (other) throw new Error(`IPAddress ${existing.metadata.namespace}/${existing.metadata.name} belongs to an earlier claim (uid ${other.uid}); waiting for its release`);
       const owned = existing.metadata.ownerReferences?.some((o) => o.uid === claim.metadata.uid);
       const same = owned && existing.spec.address === wanted.spec.address && existing.spec.prefix === wanted.spec.prefix && existing.metadata.finalizers?.includes(PROTECT_ADDRESS_FINALIZER);
       if (same) return null;
@@ -120,7 +145,8 @@ export class ClaimReconciler {
   private async release(claim: IPAddressClaimV1beta2): Promise<void> {
     if (!claim.metadata.finalizers?.includes(RELEASE_ADDRESS_FINALIZER)) return;
     const { namespace, name, uid } = claim.metadata as { namespace: string; name: string; uid: string };
-    await this.deps.engine.del({ network: CLAIM_NETWORK, containerID: uid, ifname: CLAIM_IFNAME });
+    this.fence();
+    await this.deps.engine.del({ network: this.deps.network, containerID: uid, ifname: CLAIM_IFNAME });
     const { client } = this.deps;
     try {
       const address = await modify(client, IPAddressesV1beta2, name, (a) => {

@@ -19,8 +19,11 @@ export const PAUSED_ANNOTATION = "cluster.x-k8s.io/paused";
 export const WATCH_FILTER_LABEL = "cluster.x-k8s.io/watch-filter";
 export const CAPI_IPAM_API_VERSION = "ipam.cluster.x-k8s.io/v1beta2";
 
-/** The engine's attachment of a claim: a network of its own, the claim's uid as the container. */
-export const CLAIM_NETWORK = "cluster-api";
+/**
+ * The engine's attachment of a claim: a network of its own — one per watch filter, so one
+ * controller's clean-up never touches another's claims — and the claim's uid as the container.
+ */
+export const claimNetwork = (watchFilter?: string): string => (watchFilter ? `cluster-api.${watchFilter}` : "cluster-api");
 export const CLAIM_IFNAME = "claim";
 
 export const POOL_KINDS = ["InClusterIPPool", "GlobalInClusterIPPool"] as const;

@@ -18,7 +18,7 @@ import { PoolSource } from "../pool-source/pool-source.ts";
 import { installObjectPools } from "../pool-source/install.ts";
 import type { Store } from "../store/store.ts";
 import { ClaimReconciler } from "./claims.ts";
-import { isPaused, type PoolKind, WATCH_FILTER_LABEL } from "./contract.ts";
+import { claimNetwork, isPaused, type PoolKind, WATCH_FILTER_LABEL } from "./contract.ts";
 import { PoolStatusWriter } from "./pool-status.ts";
 import { WorkQueue } from "./work-queue.ts";
 
@@ -72,7 +72,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
   }).start();
   await elector.whenLeading();
   o.log.info("leading: serving IPAddressClaims", { identity: o.identity });
-  const parts = await startLeading(o);
+  const parts = await startLeading(o, () => elector.isLeader);
   let stopping: Promise<void> | null = null;
   const halt = () =>
     (stopping ??= (async () => {
@@ -96,7 +96,7 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
 }
 
 /** Everything that runs while leading; stop() undoes it. */
-async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<void> }> {
+async function startLeading(o: ControllerOptions, isLeader: () => boolean): Promise<{ stop(): Promise<void> }> {
   const store = await o.openStore();
   const engine = await Engine.start(store, { node: o.node, ...(o.blockSizes ? { blockSizes: o.blockSizes } : {}), ...(o.nodeTtlSeconds ? { nodeTtlSeconds: o.nodeTtlSeconds } : {}) });
   // The queue is made below; the informers' handlers only run once they are started.
@@ -140,7 +140,13 @@ async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<voi
     const found = source.all().find((p) => p.kind === kind && p.object.metadata.name === name && (p.object.metadata.namespace ?? null) === namespace);
     return found && !found.object.metadata.deletionTimestamp ? { uid: found.object.metadata.uid!, paused: isPaused(found.object.metadata) } : undefined;
   };
-  const reconciler = new ClaimReconciler({ client: o.client, engine, claims, poolObject, touched: (pool) => status.touch(pool), fieldManager: FIELD_MANAGER, log: o.log });
+  const network = claimNetwork(o.watchFilter);
+  const reconciler = new ClaimReconciler({ client: o.client, engine, network, isLeader, claims, poolObject, touched: (pool) => status.touch(pool), fieldManager: FIELD_MANAGER, log: o.log });
+  const collect = () =>
+    reconciler
+      .collect(claims.list().filter((c) => c.metadata.uid).map((c) => c.metadata.uid!))
+      .then((released) => released.length > 0 && o.log.info("released the addresses of claims that are gone", { addresses: released }))
+      .catch((error) => o.log.warn("collecting claims that are gone", { error: (error as Error).message }));
   const work = new WorkQueue((key) => reconciler.reconcile(key), { onError: (key, error) => o.log.warn("claim not reconciled; retrying", { claim: key, error: (error as Error).message }) });
   queue = work;
   await source.start();
@@ -149,9 +155,11 @@ async function startLeading(o: ControllerOptions): Promise<{ stop(): Promise<voi
   await Promise.all([claims.synced, addresses.synced]);
   enqueueAll();
   status.touchAll();
+  void collect();
   const resync = setInterval(() => {
     enqueueAll();
     status.touchAll();
+    void collect();
   }, o.resyncMs ?? 30_000);
   return {
     stop: async () => {

@@ -71,6 +71,20 @@ describe("IPAddressClaims served by ipamd controller", () => {
     expect(Date.now() - released).toBeGreaterThanOrEqual(2_500);
   }, 60_000);
 
+  test("a claim gone without its finalizer having run (removed by hand): its address is released all the same", async () => {
+    const { client } = env;
+    await globalPool(client, "collected", { addresses: ["10.105.0.7"], prefix: 24 });
+    await claim(client, "capi-b", "g1", { kind: "GlobalInClusterIPPool", name: "collected" });
+    expect(await boundAddress(client, "capi-b", "g1")).toBe("10.105.0.7/24");
+    await modify(client, IPAddressClaimsV1beta2, "g1", (c) => void (c.metadata.finalizers = []), { namespace: "capi-b" });
+    await client.delete(IPAddressClaimsV1beta2, "g1", { namespace: "capi-b" });
+    // The IPAddress stays (nothing runs Kubernetes' garbage collector here); the address is freed.
+    await modify(client, IPAddressesV1beta2, "g1", (a) => void (a.metadata.finalizers = []), { namespace: "capi-b" });
+    await client.delete(IPAddressesV1beta2, "g1", { namespace: "capi-b" });
+    await claim(client, "capi-b", "g2", { kind: "GlobalInClusterIPPool", name: "collected" });
+    expect(await boundAddress(client, "capi-b", "g2")).toBe("10.105.0.7/24");
+  }, 60_000);
+
   test("a claim of another namespace's pool, or of a pool that does not exist, is Ready=False PoolNotFound", async () => {
     const { client } = env;
     await claim(client, "capi-b", "x1", { kind: "InClusterIPPool", name: "team" });

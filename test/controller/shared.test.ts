@@ -62,7 +62,7 @@ describe("claims and pods share pools through one store", () => {
     const stored = await allocations(prefix);
     expect(stored.length).toBe(253);
     expect(new Set(stored.map((a) => a.ip)).size).toBe(253);
-    expect(stored.filter((a) => a.network === "cluster-api").length).toBe(claimIps.length);
+    expect(stored.filter((a) => a.network === "cluster-api.race").length).toBe(claimIps.length);
     // The controller claimed blocks of the daemons' size (its --config), never overlapping ones.
     const blocks = (await new EtcdClient(env.etcd.endpoints).rangePrefix(`${prefix}block/`)).map((kv) => ({ cidr: decodeURIComponent(kv.key.split("/").pop()!), node: kv.value }));
     expect(blocks.some((b) => b.node === "cluster-api")).toBe(true);
@@ -81,7 +81,7 @@ describe("claims and pods share pools through one store", () => {
     await waitFor(async () => (await boundClaims("machines", "crash")).size === 100, 60_000, "every claim to be bound after the restart");
     const ips = [...(await boundClaims("machines", "crash")).values()];
     expect(new Set(ips).size).toBe(100);
-    const stored = (await allocations(prefix)).filter((a) => a.network === "cluster-api");
+    const stored = (await allocations(prefix)).filter((a) => a.network === "cluster-api.crash");
     expect(stored.map((a) => a.ip).sort()).toEqual([...ips].sort());
     for (let i = 0; i < 100; i++) expect((await env.client.get(IPAddressClaimsV1beta2, `k${i}`, { namespace: "machines" })).status?.addressRef?.name).toBe(`k${i}`);
   }, 180_000);
