@@ -3,6 +3,7 @@ import { Engine } from "../../src/engine/engine.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { ConflictError, LimitError } from "../../src/store/store.ts";
+import { Layout } from "../../src/store/etcd/layout.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record, storeContract } from "./contract.ts";
 import { cooling, sticky } from "./contract/support.ts";
@@ -90,6 +91,22 @@ describe("etcd specifics", () => {
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
     for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitError);
     expect(await a.allocations({ pool: "v4", podNamespace: "team-a" })).toHaveLength(3);
+  }, 30_000);
+
+  test("a namespace's count key left behind by an older daemon (its allocation gone) does not count against the limit", async () => {
+    const prefix = `/stray-${process.pid}/`;
+    const store = new EtcdStore(client(), prefix, "node-a");
+    const layout = new Layout(prefix);
+    const gone = record("10.9.0.99", "old", { space: "@ipv4", pool: "v4", rangeSet: null, podNamespace: "team-a" });
+    const stray = layout.namespaceEntry(gone)!;
+    await client().put(stray, "");
+    const r = record("10.9.0.1", "c1", { space: "@ipv4", pool: "v4", rangeSet: null, podNamespace: "team-a" });
+    await store.commit([{ op: "allocate", record: r }, { op: "limit", pool: "v4", namespace: "team-a", max: 1 }]);
+    expect(await client().range(stray)).toEqual([]);
+    expect(await store.allocations({ pool: "v4", podNamespace: "team-a" })).toHaveLength(1);
+    // A real one still counts.
+    const over = await store.commit([{ op: "allocate", record: { ...r, ip: "10.9.0.2", containerID: "c2" } }, { op: "limit", pool: "v4", namespace: "team-a", max: 1 }]).catch((e) => e);
+    expect(over).toBeInstanceOf(LimitError);
   }, 30_000);
 
   test("an address cooling down or parked for a sticky pod stays held: no other daemon can create it", async () => {
