@@ -60,7 +60,15 @@ export class PoolStatusWriter {
     const o = this.deps.source.find(pool);
     if (!o) return;
     const made = poolOfObject(o);
-    if ("error" in made || !made.pool.rangeSet) return;
+    const deleting = !!o.object.metadata.deletionTimestamp;
+    // An object that makes no pool (invalid, or refused beside another) serves nothing: no
+    // status of its own, and nothing keeps it from deletion.
+    // (The controller's pools are all objects: a name it has installed is this object's.)
+    const installed = this.deps.engine.registry.named.has(pool);
+    if ("error" in made || !made.pool.rangeSet || (!installed && !deleting)) {
+      if (deleting) await this.finalizer(o, false);
+      return;
+    }
     const { engine } = this.deps;
     await engine.resync(spaceOf(made.pool));
     const set = made.pool.rangeSet;

@@ -53,7 +53,7 @@ function readRoutes(engine: Engine, gate: ReadGate): Hono {
   const store = engine.store;
   const turn = gate.read();
   return new Hono()
-    .get("/pools", async (c) => c.json(await poolReports(engine, store)))
+    .get("/pools", turn, async (c) => c.json(await poolReports(engine, store)))
     .get("/allocations", turn, async (c) => {
       const q = c.req.query();
       const filter: AllocationFilter = {

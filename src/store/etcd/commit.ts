@@ -7,6 +7,7 @@
  * instead of a record, so no other daemon can create it meanwhile.
  */
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
+import { ErrorCode, IpamError } from "../../errors.ts";
 import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
 import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
@@ -197,7 +198,10 @@ export class EtcdCommitter {
       // A limit's range compare is not judged here (its range may be long): when nothing else
       // failed, it did, and the count is taken again.
       const failed = txn.guards.flatMap((g, i) => (g.limit || holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));
-      if (failed.length === 0 && limits.length > 0 && round < LIMIT_ROUNDS) continue;
+      if (failed.length === 0 && limits.length > 0) {
+        if (round < LIMIT_ROUNDS) continue;
+        throw new IpamError(ErrorCode.TryAgainLater, `the count of a namespace limit (${limits.map((l) => `${l.namespace} in ${l.pool}`).join(", ")}) kept changing under ${LIMIT_ROUNDS} tries; try again`);
+      }
       const settled = failed.filter(({ g, kv }) => (g.orAbsent && kv === undefined) || (g.orSame !== undefined && kv?.value === g.orSame));
       if (failed.length === 0 || settled.length < failed.length) throw this.conflict(failed.filter((f) => !settled.includes(f)));
       for (const { g, kv } of settled) (kv === undefined ? found.gone : found.same).add(g.compare.key);
