@@ -89,6 +89,9 @@ const wireCompare = (c: Compare) => {
   return { ...base, value: enc(c.value) };
 };
 
+/** Pause between passes over the members when none could serve: an election takes a few hundred ms. */
+const PASS_BACKOFF_MS = 50;
+
 export class EtcdClient {
   private current = 0;
   /** HTTP requests sent so far, retries on other members included: tests count round trips with it. */
@@ -105,11 +108,16 @@ export class EtcdClient {
     if (endpoints.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "no etcd endpoints given");
   }
 
-  /** Posts to the gateway, moving to the next endpoint when one fails; one pass over all. */
+  /**
+   * Posts to the gateway, moving to the next endpoint when one fails, round the members again
+   * until the deadline: while the survivors of a killed leader elect a new one, each answers
+   * "no leader" at once, and one pass over all would give up long before an election ends.
+   */
   async call(path: string, body: unknown, deadlineMs = this.timeoutMs): Promise<any> {
     const deadline = Date.now() + deadlineMs;
     let lastError = "";
-    for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && attempt % this.endpoints.length === 0) await Bun.sleep(Math.min(PASS_BACKOFF_MS, Math.max(0, deadline - Date.now())));
       const endpoint = this.endpoints[(this.current + attempt) % this.endpoints.length]!;
       const left = deadline - Date.now();
       if (left <= 0) break;
@@ -119,7 +127,11 @@ export class EtcdClient {
           method: "POST",
           body: JSON.stringify(body),
           headers: { "content-type": "application/json" },
-          signal: AbortSignal.timeout(left),
+          // Half the deadline at most: a proposal a follower forwarded to a leader that just
+          // died is lost, not refused, and waits for etcd's own 6 s timeout; abandoned at half
+          // time, it is sent again once the survivors have a leader. A retried transaction is
+          // safe: its comparisons fail if the first attempt was applied after all.
+          signal: AbortSignal.timeout(Math.min(left, Math.ceil(deadlineMs / 2))),
           ...(endpoint.startsWith("https:") ? { tls: { ...this.tls, rejectUnauthorized: true } } : {}),
         });
         const json = (await res.json()) as any;
