@@ -127,19 +127,31 @@ export class ClaimReconciler {
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
     }
+    let stale: string | undefined;
     await modify(client, IPAddressesV1beta2, claim.metadata.name!, (existing) => {
       if (existing.metadata.deletionTimestamp) throw new Error(`IPAddress ${existing.metadata.namespace}/${existing.metadata.name} is being deleted; waiting for it to go`);
       // An earlier claim of the same name still owns it: its release deletes it; taking it over
       // would leave that claim's address allocated with nothing pointing at it.
       const other = existing.metadata.ownerReferences?.find((o) => o.kind === "IPAddressClaim" && o.uid !== claim.metadata.uid);
       if (other) throw new Error(`IPAddress ${existing.metadata.namespace}/${existing.metadata.name} belongs to an earlier claim (uid ${other.uid}); waiting for its release`);
+      const sameSpec = existing.spec.address === wanted.spec.address && existing.spec.prefix === wanted.spec.prefix && (existing.spec.gateway ?? undefined) === (wanted.spec.gateway ?? undefined);
+      if (!sameSpec) {
+        stale = existing.metadata.uid!;
+        return null;
+      }
       const owned = existing.metadata.ownerReferences?.some((o) => o.uid === claim.metadata.uid);
-      const same = owned && existing.spec.address === wanted.spec.address && existing.spec.prefix === wanted.spec.prefix && existing.metadata.finalizers?.includes(PROTECT_ADDRESS_FINALIZER);
-      if (same) return null;
-      existing.spec = wanted.spec;
+      if (owned && existing.metadata.finalizers?.includes(PROTECT_ADDRESS_FINALIZER)) return null;
       existing.metadata.ownerReferences = wanted.metadata.ownerReferences;
       existing.metadata.finalizers = [...new Set([...(existing.metadata.finalizers ?? []), PROTECT_ADDRESS_FINALIZER])];
     }, { namespace: claim.metadata.namespace! });
+    // Cluster API's webhook keeps an IPAddress's spec immutable: one that says another address
+    // (a pool edited under it) is replaced, not edited, and the next pass creates it anew.
+    if (stale) {
+      await client.delete(IPAddressesV1beta2, claim.metadata.name!, { namespace: claim.metadata.namespace!, preconditions: { uid: stale } }).catch((err) => {
+        if (!(err instanceof NotFoundError)) throw err;
+      });
+      throw new Error(`IPAddress ${claim.metadata.namespace}/${claim.metadata.name} said another address than the pool's answer ${wanted.spec.address}; replaced`);
+    }
   }
 
   private async release(claim: IPAddressClaimV1beta2): Promise<void> {

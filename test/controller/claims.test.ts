@@ -85,6 +85,20 @@ describe("IPAddressClaims served by ipamd controller", () => {
     expect(await boundAddress(client, "capi-b", "g2")).toBe("10.105.0.7/24");
   }, 60_000);
 
+  test("an IPAddress named as the claim that says another address is replaced, never edited (Cluster API keeps its spec immutable)", async () => {
+    const { client } = env;
+    await globalPool(client, "replaced", { addresses: ["10.106.0.5"], prefix: 24 });
+    const stale = await client.create(IPAddressesV1beta2, {
+      metadata: { name: "s1", namespace: "capi-b" },
+      spec: { claimRef: { name: "s1" }, poolRef: { apiGroup: "ipam.cluster.x-k8s.io", kind: "GlobalInClusterIPPool", name: "replaced" }, address: "10.106.0.99", prefix: 24 },
+    }, { fieldManager: FIELD_MANAGER });
+    await claim(client, "capi-b", "s1", { kind: "GlobalInClusterIPPool", name: "replaced" });
+    expect(await boundAddress(client, "capi-b", "s1")).toBe("10.106.0.5/24");
+    const now = await client.get(IPAddressesV1beta2, "s1", { namespace: "capi-b" });
+    expect(now.spec.address).toBe("10.106.0.5");
+    expect(now.metadata.uid).not.toBe(stale.metadata.uid!);
+  }, 60_000);
+
   test("a claim of another namespace's pool, or of a pool that does not exist, is Ready=False PoolNotFound", async () => {
     const { client } = env;
     await claim(client, "capi-b", "x1", { kind: "InClusterIPPool", name: "team" });
