@@ -115,6 +115,13 @@ export class EtcdClient {
    */
   async call(path: string, body: unknown, deadlineMs = this.timeoutMs): Promise<any> {
     const deadline = Date.now() + deadlineMs;
+    // With other members to go to, half the deadline at most per attempt: a proposal a
+    // follower forwarded to a leader that just died is lost, not refused, and waits for etcd's
+    // own 6 s timeout; abandoned at half time, it is sent again once the survivors have a
+    // leader. A retried transaction is safe: its comparisons fail if the first attempt was
+    // applied after all. With one endpoint, a slow answer (a member replaying its log after
+    // a restart) is waited for: there is nowhere else to ask.
+    const attemptMs = this.endpoints.length > 1 ? Math.ceil(deadlineMs / 2) : deadlineMs;
     let lastError = "";
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0 && attempt % this.endpoints.length === 0) await Bun.sleep(Math.min(PASS_BACKOFF_MS, Math.max(0, deadline - Date.now())));
@@ -127,11 +134,7 @@ export class EtcdClient {
           method: "POST",
           body: JSON.stringify(body),
           headers: { "content-type": "application/json" },
-          // Half the deadline at most: a proposal a follower forwarded to a leader that just
-          // died is lost, not refused, and waits for etcd's own 6 s timeout; abandoned at half
-          // time, it is sent again once the survivors have a leader. A retried transaction is
-          // safe: its comparisons fail if the first attempt was applied after all.
-          signal: AbortSignal.timeout(Math.min(left, Math.ceil(deadlineMs / 2))),
+          signal: AbortSignal.timeout(Math.min(left, attemptMs)),
           ...(endpoint.startsWith("https:") ? { tls: { ...this.tls, rejectUnauthorized: true } } : {}),
         });
         const json = (await res.json()) as any;

@@ -69,8 +69,13 @@ export class EtcdStore implements Store {
     const lease = await this.client.leaseGrant(ttlSeconds);
     await this.client.txn([], [{ put: { key, value: String(Date.now()), lease } }]);
     let current = lease;
+    // One renewal at a time: a tick that found etcd away can outlast the interval, and two
+    // in flight that both learn the lease expired would each grant a new one.
+    let renewing = false;
     clearInterval(this.keepAlive);
     this.keepAlive = setInterval(async () => {
+      if (renewing) return;
+      renewing = true;
       try {
         if (!(await this.client.leaseKeepAlive(current))) {
           current = await this.client.leaseGrant(ttlSeconds);
@@ -78,6 +83,8 @@ export class EtcdStore implements Store {
         }
       } catch {
         // etcd unreachable: the next tick tries again; the lease outlives short outages
+      } finally {
+        renewing = false;
       }
     }, (ttlSeconds * 1000) / 3);
   }
