@@ -99,43 +99,18 @@ export async function runController(o: ControllerOptions): Promise<RunningContro
 async function startLeading(o: ControllerOptions, isLeader: () => boolean): Promise<{ stop(): Promise<void> }> {
   const store = await o.openStore();
   const engine = await Engine.start(store, { node: o.node, ...(o.blockSizes ? { blockSizes: o.blockSizes } : {}), ...(o.nodeTtlSeconds ? { nodeTtlSeconds: o.nodeTtlSeconds } : {}) });
-  // The queue is made below; the informers' handlers only run once they are started.
+  // The queue and the status writer are made below; the handlers only run once started.
   let queue: WorkQueue | undefined;
-  const claims = new Informer(o.client, IPAddressClaimsV1beta2, {
-    ...(o.watchFilter ? { labelSelector: `${WATCH_FILTER_LABEL}=${o.watchFilter}` } : {}),
-    onEvent: (e) => queue?.add(objectKey(e.object)),
-    onError: (e) => o.log.warn("watching claims", { error: (e as Error).message }),
-  });
-  const addresses = new Informer(o.client, IPAddressesV1beta2, {
-    // An address changed or deleted by someone else: its claim looks again, its pool's counts too.
-    ...(o.watchFilter ? { labelSelector: `${WATCH_FILTER_LABEL}=${o.watchFilter}` } : {}),
-    onEvent: (e) => {
-      queue?.add(`${e.object.metadata.namespace}/${e.object.spec.claimRef.name}`);
-      status.touch(poolNameOf(e.object.spec.poolRef.kind as PoolKind, e.object.metadata.namespace, e.object.spec.poolRef.name));
-    },
-    onError: (e) => o.log.warn("watching addresses", { error: (e as Error).message }),
-  });
+  let status: PoolStatusWriter | undefined;
+  const { claims, addresses } = claimInformers(o, (key) => queue?.add(key), (pool) => status?.touch(pool));
   const enqueueAll = () => {
     for (const c of claims.list()) if (c.status?.conditions?.find((x) => x.type === "Ready")?.status !== "True" || c.metadata.deletionTimestamp) queue?.add(objectKey(c));
   };
-  const source = new PoolSource({
-    client: o.client,
-    base: { pools: new Map(), defaults: [] },
-    onChange: async (setup, problems, fromObjects) => {
-      try {
-        await installObjectPools(engine, setup, problems, fromObjects);
-      } catch (error) {
-        o.log.error("pools not installed; keeping the running pools (tried again shortly)", { error: (error as Error).message });
-        throw error;
-      } finally {
-        for (const problem of problems) o.log.warn("a pool object makes no pool", { problem });
-      }
-      enqueueAll();
-      status.touchAll();
-    },
-    onError: (e) => o.log.warn("watching pools", { error: (e as Error).message }),
+  const source = leaderPoolSource(o, engine, () => {
+    enqueueAll();
+    status?.touchAll();
   });
-  const status = new PoolStatusWriter({ client: o.client, engine, source, addresses, log: o.log });
+  status = new PoolStatusWriter({ client: o.client, engine, source, addresses, log: o.log });
   const poolObject = (kind: PoolKind, namespace: string | null, name: string) => {
     const found = source.all().find((p) => p.kind === kind && p.object.metadata.name === name && (p.object.metadata.namespace ?? null) === namespace);
     return found && !found.object.metadata.deletionTimestamp ? { uid: found.object.metadata.uid!, paused: isPaused(found.object.metadata) } : undefined;
@@ -170,4 +145,44 @@ async function startLeading(o: ControllerOptions, isLeader: () => boolean): Prom
       await store.close();
     },
   };
+}
+
+/** The claims and their IPAddresses, watched: a change to either puts the claim in the queue. */
+function claimInformers(o: ControllerOptions, enqueue: (key: string) => void, touchPool: (pool: string) => void) {
+  const labelSelector = o.watchFilter ? { labelSelector: `${WATCH_FILTER_LABEL}=${o.watchFilter}` } : {};
+  const claims = new Informer(o.client, IPAddressClaimsV1beta2, {
+    ...labelSelector,
+    onEvent: (e) => enqueue(objectKey(e.object)),
+    onError: (e) => o.log.warn("watching claims", { error: (e as Error).message }),
+  });
+  const addresses = new Informer(o.client, IPAddressesV1beta2, {
+    ...labelSelector,
+    // An address changed or deleted by someone else: its claim looks again, its pool's counts too.
+    onEvent: (e) => {
+      enqueue(`${e.object.metadata.namespace}/${e.object.spec.claimRef.name}`);
+      touchPool(poolNameOf(e.object.spec.poolRef.kind as PoolKind, e.object.metadata.namespace, e.object.spec.poolRef.name));
+    },
+    onError: (e) => o.log.warn("watching addresses", { error: (e as Error).message }),
+  });
+  return { claims, addresses };
+}
+
+/** The pool objects, installed into the leader's engine as they change; then `installed` runs. */
+function leaderPoolSource(o: ControllerOptions, engine: Engine, installed: () => void): PoolSource {
+  return new PoolSource({
+    client: o.client,
+    base: { pools: new Map(), defaults: [] },
+    onChange: async (setup, problems, fromObjects) => {
+      try {
+        await installObjectPools(engine, setup, problems, fromObjects);
+      } catch (error) {
+        o.log.error("pools not installed; keeping the running pools (tried again shortly)", { error: (error as Error).message });
+        throw error;
+      } finally {
+        for (const problem of problems) o.log.warn("a pool object makes no pool", { problem });
+      }
+      installed();
+    },
+    onError: (e) => o.log.warn("watching pools", { error: (e as Error).message }),
+  });
 }
