@@ -80,6 +80,21 @@ describe("etcd specifics", () => {
     expect((await a.holders("10.0.0.9")).length).toBe(1);
   }, 30_000);
 
+  test("an allocation whose answer was lost and was sent again finds its own record: done, once, with one event", async () => {
+    // What the client does when an attempt times out after etcd applied it (a member that
+    // answers too late): the same transaction goes out again; its first answer is lost.
+    class LostAnswerClient extends EtcdClient {
+      override async txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+        await super.txn(...args);
+        return super.txn(...args);
+      }
+    }
+    const store = new EtcdStore(new LostAnswerClient(etcd.endpoints), `/lost-answer-${process.pid}/`, "node-a");
+    await store.commit([{ op: "allocate", record: record("10.0.0.11", "lost-answer") }]);
+    expect((await store.holders("10.0.0.11")).map((r) => r.containerID)).toEqual(["lost-answer"]);
+    expect((await kindsAt(store, "10.0.0.11")).kinds).toEqual(["allocated"]);
+  }, 30_000);
+
   test("a namespace limit holds across daemons: of eight ADDs from two daemons at once, exactly the limit's worth commit", async () => {
     const prefix = `/limit-${process.pid}/`;
     const [a, b] = [new EtcdStore(client(), prefix, "node-a"), new EtcdStore(client(), prefix, "node-b")];

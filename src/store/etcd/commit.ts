@@ -102,8 +102,10 @@ export class EtcdCommitter {
       case "allocate": {
         const r = change.record;
         const key = L.allocation(r.space, r.ip);
-        first(key, () => ({ compare: absent(key) }));
         const value = JSON.stringify(r);
+        // This very record there already: the transaction was applied by an attempt whose
+        // answer was lost (the client sends it again on another member), so it is done.
+        if (!first(key, () => ({ compare: absent(key), orSame: value }))) return;
         const { attachment, references } = L.entries(r);
         ops.push({ put: { key, value } }, { put: { key: attachment, value } }, ...references.map((ref) => ({ put: { key: ref, value: "" } })));
         return this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);

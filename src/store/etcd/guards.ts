@@ -7,7 +7,8 @@ import type { Compare, KeyValue, Op } from "../etcd-client.ts";
 /**
  * A condition of a commit, on the key's state before it. When it fails: orAbsent, the change
  * is done already if the key is gone (a release of what was released elsewhere, the end of a
- * hold nobody holds); orSame, if the key holds this value (a hold or claim made before).
+ * hold nobody holds); orSame, if the key holds this value (a hold, claim or allocation made
+ * before, by this commit's own earlier attempt when its answer was lost).
  * Either way the commit is built again without that change's own work at the key.
  */
 export interface Guard {
