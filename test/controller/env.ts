@@ -49,14 +49,19 @@ const running: Controller[] = [];
  * With `filter`, it serves only claims labelled with that watch filter (and campaigns on a
  * Lease of its own), so tests sharing an API server stay apart.
  */
-export function startController(env: CapiEnv, prefix: string, identity = "c1", filter?: string): Controller {
+/**
+ * leaseSeconds: 8 keeps failover tests short; a test that loads the machine to its limit (200
+ * plugin processes on 2 cores) gives a longer one, or a renewal held up past its deadline
+ * stops the controller, which here has no Deployment to start it again.
+ */
+export function startController(env: CapiEnv, prefix: string, identity = "c1", filter?: string, leaseSeconds = 8): Controller {
   // The daemons' block size (see startNodeDaemon): every node of a space claims blocks alike.
   const config = join(tempDir(), "config.json");
   writeFileSync(config, JSON.stringify(SHARED_CONFIG));
   const proc = Bun.spawn(
     [
       BINARY, "controller", "--config", config, "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
-      "--lease-namespace", "default", "--lease-duration", "8", "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
+      "--lease-namespace", "default", "--lease-duration", String(leaseSeconds), "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
     ],
     { stdout: "pipe", stderr: "pipe" },
   );

@@ -45,7 +45,7 @@ describe("claims and pods share pools through one store", () => {
   test("200 claims and 200 pod ADDs on two daemons race for a /24: every address handed out once", async () => {
     const prefix = newPrefix();
     await globalPool(env.client, "race", { addresses: ["10.110.0.0/24"], prefix: 24, gateway: "10.110.0.1" });
-    startController(env, prefix, "race", "race");
+    startController(env, prefix, "race", "race", 30);
     const daemons = await Promise.all(["node-a", "node-b"].map((n) => startNodeDaemon(env, prefix, n)));
     const claims = Promise.all(Array.from({ length: 200 }, (_, i) => claim(env.client, "machines", `r${i}`, { kind: "GlobalInClusterIPPool", name: "race" }, { filter: "race" })));
     const pods = Promise.all(Array.from({ length: 200 }, (_, i) => podAdd(daemons[i % 2]!, `pod${i}`, "race")));
