@@ -9,6 +9,7 @@ import { IPAddressClaimV1beta1Schema, IPAddressClaimV1beta2Schema, IPAddressV1be
 import { ConfigMapSchema, CustomResourceDefinitionSchema, LeaseSchema, NamespaceSchema } from "./schemas/core.ts";
 import { AnyObjectSchema, type ObjectMeta } from "./schemas/meta.ts";
 import { GlobalInClusterIPPoolSchema, InClusterIPPoolSchema, POOL_GROUP, POOL_VERSION } from "./schemas/pools.ts";
+import { IPAMBlockSchema, IPAMNamespaceUsageSchema, IPAMNodeSubnetSchema, STORE_GROUP, STORE_VERSION } from "./schemas/store.ts";
 
 /** Any schema whose output is an object with metadata: what every Kubernetes object has. */
 export type ObjectSchema = BaseSchema<unknown, { metadata: ObjectMeta }, BaseIssue<unknown>>;
@@ -50,6 +51,9 @@ export const IPAddressClaimsV1beta2 = type("ipam.cluster.x-k8s.io", "v1beta2", "
 export const IPAddressClaimsV1beta1 = type("ipam.cluster.x-k8s.io", "v1beta1", "ipaddressclaims", "IPAddressClaim", true, IPAddressClaimV1beta1Schema);
 export const IPAddressesV1beta2 = type("ipam.cluster.x-k8s.io", "v1beta2", "ipaddresses", "IPAddress", true, IPAddressV1beta2Schema);
 export const IPAddressesV1beta1 = type("ipam.cluster.x-k8s.io", "v1beta1", "ipaddresses", "IPAddress", true, IPAddressV1beta1Schema);
+export const IPAMBlocks = type(STORE_GROUP, STORE_VERSION, "ipamblocks", "IPAMBlock", true, IPAMBlockSchema);
+export const IPAMNamespaceUsages = type(STORE_GROUP, STORE_VERSION, "ipamnamespaceusages", "IPAMNamespaceUsage", true, IPAMNamespaceUsageSchema);
+export const IPAMNodeSubnets = type(STORE_GROUP, STORE_VERSION, "ipamnodesubnets", "IPAMNodeSubnet", true, IPAMNodeSubnetSchema);
 
 /** A kind known only by name (a manifest's): objects are checked for metadata and nothing else. */
 export function genericResource(apiVersion: string, kind: string, plural: string, namespaced: boolean): ResourceType<typeof AnyObjectSchema> {

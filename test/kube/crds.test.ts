@@ -2,7 +2,8 @@
  * The pool CRDs (k8s/crds/) and the Cluster API claim/address CRDs (test fixtures) on a real
  * kube-apiserver: they become Established; the CRDs and src/kube/schemas name the same fields;
  * pools in the provider's shape and with every ipamd field are stored and read back typed;
- * the server itself refuses pools that break the schema; status is a subresource; claims and
+ * the server itself refuses pools that break the schema; status is a subresource; the
+ * Kubernetes-API store's kinds match src/kube/schemas/store.ts and round-trip; claims and
  * addresses are written and read in v1beta2 and v1beta1.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -12,10 +13,13 @@ import { cleanup } from "../e2e/harness.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
 import { BadRequestError, InvalidError, KubeApiError } from "../../src/kube/errors.ts";
 import {
-  GlobalInClusterIPPools, InClusterIPPools, IPAddressClaimsV1beta1, IPAddressClaimsV1beta2, IPAddressesV1beta1, IPAddressesV1beta2,
+  GlobalInClusterIPPools, InClusterIPPools, IPAMBlocks, IPAddressClaimsV1beta1, IPAddressClaimsV1beta2, IPAddressesV1beta1, IPAddressesV1beta2,
 } from "../../src/kube/resources.ts";
 import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
-import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, startWithAdmin } from "./helpers.ts";
+import {
+  BlockSpecSchema, CommitMarkerSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredAllocationSchema, StoredBindingSchema, StoredHoldSchema, UsageRefSchema, UsageSpecSchema,
+} from "../../src/kube/schemas/store.ts";
+import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, STORE_CRDS, startWithAdmin } from "./helpers.ts";
 
 afterAll(cleanup);
 
@@ -139,5 +143,44 @@ describe("Cluster API claims and addresses", () => {
     const wide = await client.create(IPAddressesV1beta2, { metadata: { name: "wide", namespace: NS }, spec: { claimRef: { name: "x" }, poolRef, address: "fd00::1", prefix: 129 } }, { dryRun: true }).then(() => null, (e) => e);
     expect(wide).toBeInstanceOf(InvalidError);
     expect(wide.message).toContain("spec.prefix");
+  });
+});
+
+describe("the Kubernetes-API store's kinds", () => {
+  /** The properties a CRD's openAPI schema names at `path` (dotted, through additionalProperties with "*"). */
+  const properties = (file: string, path: string): string[] => {
+    let node = crdVersion(file).schema.openAPIV3Schema.properties.spec;
+    for (const step of path ? path.split(".") : []) node = step === "*" ? node.additionalProperties : node.properties[step];
+    return Object.keys(node.properties).sort();
+  };
+  const keys = (schema: { entries: object }) => Object.keys(schema.entries).sort();
+
+  test("the CRDs and src/kube/schemas/store.ts name the same fields, at every level", () => {
+    expect(properties(STORE_CRDS[0]!, "")).toEqual(keys(BlockSpecSchema));
+    expect(properties(STORE_CRDS[0]!, "allocations.*")).toEqual(keys(StoredAllocationSchema));
+    expect(properties(STORE_CRDS[0]!, "holds.*")).toEqual(keys(StoredHoldSchema));
+    expect(properties(STORE_CRDS[0]!, "bindings.*")).toEqual(keys(StoredBindingSchema));
+    expect(properties(STORE_CRDS[0]!, "pending.*")).toEqual(keys(PendingChangeSchema));
+    expect(properties(STORE_CRDS[0]!, "pending.*.allocations.*")).toEqual(keys(StoredAllocationSchema));
+    expect(properties(STORE_CRDS[0]!, "commits.*")).toEqual(keys(CommitMarkerSchema));
+    expect(properties(STORE_CRDS[1]!, "")).toEqual(keys(UsageSpecSchema));
+    expect(properties(STORE_CRDS[1]!, "addresses.*")).toEqual(keys(UsageRefSchema));
+    expect(properties(STORE_CRDS[2]!, "")).toEqual(keys(NodeSubnetSpecSchema));
+  });
+
+  test("they apply and become Established; a block is stored and read back typed; the server refuses one that breaks the schema", async () => {
+    const installed = await installCrds(client, STORE_CRDS);
+    expect(installed.map((c) => c.metadata.name).sort()).toEqual(["ipamblocks.ipamd.io", "ipamnamespaceusages.ipamd.io", "ipamnodesubnets.ipamd.io"]);
+    const spec = {
+      space: "@ipv4", cidr: "10.30.0.0/26", node: "node-a",
+      allocations: { "10.30.0.2": { network: "n", containerID: "c", ifname: "eth0", node: "node-a", createdAt: 1_700_000_000_000, prefix: 24, pool: "v4" } },
+      holds: { "10.30.0.3": { kind: "cooling" as const, until: 1_700_000_060_000 } },
+      pending: { "x-1": { primary: "b-other", node: "node-a", at: 1, removeAllocations: ["10.30.0.4"] } },
+    };
+    await client.create(IPAMBlocks, { metadata: { name: "b-test", namespace: NS }, spec }, { fieldValidation: "Strict" });
+    expect((await client.get(IPAMBlocks, "b-test", { namespace: NS })).spec).toEqual(spec);
+    const bad = await client.create(IPAMBlocks, { metadata: { name: "b-bad", namespace: NS }, spec: { ...spec, holds: { "10.30.0.3": { kind: "lent" } } } } as never, { dryRun: true }).then(() => null, (e) => e);
+    expect(bad).toBeInstanceOf(InvalidError);
+    expect(bad.message).toContain("spec.holds.10.30.0.3.kind: Unsupported value");
   });
 });

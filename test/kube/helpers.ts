@@ -63,6 +63,8 @@ export async function installCrds(client: KubeClient, files: string[]): Promise<
 }
 
 export const POOL_CRDS = ["k8s/crds/inclusterippools.yaml", "k8s/crds/globalinclusterippools.yaml"];
+/** The Kubernetes-API store's kinds (serve --store kubernetes). */
+export const STORE_CRDS = ["k8s/crds/ipamblocks.yaml", "k8s/crds/ipamnamespaceusages.yaml", "k8s/crds/ipamnodesubnets.yaml"];
 export const CAPI_CRDS = ["test/kube/fixtures/capi-ipaddressclaims.yaml", "test/kube/fixtures/capi-ipaddresses.yaml"];
 
 /**

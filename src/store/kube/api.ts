@@ -1,0 +1,75 @@
+/**
+ * The store's requests to the API server, in its namespace: objects read, created and replaced
+ * with their resourceVersion (the compare of every compare-and-swap), counted by verb so the
+ * load per ADD can be measured. A request that fails for a reason that is not an answer the
+ * store acts on (a conflict, "already exists", "not found") is raised as a StorageFault.
+ */
+import type { KubeClient } from "../../kube/client.ts";
+import { AlreadyExistsError, ConflictError as KubeConflict, NotFoundError } from "../../kube/errors.ts";
+import type { ObjectOf, ResourceType } from "../../kube/resources.ts";
+import { apiFault, mayHaveApplied } from "./faults.ts";
+
+export const FIELD_MANAGER = "ipamd";
+
+/** A write that lost its compare-and-swap: the object changed (or appeared, or went) since it was read. */
+export const lostRace = (err: unknown): boolean => err instanceof KubeConflict || err instanceof AlreadyExistsError || err instanceof NotFoundError;
+
+export class StoreApi {
+  /** Requests sent, by verb (get, list, create, update, delete). */
+  readonly requests = { get: 0, list: 0, create: 0, update: 0, delete: 0 };
+
+  constructor(
+    readonly client: KubeClient,
+    readonly namespace: string,
+  ) {}
+
+  /** Where the store is, as faults name it. */
+  get where(): string {
+    return `${this.client.transport.connection.server} (namespace ${this.namespace})`;
+  }
+
+  get writes(): number {
+    return this.requests.create + this.requests.update + this.requests.delete;
+  }
+
+  /** Runs a request; failures that are not answers become StorageFaults. `unsure` is told when a failed write may have applied. */
+  async call<T>(verb: keyof StoreApi["requests"], run: () => Promise<T>, unsure?: () => void): Promise<T> {
+    this.requests[verb]++;
+    try {
+      return await run();
+    } catch (err) {
+      if (lostRace(err)) throw err;
+      if (unsure && mayHaveApplied(err)) unsure();
+      throw apiFault(this.where, err);
+    }
+  }
+
+  /** The object, or undefined when there is none. */
+  async get<R extends ResourceType>(type: R, name: string): Promise<ObjectOf<R> | undefined> {
+    try {
+      return await this.call("get", () => this.client.get(type, name, { namespace: this.namespace }));
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  list<R extends ResourceType>(type: R, labelSelector?: string) {
+    return this.call("list", () => this.client.listAll(type, { namespace: this.namespace, labelSelector }));
+  }
+
+  /** Creates the object, or replaces the version `base` was read at. */
+  write<R extends ResourceType>(type: R, name: string, base: ObjectOf<R> | undefined, body: Omit<ObjectOf<R>, "metadata">, unsure: () => void): Promise<ObjectOf<R>> {
+    // managedFields: [{}] strips field ownership, which would otherwise repeat every field of
+    // the spec in the object and so double what each watch event sends to every daemon.
+    const metadata = { name, namespace: this.namespace, managedFields: [{}], ...(base ? { resourceVersion: base.metadata.resourceVersion, labels: base.metadata.labels, annotations: base.metadata.annotations } : {}) };
+    const object = { ...body, metadata } as never;
+    return base
+      ? this.call("update", () => this.client.update(type, object, { fieldManager: FIELD_MANAGER }), unsure)
+      : this.call("create", () => this.client.create(type, object, { fieldManager: FIELD_MANAGER }), unsure);
+  }
+
+  delete(type: ResourceType, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<void> {
+    return this.call("delete", () => this.client.delete(type, name, { namespace: this.namespace, preconditions }));
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Writing one object of the store under compare-and-swap: the callers' parts are judged
+ * against the object as last known, in queue order, and the result is written with the
+ * resourceVersion it was judged on. When another writer got there first (a conflict, or the
+ * object appeared), it is read fresh and judged again; a caller is only refused on what a
+ * fresh read shows. Blocks come from the watch-fed cache, usage objects from the last read.
+ */
+import { ErrorCode, IpamError } from "../../errors.ts";
+import { IPAMBlocks, IPAMNamespaceUsages } from "../../kube/resources.ts";
+import type { IPAMBlock, IPAMNamespaceUsage } from "../../kube/schemas/store.ts";
+import type { LimitError } from "../store.ts";
+import { lostRace, type StoreApi } from "./api.ts";
+import type { BlockCache } from "./cache.ts";
+import { blockCidr, blockName } from "./names.ts";
+import type { BlockPart, UsagePart } from "./parts.ts";
+import type { OwnTxns } from "./txns.ts";
+import { usageAddress, WorkingUsage } from "./usage.ts";
+import { type Judgement, type Mode, type Resolution, WorkingBlock } from "./working-block.ts";
+
+/** Writes of one object that may lose the race in a row before the commit answers 11. */
+const CAS_ATTEMPTS = 24;
+
+export interface BlockEntry {
+  part: BlockPart;
+  mode: Mode;
+  result?: Judgement;
+}
+
+export interface UsageEntry {
+  part: UsagePart;
+  txn: { id: string; primary: string; node: string; at: number };
+  result?: LimitError | null;
+}
+
+export class ObjectWriter {
+  /** Usage objects as last read or written (undefined: known not to exist). */
+  private readonly usages = new Map<string, IPAMNamespaceUsage | undefined>();
+
+  constructor(
+    private readonly api: StoreApi,
+    private readonly cache: BlockCache,
+    private readonly txns: OwnTxns,
+    private readonly node: string,
+    private readonly prefixes: { v4: number; v6: number },
+  ) {}
+
+  /** Reads a block fresh into the cache; undefined when there is none. */
+  async readBlock(name: string): Promise<IPAMBlock | undefined> {
+    const object = await this.api.get(IPAMBlocks, name);
+    if (object) this.cache.put(object);
+    else this.cache.remove(name);
+    this.cache.unsure.delete(name);
+    return object ? this.cache.blocks.get(name)?.object : undefined;
+  }
+
+  /** A commit marker of this node's that may go: its commit is settled everywhere. */
+  private readonly droppable = (txn: string, marker: { node: string }): boolean => marker.node === this.node && this.txns.markerDroppable(txn);
+
+  /** Judges the entries on the block and writes it (nothing when nothing changes). */
+  async writeBlock(name: string, space: string, cidr: string, entries: BlockEntry[]): Promise<void> {
+    let fresh = this.cache.unsure.has(name);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const base = fresh ? await this.readBlock(name) : this.cache.blocks.get(name)?.object;
+      let block = base ? new WorkingBlock(base.spec, this.cache.resolve) : WorkingBlock.empty(space, cidr);
+      const before = new Set(block.commits.keys());
+      block.dropMarkers(this.droppable);
+      for (const entry of entries) {
+        const trial = block.clone();
+        entry.result = trial.judge(entry.part.changes, entry.mode);
+        if (entry.result.ok) block = trial;
+      }
+      // Refused on what the cache showed: look again before telling anyone.
+      if (!fresh && base && entries.some((e) => !e.result!.ok)) {
+        fresh = true;
+        continue;
+      }
+      if (!block.changed || (!base && block.empty)) {
+        this.txns.written(name, new Set(Object.keys(base?.spec.pending ?? {})));
+        return;
+      }
+      try {
+        const written = await this.api.write(IPAMBlocks, name, base, { spec: block.toSpec() }, () => this.cache.unsure.add(name));
+        this.cache.put(written);
+        this.txns.written(name, new Set(Object.keys(written.spec.pending ?? {})));
+        for (const txn of before) if (!written.spec.commits?.[txn]) this.txns.forget(txn);
+        return;
+      } catch (err) {
+        if (!lostRace(err)) throw err;
+        fresh = true;
+      }
+    }
+    throw new IpamError(ErrorCode.TryAgainLater, `block ${cidr} of ${space}: lost ${CAS_ATTEMPTS} races for it in a row; try again`);
+  }
+
+  private resolveUsage = (txn: string, primary: string): Resolution => {
+    const mine = this.txns.resolution(txn);
+    if (mine !== "unknown") return mine;
+    return this.cache.blocks.get(primary)?.object.spec.commits?.[txn] ? "committed" : "unknown";
+  };
+
+  /** Whether an allocation a usage object lists is still there, as the cache has its block. */
+  private live(key: string, ref: { containerID: string; createdAt: number }): boolean | undefined {
+    const { space, ip } = usageAddress(key);
+    const view = this.cache.blocks.get(blockName(space, blockCidr(ip, this.prefixes).cidr))?.view;
+    if (!view) return undefined;
+    const now = view.allocations.get(ip);
+    return view.locks.has(ip) || (now !== undefined && now.containerID === ref.containerID && now.createdAt === ref.createdAt);
+  }
+
+  /** Entries whose allocation is gone, confirmed by a fresh read of their blocks. */
+  private async gone(usage: WorkingUsage): Promise<string[]> {
+    const suspects = [...usage.addresses].filter(([key, ref]) => this.live(key, ref) !== true);
+    if (suspects.length === 0) return [];
+    const blocks = new Set(suspects.map(([key]) => {
+      const { space, ip } = usageAddress(key);
+      return blockName(space, blockCidr(ip, this.prefixes).cidr);
+    }));
+    await Promise.all([...blocks].map((name) => this.readBlock(name)));
+    return suspects.filter(([key, ref]) => this.live(key, ref) !== true).map(([key]) => key);
+  }
+
+  /** What a new usage object starts from: the namespace's allocations of the pool as the cache has them. */
+  private seed(usage: WorkingUsage): void {
+    for (const { view } of this.cache.inSpace()) {
+      for (const [ip, a] of view.allocations) {
+        if (a.pool === usage.pool && a.podNamespace === usage.namespace) usage.addresses.set(`${view.space}|${ip}`, { containerID: a.containerID, createdAt: a.createdAt });
+      }
+    }
+    usage.changed = true;
+  }
+
+  async writeUsage(name: string, entries: UsageEntry[]): Promise<void> {
+    const { pool, namespace } = entries[0]!.part.add;
+    let fresh = !this.usages.has(name);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      if (fresh) this.usages.set(name, await this.api.get(IPAMNamespaceUsages, name));
+      const base = this.usages.get(name);
+      const usage = new WorkingUsage(pool, namespace, base?.spec, this.resolveUsage);
+      if (!base) this.seed(usage);
+      usage.prune(await this.gone(usage));
+      for (const entry of entries) entry.result = usage.add(entry.part.add, entry.txn);
+      if (!fresh && entries.some((e) => e.result)) {
+        fresh = true;
+        continue;
+      }
+      if (!usage.changed) return;
+      try {
+        const written = await this.api.write(IPAMNamespaceUsages, name, base, { spec: usage.toSpec() }, () => this.usages.delete(name));
+        this.usages.set(name, written);
+        this.txns.written(name, new Set(Object.keys(written.spec.pending ?? {})));
+        return;
+      } catch (err) {
+        if (!lostRace(err)) throw err;
+        fresh = true;
+      }
+    }
+    throw new IpamError(ErrorCode.TryAgainLater, `the use of pool ${pool} by namespace ${namespace}: lost ${CAS_ATTEMPTS} races for it in a row; try again`);
+  }
+
+  /** Writes a usage object only to settle this node's commits in it (their pending changes go). */
+  async tidyUsage(name: string): Promise<void> {
+    const base = await this.api.get(IPAMNamespaceUsages, name);
+    this.usages.set(name, base);
+    if (!base) return this.txns.written(name, new Set());
+    const usage = new WorkingUsage(base.spec.pool, base.spec.namespace, base.spec, this.resolveUsage);
+    if (!usage.changed) return this.txns.written(name, new Set(Object.keys(base.spec.pending ?? {})));
+    try {
+      const written = await this.api.write(IPAMNamespaceUsages, name, base, { spec: usage.toSpec() }, () => this.usages.delete(name));
+      this.usages.set(name, written);
+      this.txns.written(name, new Set(Object.keys(written.spec.pending ?? {})));
+    } catch (err) {
+      if (!lostRace(err)) throw err;
+      this.usages.delete(name); // the next tidy reads it again
+    }
+  }
+
+  /** Whether a name is a usage object this writer knows. */
+  isUsage(name: string): boolean {
+    return name.startsWith("u-");
+  }
+}
