@@ -1,49 +1,178 @@
 /**
- * The Store contract on a real kube-apiserver (one per file, with the store's CRDs): each store
- * of the suite gets a namespace of its own (the store's objects live in one namespace, as the
- * etcd store's keys live under one prefix) and a local database of its own.
+ * The Store contract on a real kube-apiserver (one per file, with the store's CRDs), then what
+ * only this store has to prove: daemons racing through compare-and-swap, batches sharing a
+ * write, commits that span blocks (never half-applied, whatever fails when), and an API
+ * server that cannot be reached. Each store gets a namespace of its own (the store's objects
+ * live in one namespace, as the etcd store's keys live under one prefix).
  */
-import { afterAll, beforeAll } from "bun:test";
-import { join } from "node:path";
-import type { KubeClient } from "../../src/kube/client.ts";
-import { Namespaces } from "../../src/kube/resources.ts";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { KubeClient } from "../../src/kube/client.ts";
+import { KubeConnectionError } from "../../src/kube/errors.ts";
+import { KubeTransport } from "../../src/kube/transport.ts";
 import { KubeStore } from "../../src/store/kube.ts";
-import type { Store } from "../../src/store/store.ts";
-import { cleanup, tempDir } from "../e2e/harness.ts";
-import { installCrds, STORE_CRDS, startWithAdmin, uniqueName } from "../kube/helpers.ts";
+import { blockName } from "../../src/store/kube/names.ts";
+import { ConflictError, LimitError, type Store } from "../../src/store/store.ts";
+import { cleanup, waitFor } from "../e2e/harness.ts";
+import type { KubeApiserver } from "../kube/apiserver.ts";
+import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kube/helpers.ts";
+import { startTcpProxy } from "../kube/tcp-proxy.ts";
 import { storeContract } from "./contract.ts";
+import { record } from "./contract/support.ts";
+import { freshNamespace, HookedClient, openStore, storedBlocks } from "./kube-env.ts";
 
+let kube: KubeApiserver;
 let client: KubeClient;
-const dir = tempDir("ipamd-kube-store-");
 
 beforeAll(async () => {
-  ({ client } = await startWithAdmin());
+  ({ kube, client } = await startWithAdmin());
   await installCrds(client, STORE_CRDS);
 }, 120_000);
 afterAll(cleanup);
 
-const opened = new WeakMap<Store, { namespace: string; db: string }>();
-
-async function openStore(namespace: string, db: string, node = ""): Promise<KubeStore> {
-  const store = await KubeStore.open({ client, namespace, node, db, blockPrefixes: { v4: 26, v6: 122 } });
-  opened.set(store, { namespace, db });
-  return store;
-}
-
-async function freshNamespace(): Promise<string> {
-  const namespace = uniqueName("store");
-  await client.create(Namespaces, { metadata: { name: namespace } });
-  return namespace;
-}
+const reopening = new WeakMap<Store, () => Promise<KubeStore>>();
 
 storeContract("kubernetes", {
   async open() {
-    const namespace = await freshNamespace();
-    return openStore(namespace, join(dir, `${namespace}.db`));
+    const namespace = await freshNamespace(client);
+    const db = `${namespace}.db`;
+    const store = await openStore(client, namespace, "", `${process.env.TMPDIR ?? "/tmp"}/ipamd-contract-${process.pid}-${db}`);
+    reopening.set(store, async () => {
+      const again = await openStore(client, namespace, "", `${process.env.TMPDIR ?? "/tmp"}/ipamd-contract-${process.pid}-${db}`);
+      reopening.set(again, reopening.get(store)!);
+      return again;
+    });
+    return store;
   },
   async reopen(store) {
     await store.close();
-    const { namespace, db } = opened.get(store)!;
-    return openStore(namespace, db);
+    return reopening.get(store)!();
   },
+});
+
+const hooked = () => new HookedClient(new KubeTransport(adminConnection(kube), { timeoutMs: 10_000 }));
+const dual = (i: number, containerID = `c${i}`) => [
+  { op: "allocate" as const, record: record(`10.0.0.${i + 2}`, containerID) },
+  { op: "allocate" as const, record: record(`fd00::${i + 2}`, containerID) },
+];
+const V4 = blockName("net1", "10.0.0.0/26");
+const V6 = blockName("net1", "fd00::/122");
+
+describe("Kubernetes-API store specifics", () => {
+  test("two daemons racing for one address: exactly one wins, the other gets a ConflictError naming it, whatever its cache showed", async () => {
+    const namespace = await freshNamespace(client);
+    const [a, b] = await Promise.all([openStore(client, namespace, "node-a"), openStore(client, namespace, "node-b")]);
+    const results = await Promise.allSettled([a.commit([{ op: "allocate", record: record("10.0.0.9", "from-a") }]), b.commit([{ op: "allocate", record: record("10.0.0.9", "from-b") }])]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(lost.reason).toBeInstanceOf(ConflictError);
+    expect((lost.reason as ConflictError).taken.map((t) => t.ip)).toEqual(["10.0.0.9"]);
+    // A cooldown made on one daemon holds on the other at once, seen or not by its watch.
+    const winner = results[0]!.status === "fulfilled" ? a : b;
+    const other = winner === a ? b : a;
+    const r = (await winner.holders("10.0.0.9"))[0]!;
+    await winner.commit([{ op: "release", record: r, cause: "cni del" }, { op: "hold", hold: { space: "net1", family: 4, ip: r.ip, kind: "cooling", until: 1, pod: null } }]);
+    await expect(other.commit([{ op: "allocate", record: record(r.ip, "thief") }])).rejects.toBeInstanceOf(ConflictError);
+    await Promise.all([a.close(), b.close()]);
+  }, 30_000);
+
+  test("a namespace limit holds across daemons: of eight ADDs from two daemons at once, exactly the limit's worth commit", async () => {
+    const namespace = await freshNamespace(client);
+    const [a, b] = await Promise.all([openStore(client, namespace, "node-a"), openStore(client, namespace, "node-b")]);
+    const add = (store: KubeStore, i: number) => {
+      const r = record(`10.9.0.${i + 1}`, `c${i}`, { space: "@ipv4", pool: "v4", rangeSet: null, podNamespace: "team-a" });
+      return store.commit([{ op: "allocate", record: r }, { op: "limit", pool: "v4", namespace: "team-a", max: 3 }]);
+    };
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => add(i % 2 ? a : b, i)));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(3);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitError);
+    await waitFor(async () => (await a.allocations({ pool: "v4", podNamespace: "team-a" })).length === 3, 5000, "a's watch to show the three");
+    await Promise.all([a.close(), b.close()]);
+  }, 30_000);
+
+  test("concurrent ADDs landing in one block share a write; attachment lookups send no request", async () => {
+    const store = await openStore(client, await freshNamespace(client), "node-a");
+    const before = store.api.writes;
+    const busy = store.commit([{ op: "allocate", record: record("10.0.0.2", "first") }]);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.commit([{ op: "allocate", record: record(`10.0.0.${i + 3}`, `c${i}`) }, { op: "cursor", rangeSet: "net1|p", ip: `10.0.0.${i + 3}` }])));
+    await busy;
+    // The first went alone; the 50 queued behind it went as one.
+    expect({ writes: store.api.writes - before }).toEqual({ writes: 2 });
+    const requests = { ...store.api.requests };
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => store.attachment("net1", { containerID: `c${i}`, ifname: "eth0" })));
+    expect(store.api.requests).toEqual(requests);
+    answers.forEach((a, i) => expect(a).toEqual(i < 50 ? [record(`10.0.0.${i + 3}`, `c${i}`)] : []));
+    expect(await store.cursors()).toEqual(new Map([["net1|p", "10.0.0.52"]]));
+    await store.close();
+  }, 30_000);
+
+  test("dual-stack commits: two writes per batch; once tidied no block holds a pending change or a marker", async () => {
+    const namespace = await freshNamespace(client);
+    const store = await openStore(client, namespace, "node-a");
+    const before = store.api.writes;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.commit(dual(i))));
+    expect(store.api.writes - before).toBeLessThanOrEqual(4);
+    await waitFor(async () => (await storedBlocks(client, namespace)).every((b) => !b.spec.pending && !b.spec.commits), 5000, "pending changes and markers to be cleared");
+    const stored = await storedBlocks(client, namespace);
+    expect(stored.map((b) => [b.spec.cidr, Object.keys(b.spec.allocations ?? {}).length]).sort()).toEqual([["10.0.0.0/26", 20], ["fd00::/122", 20]]);
+    expect(await store.attachment("net1", { containerID: "c7", ifname: "eth0" })).toEqual(dual(7).map((c) => c.record));
+    await store.close();
+  }, 30_000);
+
+  test("a commit spanning blocks that loses at its primary after its pending change was written leaves nothing behind", async () => {
+    const namespace = await freshNamespace(client);
+    const racing = hooked();
+    const a = await openStore(racing, namespace, "node-a");
+    const b = await openStore(client, namespace, "node-b");
+    racing.before = async (name) => {
+      if (name !== V4) return;
+      racing.before = undefined;
+      // Between a's two stages: its pending change keeps fd00::2 from everyone.
+      await expect(b.commit([{ op: "allocate", record: record("fd00::2", "b-early") }])).rejects.toBeInstanceOf(ConflictError);
+      await b.commit([{ op: "allocate", record: record("10.0.0.2", "b-wins") }]);
+    };
+    const lost = await a.commit(dual(0, "a-loses")).then(() => null, (e) => e);
+    expect(lost).toBeInstanceOf(ConflictError);
+    expect((lost as ConflictError).taken.map((t) => t.ip)).toEqual(["10.0.0.2"]);
+    expect(await a.attachment("net1", { containerID: "a-loses", ifname: "eth0" })).toEqual([]);
+    await waitFor(async () => (await storedBlocks(client, namespace)).every((x) => !x.spec.pending), 5000, "the abandoned pending change to go");
+    await b.commit([{ op: "allocate", record: record("fd00::2", "b-next") }]);
+    await Promise.all([a.close(), b.close()]);
+  }, 30_000);
+
+  for (const when of ["before", "after"] as const) {
+    test(`a daemon that dies when its primary write is ${when === "before" ? "not sent" : "sent but not answered"}: the next start finds the commit ${when === "before" ? "never happened" : "happened"}, and settles it`, async () => {
+      const namespace = await freshNamespace(client);
+      const dying = hooked();
+      const db = `${process.env.TMPDIR ?? "/tmp"}/ipamd-dying-${process.pid}-${namespace}.db`;
+      const first = await openStore(dying, namespace, "node-d", db);
+      dying[when] = (name) => {
+        if (name !== V4) return;
+        dying.dead = true; // from here on, as if the process were gone
+        throw new KubeConnectionError("connection reset (test)");
+      };
+      const failed = await first.commit(dual(0, "pod")).then(() => null, (e) => e);
+      expect(failed).toMatchObject({ code: 11 });
+      await first.close();
+      const again = await openStore(client, namespace, "node-d", db);
+      await waitFor(async () => (await storedBlocks(client, namespace)).every((x) => !x.spec.pending && !x.spec.commits), 5000, "the dead process's commit to be settled");
+      expect(await again.attachment("net1", { containerID: "pod", ifname: "eth0" })).toEqual(when === "before" ? [] : dual(0, "pod").map((c) => c.record));
+      await again.close();
+    }, 30_000);
+  }
+
+  test("the API server unreachable: a commit fails with 'try again later' (code 11) at once; reachable again, it works without a restart", async () => {
+    const proxy = startTcpProxy(kube.url);
+    const connection = { ...adminConnection(kube), server: proxy.url };
+    const viaProxy = KubeClient.connect(connection, { timeoutMs: 2000 });
+    const store = await openStore(viaProxy, await freshNamespace(client), "node-a");
+    proxy.hold();
+    const started = performance.now();
+    await expect(store.commit(dual(0))).rejects.toMatchObject({ code: 11 });
+    await expect(store.probe()).rejects.toMatchObject({ code: 11 });
+    expect(performance.now() - started).toBeLessThan(3000);
+    proxy.release();
+    await store.commit(dual(1));
+    expect((await store.allocations({})).map((r) => r.ip)).toEqual(["10.0.0.3", "fd00::3"]);
+    await store.close();
+  }, 30_000);
 });

@@ -1,0 +1,58 @@
+/**
+ * What the Kubernetes-API store's tests share: a store on the test API server in a namespace of
+ * its own, and a real client whose writes a test can interleave with another daemon's or fail
+ * the way a network does (every request still goes to the real API server unless it fails).
+ */
+import { join } from "node:path";
+import { KubeClient } from "../../src/kube/client.ts";
+import { KubeConnectionError } from "../../src/kube/errors.ts";
+import { IPAMBlocks, Namespaces } from "../../src/kube/resources.ts";
+import type { IPAMBlock } from "../../src/kube/schemas/store.ts";
+import { KubeStore } from "../../src/store/kube.ts";
+import { tempDir } from "../e2e/harness.ts";
+import { uniqueName } from "../kube/helpers.ts";
+
+const dir = tempDir("ipamd-kube-store-");
+export const PREFIXES = { v4: 26, v6: 122 };
+
+export async function freshNamespace(client: KubeClient): Promise<string> {
+  const namespace = uniqueName("store");
+  await client.create(Namespaces, { metadata: { name: namespace } });
+  return namespace;
+}
+
+export function openStore(client: KubeClient, namespace: string, node = "", db = join(dir, `${uniqueName(namespace)}.db`)): Promise<KubeStore> {
+  return KubeStore.open({ client, namespace, node, db, blockPrefixes: PREFIXES });
+}
+
+/** Every IPAMBlock of a namespace, as the API server has it. */
+export async function storedBlocks(client: KubeClient, namespace: string): Promise<IPAMBlock[]> {
+  return (await client.list(IPAMBlocks, { namespace })).items;
+}
+
+type Hook = (name: string) => Promise<void> | void;
+
+/** A real client with hooks around its writes, and a switch that makes it a client of a dead server. */
+export class HookedClient extends KubeClient {
+  /** Runs before a create or update of the named object; may throw (the write is then not sent). */
+  before: Hook | undefined;
+  /** Runs after a write was answered; may throw (the answer is then lost, the write stands). */
+  after: Hook | undefined;
+  dead = false;
+
+  private async around<T>(name: string, write: () => Promise<T>): Promise<T> {
+    if (this.dead) throw new KubeConnectionError(`${name}: connection refused (test)`);
+    await this.before?.(name);
+    const answer = await write();
+    await this.after?.(name);
+    return answer;
+  }
+
+  override get<R extends Parameters<KubeClient["get"]>[0]>(...args: [R, string, { namespace?: string }?]) {
+    if (this.dead) return Promise.reject(new KubeConnectionError("get: connection refused (test)"));
+    return super.get(...args);
+  }
+
+  override create: KubeClient["create"] = (type, object, options) => this.around(object.metadata.name ?? "", () => super.create(type, object, options));
+  override update: KubeClient["update"] = (type, object, options) => this.around(object.metadata.name ?? "", () => super.update(type, object, options));
+}
