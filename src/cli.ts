@@ -13,15 +13,18 @@ const USAGE = `ipamd ${VERSION}: IP address management for Kubernetes
 
 Usage:
   ipamd serve [--socket PATH] [--db PATH] [--config FILE] [--node NAME]
-              [--store sqlite|etcd] [--etcd-endpoints URL,URL] [--etcd-cacert F]
-              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/]
+              [--store sqlite|etcd|kubernetes] [--etcd-endpoints URL,URL] [--etcd-cacert F]
+              [--etcd-cert F] [--etcd-key F] [--etcd-prefix /ipamd/] [--kube-namespace NS]
               [--admin-listen ADDR:PORT [--tls-cert F --tls-key F --client-ca F]
                 [--admin-host NAME[,NAME]]...] [--pools-from config|kubernetes
                 [--kubeconfig FILE]] [--check-config]
                       run the node daemon (defaults: ${DEFAULT_SOCKET}, /var/lib/ipamd/ipamd.db);
                       the admin listener answers only its own address, localhost on
                       loopback, and the --admin-host names (DNS rebinding defence);
-                      --check-config validates flags and config, prints the settings, exits
+                      --check-config validates flags and config, prints the settings, exits;
+                      --store kubernetes shares the pools through ipamd's custom resources
+                      (k8s/crds/) in NS (default: the credentials' namespace), with the
+                      credentials of --kubeconfig, $KUBECONFIG or the pod's ServiceAccount
   ipamd controller [--kubeconfig FILE] [--etcd-endpoints URL,URL --etcd-cacert F --etcd-cert F
                    --etcd-key F --etcd-prefix /ipamd/] [--config FILE] [--node cluster-api]
                    [--lease-namespace NS] [--lease-duration 15] [--identity NAME]
@@ -79,6 +82,7 @@ async function serveVerb(rest: string[]): Promise<number> {
     socket: { type: "string" },
     db: { type: "string" },
     ...STORE_OPTIONS,
+    "kube-namespace": { type: "string" },
     "check-config": { type: "boolean" },
     "admin-listen": { type: "string" },
     "admin-host": { type: "string", multiple: true },
@@ -97,6 +101,7 @@ async function serveVerb(rest: string[]): Promise<number> {
     socket: values.socket,
     db: values.db,
     ...storeFlags(values),
+    kubeNamespace: values["kube-namespace"],
     adminListen: values["admin-listen"],
     adminHosts: values["admin-host"],
     tlsCert: values["tls-cert"],

@@ -36,8 +36,8 @@ export const DaemonConfigSchema = strictObject({
   historyRetention: optional(pipe(number(), minValue(0.001), maxValue(3650))),
   /** Utilization percentages that log a warning when a pool crosses them. */
   utilizationThresholds: optional(pipe(array(pipe(number(), minValue(1), maxValue(100))), maxLength(8))),
-  /** `sqlite` (embedded, default) or `etcd` (shared by every node's daemon). */
-  store: optional(picklist(["sqlite", "etcd"])),
+  /** `sqlite` (embedded, default), `etcd` or `kubernetes` (both shared by every node's daemon). */
+  store: optional(picklist(["sqlite", "etcd", "kubernetes"])),
   etcd: optional(
     strictObject({
       endpoints: optional(pipe(array(pipe(string(), minLength(1))), maxLength(16))),
@@ -49,6 +49,17 @@ export const DaemonConfigSchema = strictObject({
       nodeTTL: optional(pipe(number(), minValue(2), maxValue(3600))),
       blockPrefixV4: optional(pipe(number(), minValue(8), maxValue(30))),
       blockPrefixV6: optional(pipe(number(), minValue(64), maxValue(126))),
+    }),
+  ),
+  /** The Kubernetes-API store (`--store kubernetes`). */
+  kubernetes: optional(
+    strictObject({
+      /** Where its objects live; the daemon's own namespace (or the kubeconfig context's) by default. */
+      namespace: optional(pipe(string(), minLength(1), maxLength(63))),
+      nodeTTL: optional(pipe(number(), minValue(2), maxValue(3600))),
+      /** A block is one object, sent whole on each write: at most 256 addresses. */
+      blockPrefixV4: optional(pipe(number(), minValue(24), maxValue(30))),
+      blockPrefixV6: optional(pipe(number(), minValue(120), maxValue(126))),
     }),
   ),
 });
@@ -63,9 +74,22 @@ export interface ServeSettings {
   reclaimNetnsDirs: string[];
   historyRetentionMs: number;
   utilizationThresholds: number[];
-  store: "sqlite" | "etcd";
-  etcd: { endpoints: string[]; cacert?: string; cert?: string; key?: string; prefix: string; nodeTtlSeconds: number; blockPrefixV4: number; blockPrefixV6: number };
+  store: StoreKind;
+  etcd: { endpoints: string[]; cacert?: string; cert?: string; key?: string; prefix: string } & SharedStoreSettings;
+  kubernetes: { namespace?: string; kubeconfig?: string } & SharedStoreSettings;
 }
+
+export type StoreKind = "sqlite" | "etcd" | "kubernetes";
+
+/** What every shared store is told: how long a silent node counts as alive, and the blocks' size. */
+export interface SharedStoreSettings {
+  nodeTtlSeconds: number;
+  blockPrefixV4: number;
+  blockPrefixV6: number;
+}
+
+/** The shared-store settings of the store in use (the embedded store has none that matter: it takes etcd's defaults). */
+export const sharedSettingsOf = (settings: ServeSettings): SharedStoreSettings => (settings.store === "kubernetes" ? settings.kubernetes : settings.etcd);
 
 export interface ServeFlags {
   socket?: string;
@@ -78,6 +102,8 @@ export interface ServeFlags {
   etcdCert?: string;
   etcdKey?: string;
   etcdPrefix?: string;
+  /** The Kubernetes-API store's namespace. */
+  kubeNamespace?: string;
   adminListen?: string;
   /** --admin-host, as given (each may hold several comma-separated names). */
   adminHosts?: string[];
@@ -150,10 +176,17 @@ export function resolveSettings(flags: ServeFlags, config: DaemonConfig, hostnam
       blockPrefixV4: config.etcd?.blockPrefixV4 ?? 26,
       blockPrefixV6: config.etcd?.blockPrefixV6 ?? 122,
     },
+    kubernetes: {
+      namespace: flags.kubeNamespace ?? config.kubernetes?.namespace,
+      kubeconfig: flags.kubeconfig,
+      nodeTtlSeconds: config.kubernetes?.nodeTTL ?? 60,
+      blockPrefixV4: config.kubernetes?.blockPrefixV4 ?? 26,
+      blockPrefixV6: config.kubernetes?.blockPrefixV6 ?? 122,
+    },
   };
 }
 
-function storeKind(kind: string): "sqlite" | "etcd" {
-  if (kind === "sqlite" || kind === "etcd") return kind;
-  throw new ConfigError(`--store must be sqlite or etcd, not "${kind}"`);
+function storeKind(kind: string): StoreKind {
+  if (kind === "sqlite" || kind === "etcd" || kind === "kubernetes") return kind;
+  throw new ConfigError(`--store must be sqlite, etcd or kubernetes, not "${kind}"`);
 }

@@ -1,18 +1,20 @@
 /**
- * Opens the store `serve` was configured with: the embedded sqlite file, or etcd shared by
- * every node. Whatever is wrong (a missing certificate, a refused client certificate, an
- * endpoint that does not answer) stops the daemon at start-up with a message saying what.
+ * Opens the store `serve` was configured with: the embedded sqlite file, or one shared by every
+ * node (etcd, or the Kubernetes API). Whatever is wrong (a missing certificate, a refused
+ * client certificate, an endpoint that does not answer, RBAC, CRDs not applied) stops the
+ * daemon at start-up with a message saying what.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
 import { EtcdClient, type EtcdTls } from "../store/etcd-client.ts";
 import { EtcdStore } from "../store/etcd.ts";
+import { KubeStore } from "../store/kube.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import { StorageFault } from "../store/storage-fault.ts";
 import type { ServeSettings } from "./config.ts";
 
 const LOOPBACK = /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\/?$/;
 
-export type OpenedStore = SqliteStore | EtcdStore;
+export type OpenedStore = SqliteStore | EtcdStore | KubeStore;
 
 async function readPem(path: string | undefined, what: string): Promise<string | undefined> {
   if (path === undefined) return undefined;
@@ -21,13 +23,57 @@ async function readPem(path: string | undefined, what: string): Promise<string |
   return file.text();
 }
 
+async function makeDbDir(db: string): Promise<void> {
+  const { mkdir } = await import("node:fs/promises");
+  const { dirname } = await import("node:path");
+  await mkdir(dirname(db), { recursive: true, mode: 0o700 });
+}
+
 export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
   if (settings.store === "sqlite") {
-    const { mkdir } = await import("node:fs/promises");
-    const { dirname } = await import("node:path");
-    await mkdir(dirname(settings.db), { recursive: true, mode: 0o700 });
+    await makeDbDir(settings.db);
     return SqliteStore.open(settings.db);
   }
+  if (settings.store === "kubernetes") return openKubeStore(settings);
+  return openEtcdStore(settings);
+}
+
+/** Where the store is, for the daemon's start-up line. */
+export function storeLocation(store: OpenedStore, settings: ServeSettings): Record<string, string> {
+  if (store instanceof KubeStore) return { kubernetes: store.api.client.transport.connection.server, namespace: store.namespace, db: settings.db };
+  if (store instanceof EtcdStore) return { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix };
+  return { db: settings.db };
+}
+
+/**
+ * The Kubernetes-API store: credentials from --kubeconfig, $KUBECONFIG, the pod's
+ * ServiceAccount or ~/.kube/config; its objects in --kube-namespace (the credentials'
+ * namespace by default: the DaemonSet's own); --db holds the node's history and cursors.
+ */
+async function openKubeStore(settings: ServeSettings): Promise<KubeStore> {
+  const { KubeClient } = await import("../kube/client.ts");
+  const { loadConnection } = await import("../kube/in-cluster.ts");
+  let connection: ReturnType<typeof loadConnection>;
+  try {
+    connection = loadConnection({ kubeconfig: settings.kubernetes.kubeconfig });
+  } catch (err) {
+    throw new IpamError(ErrorCode.InvalidNetworkConfig, `--store kubernetes: ${(err as Error).message}`);
+  }
+  // Requests end within 2 s, so an ADD whose API server is away is answered 11 within the plugin's deadline.
+  const client = KubeClient.connect(connection, { timeoutMs: 2000, userAgent: `ipamd node ${settings.node}` });
+  const namespace = settings.kubernetes.namespace ?? connection.namespace;
+  const { blockPrefixV4: v4, blockPrefixV6: v6 } = settings.kubernetes;
+  await makeDbDir(settings.db);
+  try {
+    return await KubeStore.open({ client, namespace, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 } });
+  } catch (err) {
+    if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
+    const why = err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message;
+    throw new IpamError(ErrorCode.IoFailure, `cannot use the Kubernetes API at ${connection.server} (namespace ${namespace}): ${why} (check the credentials (${connection.source}), the ServiceAccount's RBAC, and that k8s/crds/ is applied)`);
+  }
+}
+
+async function openEtcdStore(settings: ServeSettings): Promise<EtcdStore> {
   const { endpoints, prefix } = settings.etcd;
   if (endpoints.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--store etcd needs --etcd-endpoints");
   for (const e of endpoints) {

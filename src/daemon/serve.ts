@@ -11,10 +11,10 @@ import { VERSION } from "../version.ts";
 import { createApp } from "./app.ts";
 import { ReadGate } from "./read-gate.ts";
 import { BODY_BACKSTOP_BYTES } from "./http-errors.ts";
-import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings } from "./config.ts";
+import { ConfigError, loadConfig, resolveSettings, type ServeFlags, type ServeSettings, sharedSettingsOf } from "./config.ts";
 import { startAdminListener } from "./admin-listener.ts";
 import { Engine } from "../engine/engine.ts";
-import { type OpenedStore, openStore } from "./open-store.ts";
+import { type OpenedStore, openStore, storeLocation } from "./open-store.ts";
 import { scheduleSweeps } from "./sweeps.ts";
 import { DaemonMetrics } from "./metrics.ts";
 import { UtilizationWatch } from "./observability.ts";
@@ -42,8 +42,8 @@ async function startEngine(store: OpenedStore, settings: ServeSettings, setup: P
     node: settings.node,
     pools: setup.pools,
     defaultPools: setup.defaults,
-    blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
-    nodeTtlSeconds: settings.etcd.nodeTtlSeconds,
+    blockSizes: { v4: sharedSettingsOf(settings).blockPrefixV4, v6: sharedSettingsOf(settings).blockPrefixV6 },
+    nodeTtlSeconds: sharedSettingsOf(settings).nodeTtlSeconds,
     observer: {
       allocated: (record) => watch?.allocated(record),
       released: (record, kind) => watch?.released(record, kind),
@@ -51,7 +51,7 @@ async function startEngine(store: OpenedStore, settings: ServeSettings, setup: P
   });
   watch = new UtilizationWatch(metrics, log, (record) => usageOf(engine, record), settings.utilizationThresholds);
   if (settings.store === "sqlite" && [...setup.pools.values()].some((p) => p.nodeSubnet)) {
-    log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use --store etcd so no two nodes claim the same subnet");
+    log.warn("supernet pools claim node subnets in this node's own database: with several nodes, use a shared store (--store kubernetes or etcd) so no two nodes claim the same subnet");
   }
   return engine;
 }
@@ -117,7 +117,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
     : undefined;
   if (adminServer) log.info("admin listener", { url: adminServer.url.href });
   const server = await listenPrivately(settings.socket, app);
-  const where = settings.store === "etcd" ? { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix } : { db: settings.db };
+  const where = storeLocation(store, settings);
   const serving = { version: VERSION, socket: settings.socket, store: settings.store, ...where, node: settings.node, allocations: engine.allocationCount };
   // A daemon whose store cannot persist (a full disk) says so instead of claiming to serve:
   // it answers STATUS with 50 and ADD with the fault until the store works again.

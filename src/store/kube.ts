@@ -73,7 +73,7 @@ export class KubeStore implements Store {
     const store = new KubeStore(options, local);
     try {
       await store.api.call("list", () => options.client.list(IPAMBlocks, { namespace: options.namespace, limit: 1 }));
-      await store.watch();
+      await Promise.all([store.watch(), store.api.warmUp()]);
       await store.tidier.recover(options.node);
     } catch (err) {
       await store.close();

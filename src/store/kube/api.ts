@@ -6,13 +6,13 @@
  */
 import type { KubeClient } from "../../kube/client.ts";
 import { AlreadyExistsError, ConflictError as KubeConflict, NotFoundError } from "../../kube/errors.ts";
-import type { ObjectOf, ResourceType } from "../../kube/resources.ts";
-import { apiFault, mayHaveApplied } from "./faults.ts";
+import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, resourcePath } from "../../kube/resources.ts";
+import { apiFault, kindMissing, mayHaveApplied } from "./faults.ts";
 
 export const FIELD_MANAGER = "ipamd";
 
 /** A write that lost its compare-and-swap: the object changed (or appeared, or went) since it was read. */
-export const lostRace = (err: unknown): boolean => err instanceof KubeConflict || err instanceof AlreadyExistsError || err instanceof NotFoundError;
+export const lostRace = (err: unknown): boolean => err instanceof KubeConflict || err instanceof AlreadyExistsError || (err instanceof NotFoundError && !kindMissing(err));
 
 export class StoreApi {
   /** Requests sent, by verb (get, list, create, update, delete). */
@@ -44,12 +44,33 @@ export class StoreApi {
     }
   }
 
+  /**
+   * The first create of a kind the API server has just been given takes it about 2 s (the
+   * CRD's write path is set up then), longer than a request may take on an ADD's path: a
+   * dry-run create of each kind at start takes that wait instead. Failures are left to the
+   * real writes to report.
+   */
+  async warmUp(): Promise<void> {
+    const sample = { IPAMBlock: { space: "-", cidr: "-", node: "" }, IPAMNamespaceUsage: { pool: "-", namespace: "-" }, IPAMNodeSubnet: { pool: "-", subnet: "-", node: "" } };
+    await Promise.all(
+      [IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets].map((type) =>
+        this.client.transport
+          .request("POST", resourcePath(type, { namespace: this.namespace }), {
+            query: { dryRun: "All" },
+            body: { apiVersion: apiVersionOf(type), kind: type.kind, metadata: { name: "warm-up", namespace: this.namespace }, spec: sample[type.kind as keyof typeof sample] },
+            timeoutMs: 15_000,
+          })
+          .catch(() => undefined),
+      ),
+    );
+  }
+
   /** The object, or undefined when there is none. */
   async get<R extends ResourceType>(type: R, name: string): Promise<ObjectOf<R> | undefined> {
     try {
       return await this.call("get", () => this.client.get(type, name, { namespace: this.namespace }));
     } catch (err) {
-      if (err instanceof NotFoundError) return undefined;
+      if (err instanceof NotFoundError && !kindMissing(err)) return undefined;
       throw err;
     }
   }

@@ -8,6 +8,9 @@ import { ErrorCode } from "../../errors.ts";
 import { ForbiddenError, KubeApiError, KubeConnectionError, KubeInvalidResponseError, NotFoundError, UnauthorizedError } from "../../kube/errors.ts";
 import { StorageFault } from "../storage-fault.ts";
 
+/** A 404 that names no object: the API server does not serve the kind at all (its CRD is not applied). */
+export const kindMissing = (err: NotFoundError): boolean => !err.status?.details?.name;
+
 /** The StorageFault an API failure stands for, or the error itself when it is not one. */
 export function apiFault(where: string, err: unknown): unknown {
   if (err instanceof StorageFault) return err;
@@ -15,7 +18,7 @@ export function apiFault(where: string, err: unknown): unknown {
   if (err instanceof UnauthorizedError || err instanceof ForbiddenError) {
     return new StorageFault(where, "the Kubernetes API server refuses ipamd's credentials (check its ServiceAccount and RBAC)", ErrorCode.IoFailure, err.message);
   }
-  if (err instanceof NotFoundError && !err.status?.details?.name) {
+  if (err instanceof NotFoundError && kindMissing(err)) {
     return new StorageFault(where, "the API server does not serve ipamd's kinds (kubectl apply -f k8s/crds/)", ErrorCode.IoFailure, err.message);
   }
   if (err instanceof KubeApiError && (err.code >= 500 || err.code === 429)) return new StorageFault(where, "the Kubernetes API server is not available", ErrorCode.TryAgainLater, err.message);

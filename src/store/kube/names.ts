@@ -5,7 +5,6 @@
  * (lower-cased, every other character a '-') plus a hash of the exact texts, so no two
  * different texts share a name however alike their readable parts are.
  */
-import { createHash } from "node:crypto";
 import { type Family, formatCidr, hostMask, parseIp } from "../../ipam/address.ts";
 
 /** Prefix lengths of the blocks the store cuts each family's spaces into. */
@@ -24,7 +23,8 @@ const readable = (text: string): string =>
 
 /** A DNS-subdomain name: kind, readable parts, and a hash of the exact texts. */
 export function objectName(kind: string, ...texts: string[]): string {
-  const hash = createHash("sha256").update(texts.join("\0")).digest("hex").slice(0, 16);
+  // Bun's own hasher: a static node:crypto import would load with every plugin exec (DESIGN.md).
+  const hash = new Bun.CryptoHasher("sha256").update(texts.join("\0")).digest("hex").slice(0, 16);
   const parts = texts.map(readable).filter((p) => p !== "");
   return [kind, ...parts, hash].join("-");
 }

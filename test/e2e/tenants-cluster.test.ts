@@ -1,33 +1,18 @@
 /**
- * Tenants on the shared store: two daemons (two nodes) on a real 3-member etcd, dist/ipamd as
- * plugin and daemon. A namespace's limit holds across both daemons exactly, and a reservation
- * made through one is honoured by the other — whose memory did not know it.
+ * Tenants on each shared store (a real 3-member etcd cluster, a real kube-apiserver): two
+ * daemons (two nodes), dist/ipamd as plugin and daemon. A namespace's limit holds across both
+ * daemons exactly, and a reservation made through one is honoured by the other — whose memory
+ * did not know it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { type EtcdCluster, startEtcd } from "../store/etcd-cluster.ts";
-import { attachmentEnv, BINARY, cleanup, type Daemon, runPlugin, startDaemon, tempDir } from "./harness.ts";
+import { attachmentEnv, BINARY, cleanup, type Daemon, runPlugin } from "./harness.ts";
 import { run } from "./netns.ts";
+import { daemons, etcdStore, kubeStore, type SharedStore } from "./shared-stores.ts";
 
-let etcd: EtcdCluster;
-let prefixN = 0;
-
-beforeAll(async () => {
-  etcd = await startEtcd({ members: 3 });
-}, 60_000);
 afterAll(cleanup);
 
-async function twoDaemons(pools: Record<string, unknown>): Promise<Daemon[]> {
-  const prefix = `/tenants-${process.pid}-${prefixN++}/`;
-  return Promise.all(
-    ["node-a", "node-b"].map(async (node) => {
-      const dir = tempDir();
-      const config = join(dir, "config.json");
-      writeFileSync(config, JSON.stringify({ pools, etcd: { blockPrefixV4: 28 }, reclaimInterval: 0 }));
-      return startDaemon({ dir, args: ["--config", config, "--node", node, "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", prefix] });
-    }),
-  );
+async function twoDaemons(store: SharedStore, pools: Record<string, unknown>): Promise<Daemon[]> {
+  return daemons(store, ["node-a", "node-b"], await store.scope(), { pools }, { blockPrefixV4: 28 });
 }
 
 const conf = (d: Daemon, ipam: Record<string, unknown>) => ({ cniVersion: "1.0.0", name: "podnet", type: "ipamd", ipam: { type: "ipamd", socket: d.socket, ...ipam } });
@@ -41,9 +26,11 @@ async function add(d: Daemon, id: string, namespace: string, ipam: Record<string
   }
 }
 
-describe("tenants across two daemons on etcd", () => {
+for (const store of [etcdStore(), kubeStore()]) describe(`tenants across two daemons on ${store.name}`, () => {
+  beforeAll(() => store.start(), 120_000);
+
   test("maxPerNamespace is exact across daemons: of 16 concurrent ADDs of one namespace, exactly the limit succeed, the rest are 105", async () => {
-    const ds = await twoDaemons({ tenant: { addresses: ["10.91.0.0/24"], prefix: 24, maxPerNamespace: 5 } });
+    const ds = await twoDaemons(store, { tenant: { addresses: ["10.91.0.0/24"], prefix: 24, maxPerNamespace: 5 } });
     const results = await Promise.all(Array.from({ length: 16 }, (_, i) => add(ds[i % 2]!, `a${i}`, "team-a", { pool: "tenant" })));
     expect(results.filter((r) => r.exitCode === 0)).toHaveLength(5);
     for (const r of results.filter((r) => r.exitCode !== 0)) expect(r.json).toMatchObject({ code: 105 });
@@ -58,7 +45,7 @@ describe("tenants across two daemons on etcd", () => {
   }, 60_000);
 
   test("a reservation made on one daemon is never handed out by the other, which fills the rest of the pool", async () => {
-    const ds = await twoDaemons({ small: { addresses: ["10.92.0.1-10.92.0.12"], prefix: 24 } });
+    const ds = await twoDaemons(store, { small: { addresses: ["10.92.0.1-10.92.0.12"], prefix: 24 } });
     // Each daemon has read the (empty) pool at start; the reservation comes after.
     const reserved = await run([BINARY, "reserve", "10.92.0.3-10.92.0.6", "--pool", "small", "--note", "routers", "--socket", ds[0]!.socket]);
     expect(reserved.exitCode).toBe(0);
@@ -83,8 +70,8 @@ describe("tenants across two daemons on etcd", () => {
     expect((await add(ds[0]!, "after", "team-a", { pool: "small" })).json.ips[0].address).toBe("10.92.0.3/24");
   }, 60_000);
 
-  test("a reservation larger than one etcd transaction is made whole, and undone whole when refused part-way", async () => {
-    const [d, other] = await twoDaemons({ wide: { addresses: ["10.93.0.0/24"], prefix: 24 } });
+  test("a reservation larger than one store transaction is made whole, and undone whole when refused part-way", async () => {
+    const [d, other] = await twoDaemons(store, { wide: { addresses: ["10.93.0.0/24"], prefix: 24 } });
     const reserved = await run([BINARY, "reserve", "10.93.0.10-10.93.0.109", "--pool", "wide", "--note", "lab", "--socket", d!.socket]);
     expect(reserved.stdout).toContain("reserved 100 addresses");
     expect(JSON.parse((await run([BINARY, "reservations", "--json", "--socket", d!.socket])).stdout).reservations).toHaveLength(100);
