@@ -72,7 +72,7 @@ export class KubeStore implements Store {
     const local = await LocalDb.open(options.db);
     const store = new KubeStore(options, local);
     try {
-      await store.api.call("list", () => options.client.list(IPAMBlocks, { namespace: options.namespace, limit: 1 }));
+      await store.api.call("list", IPAMBlocks, () => options.client.list(IPAMBlocks, { namespace: options.namespace, limit: 1 }));
       await Promise.all([store.watch(), store.api.warmUp()]);
       await store.tidier.recover(options.node);
     } catch (err) {

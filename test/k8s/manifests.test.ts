@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BINARY, cleanup, onCleanup, runPlugin, tempDir, waitFor } from "../e2e/harness.ts";
 import { run, runOk } from "../install/helpers.ts";
+import { STORE_RULES } from "../../src/store/kube/rbac.ts";
 import { type Doc, mountHolding, podOf } from "./pod.ts";
 
 afterEach(cleanup);
@@ -49,7 +50,10 @@ function allContainers(ds: Doc): Doc[] {
 
 describe("k8s manifests", () => {
   test("every file is YAML of named objects, namespaced ones in the ipamd namespace", () => {
-    expect(EXAMPLES.sort()).toEqual(["k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/pools-from-kubernetes.yaml", "k8s/examples/two-teams.yaml", "k8s/examples/unique-cidr-per-node.yaml"]);
+    expect(EXAMPLES.sort()).toEqual([
+      "k8s/examples/one-cidr-across-nodes-kubernetes.yaml", "k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/pools-from-kubernetes.yaml", "k8s/examples/two-teams.yaml",
+      "k8s/examples/unique-cidr-per-node.yaml",
+    ]);
     for (const file of FILES) {
       for (const doc of load(file)) {
         expect({ file, apiVersion: typeof doc.apiVersion, kind: typeof doc.kind, name: typeof doc.metadata?.name }).toEqual({ file, apiVersion: "string", kind: "string", name: "string" });
@@ -59,13 +63,22 @@ describe("k8s manifests", () => {
     expect(base.map((d) => d.kind)).toEqual(["Namespace", "ServiceAccount", "ConfigMap", "DaemonSet"]);
   });
 
-  test("the service account has no API permissions and mounts no token, unless pools come from the API: then it may read pools and namespaces, nothing more", () => {
+  test("the service account has no API permissions and mounts no token, unless pools come from the API (then it may read pools and namespaces) or the store is the API (then it may make the store's requests in its namespace), nothing more", () => {
     const sa = of(base, "ServiceAccount")[0]!;
     expect(sa.automountServiceAccountToken).toBe(false);
     for (const { file, ds } of scenarios) {
       const poolsFromKube = ds.spec.template.spec.containers.some((c: Doc) => c.args?.includes("--pools-from"));
+      const serve = ds.spec.template.spec.containers.find((c: Doc) => c.args?.[0] === "serve");
+      const storeIsKube = serve.args[serve.args.indexOf("--store") + 1] === "kubernetes";
       const rbac = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"].flatMap((kind) => of(load(file), kind));
-      expect({ file, token: ds.spec.template.spec.automountServiceAccountToken }).toEqual({ file, token: poolsFromKube });
+      expect({ file, token: ds.spec.template.spec.automountServiceAccountToken }).toEqual({ file, token: poolsFromKube || storeIsKube });
+      if (storeIsKube) {
+        // Exactly the requests the store makes (src/store/kube/rbac.ts), in its namespace only.
+        expect(rbac.map((r) => `${r.kind} ${r.metadata.name} ${r.metadata.namespace}`)).toEqual(["Role ipamd-store ipamd", "RoleBinding ipamd-store ipamd"]);
+        expect(of(load(file), "Role")[0]!.rules).toEqual(STORE_RULES);
+        expect(of(load(file), "RoleBinding")[0]!).toMatchObject({ roleRef: { kind: "Role", name: "ipamd-store" }, subjects: [{ kind: "ServiceAccount", name: sa.metadata.name, namespace: "ipamd" }] });
+        continue;
+      }
       if (!poolsFromKube) {
         expect({ file, rbac }).toEqual({ file, rbac: [] });
         continue;
@@ -114,7 +127,7 @@ describe("k8s manifests", () => {
     for (const { ds } of scenarios) for (const c of allContainers(ds)) expect(c.command).toEqual([imageBinary]);
   });
 
-  test("the examples fit the DaemonSet: same ConfigMap name and keys; the etcd DaemonSet differs only in the store", () => {
+  test("the examples fit the DaemonSet: same ConfigMap name and keys; the etcd and Kubernetes-API DaemonSets differ only in the store", () => {
     for (const file of EXAMPLES) {
       const cm = of(load(file), "ConfigMap")[0]!;
       expect({ file, name: cm.metadata.name, keys: Object.keys(cm.data).sort() }).toEqual({ file, name: baseCm.metadata.name, keys: Object.keys(baseCm.data).sort() });
@@ -128,9 +141,11 @@ describe("k8s manifests", () => {
       const store = serve.args.indexOf("--store");
       if (store >= 0) serve.args = serve.args.slice(0, store); // the etcd flags come last
       serve.volumeMounts = serve.volumeMounts.filter((m: Doc) => !m.mountPath.startsWith("/etc/ipamd-etcd"));
+      spec.automountServiceAccountToken = false; // the Kubernetes-API store's credentials
       return copy;
     };
     expect(strip(etcd)).toEqual(strip(baseDs));
+    expect(strip(of(load("k8s/examples/one-cidr-across-nodes-kubernetes.yaml"), "DaemonSet")[0]!)).toEqual(strip(baseDs));
   });
 
   for (const { file, ds, cm } of scenarios) {
@@ -193,6 +208,13 @@ describe("k8s manifests", () => {
           expect(existsSync(settings.etcd[key])).toBe(true); // provided by the Secret volume's items
           expect(statSync(settings.etcd[key]).isFile()).toBe(true);
         }
+        return;
+      }
+      if (settings.store === "kubernetes") {
+        // Needs a real API server to serve, with this file's Role (test/kube/store-example.test.ts);
+        // here: the store's settings, its namespace the pod's own.
+        expect({ namespace: settings.kubernetes.namespace, kubeconfig: settings.kubernetes.kubeconfig }).toEqual({ namespace: undefined, kubeconfig: undefined });
+        expect(JSON.parse(cm.data["config.json"]).kubernetes).toBeDefined();
         return;
       }
 

@@ -51,7 +51,8 @@ describe("k8s/ manifests on a real API server", () => {
     expect(FILES).toEqual([
       "k8s/controller.yaml", "k8s/crds/globalinclusterippools.yaml", "k8s/crds/inclusterippools.yaml",
       "k8s/crds/ipamblocks.yaml", "k8s/crds/ipamnamespaceusages.yaml", "k8s/crds/ipamnodesubnets.yaml",
-      "k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/pools-from-kubernetes.yaml", "k8s/examples/two-teams.yaml", "k8s/examples/unique-cidr-per-node.yaml", "k8s/ipamd.yaml",
+      "k8s/examples/one-cidr-across-nodes-kubernetes.yaml", "k8s/examples/one-cidr-across-nodes.yaml", "k8s/examples/pools-from-kubernetes.yaml", "k8s/examples/two-teams.yaml",
+      "k8s/examples/unique-cidr-per-node.yaml", "k8s/ipamd.yaml",
     ]);
   });
 

@@ -8,6 +8,7 @@ import type { KubeClient } from "../../kube/client.ts";
 import { AlreadyExistsError, ConflictError as KubeConflict, NotFoundError } from "../../kube/errors.ts";
 import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, resourcePath } from "../../kube/resources.ts";
 import { apiFault, kindMissing, mayHaveApplied } from "./faults.ts";
+import { allowed } from "./rbac.ts";
 
 export const FIELD_MANAGER = "ipamd";
 
@@ -32,9 +33,15 @@ export class StoreApi {
     return this.requests.create + this.requests.update + this.requests.delete;
   }
 
+  /** Requests sent, by resource and verb ("ipamblocks update"). */
+  readonly byResource = new Map<string, number>();
+
   /** Runs a request; failures that are not answers become StorageFaults. `unsure` is told when a failed write may have applied. */
-  async call<T>(verb: keyof StoreApi["requests"], run: () => Promise<T>, unsure?: () => void): Promise<T> {
+  async call<T>(verb: keyof StoreApi["requests"], type: ResourceType, run: () => Promise<T>, unsure?: () => void): Promise<T> {
+    if (!allowed(type.group, type.plural, verb)) throw new Error(`the store may not ${verb} ${type.plural} (src/store/kube/rbac.ts): a bug`);
     this.requests[verb]++;
+    const key = `${type.plural} ${verb}`;
+    this.byResource.set(key, (this.byResource.get(key) ?? 0) + 1);
     try {
       return await run();
     } catch (err) {
@@ -68,7 +75,7 @@ export class StoreApi {
   /** The object, or undefined when there is none. */
   async get<R extends ResourceType>(type: R, name: string): Promise<ObjectOf<R> | undefined> {
     try {
-      return await this.call("get", () => this.client.get(type, name, { namespace: this.namespace }));
+      return await this.call("get", type, () => this.client.get(type, name, { namespace: this.namespace }));
     } catch (err) {
       if (err instanceof NotFoundError && !kindMissing(err)) return undefined;
       throw err;
@@ -76,7 +83,7 @@ export class StoreApi {
   }
 
   list<R extends ResourceType>(type: R, labelSelector?: string) {
-    return this.call("list", () => this.client.listAll(type, { namespace: this.namespace, labelSelector }));
+    return this.call("list", type, () => this.client.listAll(type, { namespace: this.namespace, labelSelector }));
   }
 
   /** Creates the object, or replaces the version `base` was read at. */
@@ -86,11 +93,11 @@ export class StoreApi {
     const metadata = { name, namespace: this.namespace, managedFields: [{}], ...(base ? { resourceVersion: base.metadata.resourceVersion, labels: base.metadata.labels, annotations: base.metadata.annotations } : {}) };
     const object = { ...body, metadata } as never;
     return base
-      ? this.call("update", () => this.client.update(type, object, { fieldManager: FIELD_MANAGER }), unsure)
-      : this.call("create", () => this.client.create(type, object, { fieldManager: FIELD_MANAGER }), unsure);
+      ? this.call("update", type, () => this.client.update(type, object, { fieldManager: FIELD_MANAGER }), unsure)
+      : this.call("create", type, () => this.client.create(type, object, { fieldManager: FIELD_MANAGER }), unsure);
   }
 
   delete(type: ResourceType, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<void> {
-    return this.call("delete", () => this.client.delete(type, name, { namespace: this.namespace, preconditions }));
+    return this.call("delete", type, () => this.client.delete(type, name, { namespace: this.namespace, preconditions }));
   }
 }

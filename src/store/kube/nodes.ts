@@ -28,8 +28,8 @@ export class NodeLeases {
       const spec = { holderIdentity: this.node, leaseDurationSeconds: this.ttlSeconds, renewTime: formatMicroTime(Date.now()) };
       try {
         this.lease = this.lease
-          ? await this.api.call("update", () => this.api.client.update(Leases, { ...this.lease!, spec: { ...this.lease!.spec, ...spec } }))
-          : await this.api.call("create", () => this.api.client.create(Leases, { metadata: { name, namespace: this.api.namespace, labels: { [NODE_LEASE_LABEL]: "true" } }, spec }));
+          ? await this.api.call("update", Leases, () => this.api.client.update(Leases, { ...this.lease!, spec: { ...this.lease!.spec, ...spec } }))
+          : await this.api.call("create", Leases, () => this.api.client.create(Leases, { metadata: { name, namespace: this.api.namespace, labels: { [NODE_LEASE_LABEL]: "true" } }, spec }));
         return;
       } catch (err) {
         if (!(err instanceof ConflictError || err instanceof NotFoundError || err instanceof AlreadyExistsError)) throw err;

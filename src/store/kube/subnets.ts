@@ -30,7 +30,7 @@ export class NodeSubnets {
       if (chosen !== null && !mine.some((c) => c.spec.subnet === chosen)) {
         try {
           const spec = { pool, subnet: chosen, node };
-          await this.api.call("create", () => this.api.client.create(IPAMNodeSubnets, { metadata: { name: subnetName(pool, chosen), namespace: this.api.namespace }, spec }, { fieldManager: FIELD_MANAGER }));
+          await this.api.call("create", IPAMNodeSubnets, () => this.api.client.create(IPAMNodeSubnets, { metadata: { name: subnetName(pool, chosen), namespace: this.api.namespace }, spec }, { fieldManager: FIELD_MANAGER }));
         } catch (err) {
           if (err instanceof AlreadyExistsError) continue; // another node took it between our read and our write
           throw err;
