@@ -5,7 +5,7 @@ DB ?= /var/lib/ipamd/ipamd.db
 CONFIG ?= scripts/default-pools.yaml
 SOURCES := $(shell find src -name '*.ts' -o -name '*.tsx') package.json
 
-.PHONY: all build run test bench bench-cluster typecheck clean deps system-deps image kube-apiserver
+.PHONY: all build run test bench bench-cluster bench-kube typecheck clean deps system-deps image kube-apiserver
 
 all: build
 
@@ -50,10 +50,13 @@ kube-apiserver:
 # host-local and a bare Bun program (empty, 10k in use), flatness at 100k and 1M, socket throughput
 # at 1/16/64/256 clients, RSS and restart with 1M, cost growth. Prints a Markdown table, writes
 # bench/results.json and bench/growth.svg; ~5 minutes. BENCH_SAMPLES, BENCH_MAX, BENCH_OPS shrink it.
-# Then the cluster-store figures of issue 7 (bench-cluster, below; ~1 minute). Both always run;
-# the exit status is the worse of the two (1: a target MISSED, 2: the run failed).
-bench: deps build
-	@$(BUN) scripts/bench.ts; suite=$$?; $(BUN) scripts/bench-cluster.ts; cluster=$$?; exit $$(( suite > cluster ? suite : cluster ))
+# Then the cluster-store figures of issue 7 (bench-cluster, below; ~1 minute) and the
+# Kubernetes-API store's of issue 17 (scripts/bench-kube.ts: against the etcd store and raw
+# creates on the same API server; ~1 minute, needs `make kube-apiserver`). All always run;
+# the exit status is the worst of them (1: a target MISSED, 2: the run failed).
+bench: deps build kube-apiserver
+	@$(BUN) scripts/bench.ts; suite=$$?; $(BUN) scripts/bench-cluster.ts; cluster=$$?; $(BUN) scripts/bench-kube.ts; kube=$$?; \
+	worst=$$(( suite > cluster ? suite : cluster )); exit $$(( worst > kube ? worst : kube ))
 
 typecheck: node_modules/.installed
 	node_modules/.bin/tsc --noEmit -p .
@@ -74,3 +77,7 @@ image: build
 # Three daemons on a real 3-member TLS etcd cluster against raw etcd throughput (issue 7).
 bench-cluster: deps build
 	$(BUN) scripts/bench-cluster.ts
+
+# Three daemons on the Kubernetes-API store against the etcd store and raw creates (issue 17).
+bench-kube: deps build kube-apiserver
+	$(BUN) scripts/bench-kube.ts

@@ -83,7 +83,8 @@ export function etcdStore(members = 3): SharedStore & { etcd: () => EtcdCluster;
   };
 }
 
-export function kubeStore(): SharedStore & { kube: () => KubeApiserver; client: () => KubeClient } {
+/** options.fsync: the API server's etcd syncs its writes to disk, as in production (benchmarks). */
+export function kubeStore(options: { fsync?: boolean } = {}): SharedStore & { kube: () => KubeApiserver; client: () => KubeClient } {
   let kube: KubeApiserver;
   let client: KubeClient;
   /** The objects of a namespace once no commit spanning blocks is half-way (the daemons tidy within a moment). */
@@ -101,7 +102,7 @@ export function kubeStore(): SharedStore & { kube: () => KubeApiserver; client: 
     kube: () => kube,
     client: () => client,
     async start() {
-      ({ kube, client } = await startWithAdmin());
+      ({ kube, client } = await startWithAdmin({ fsync: options.fsync }));
       await installCrds(client, STORE_CRDS);
     },
     async scope() {

@@ -45,6 +45,8 @@ export interface KubeApiserverOptions {
   /** Extra kube-apiserver flags, appended last so they override ours. */
   args?: string[];
   readyTimeoutMs?: number;
+  /** Let etcd fsync its writes, as in production (benchmarks); tests skip it (see startEtcd). */
+  fsync?: boolean;
 }
 
 export async function kubeBinaries(build = false): Promise<{ apiserver: string; etcd: string }> {
@@ -90,7 +92,7 @@ async function tail(path: string, bytes = 4000): Promise<string> {
   return text.slice(-bytes);
 }
 
-async function startEtcd(binary: string, dir: string): Promise<{ endpoint: string; proc: Subprocess }> {
+async function startEtcd(binary: string, dir: string, fsync = false): Promise<{ endpoint: string; proc: Subprocess }> {
   const client = `http://127.0.0.1:${freePort()}`;
   const peer = `http://127.0.0.1:${freePort()}`;
   const log = join(dir, "etcd.log");
@@ -99,7 +101,7 @@ async function startEtcd(binary: string, dir: string): Promise<{ endpoint: strin
   const proc = Bun.spawn(
     [binary, "--name", "default", "--data-dir", join(dir, "etcd"), "--listen-client-urls", client, "--advertise-client-urls", client,
      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", `default=${peer}`,
-     "--log-level", "warn", "--unsafe-no-fsync"],
+     "--log-level", "warn", ...(fsync ? [] : ["--unsafe-no-fsync"])],
     { stdin: "ignore", stdout: "ignore", stderr: Bun.file(log) },
   );
   onCleanup(() => terminate(proc, "SIGKILL"));
@@ -137,7 +139,7 @@ export async function startKubeApiserver(options: KubeApiserverOptions = {}): Pr
   const tokenFile = join(pem, "tokens.csv");
   await Bun.write(tokenFile, `${token},ipamd-test-admin,ipamd-test-admin,"system:masters"\n`);
 
-  const etcd = await startEtcd(binaries.etcd, dir);
+  const etcd = await startEtcd(binaries.etcd, dir, options.fsync);
   const port = freePort();
   const url = `https://127.0.0.1:${port}`;
   const caPem = await Bun.file(certs.ca).text();
