@@ -17,7 +17,7 @@
  * - plugin ADD p50 (dist/ipamd exec) against a Kubernetes-API-store daemon vs an
  *   embedded-store daemon, interleaved. Target ≤ 1.5×. In the same loop: one raw create
  *   request to the API server (the least one durable write there costs) and the API requests
- *   each of those ADDs made, one at a time.
+ *   each of those ADDs made, one at a time; then what one write of a block costs as it fills.
  * Everything it starts is removed at the end, even on failure.
  */
 import { IPAMNodeSubnets } from "../src/kube/resources.ts";
@@ -25,6 +25,7 @@ import { attachmentEnv, cleanup, type Daemon, netconf, runPlugin, startDaemon, t
 import { daemons, etcdStore, kubeStore, type SharedStore } from "../test/e2e/shared-stores.ts";
 import { adminClient } from "../test/kube/helpers.ts";
 import { apiserverCounters, delta, sum, writesOf } from "./bench-suite/apiserver-load.ts";
+import { blockWriteCost } from "./bench-suite/block-writes.ts";
 import { durableLoad, failedCount, type LoadResult, p, whyFailed } from "./bench-suite/cluster-load.ts";
 
 const SECONDS = Number(process.env.BENCH_KUBE_SECONDS ?? 10);
@@ -118,11 +119,13 @@ async function main(): Promise<number> {
 
   // 4. Plugin ADD p50: a Kubernetes-API-store daemon vs an embedded-store daemon, interleaved.
   const embedded = await startDaemon({ dir: tempDir("ipamd-bench-embedded-") });
+  const rawScope = await kube.scope();
   const pluginBefore = await apiserverCounters(admin);
-  const plugin = await pluginP50(onKube.ds[0]!, embedded, kube, await kube.scope());
+  const plugin = await pluginP50(onKube.ds[0]!, embedded, kube, rawScope);
   const pluginRequests = delta(pluginBefore.requests, (await apiserverCounters(admin)).requests);
   // The raw creates of the same loop are not the plugin's.
   pluginRequests.set("POST ipamnodesubnets", (pluginRequests.get("POST ipamnodesubnets") ?? 0) - PLUGIN_SAMPLES);
+  const writeCost = await blockWriteCost(admin, rawScope, [1, 32, 64], 30);
 
   const row = (name: string, value: string, target: string, pass: boolean | null) => `| ${name} | ${value} | ${target} | ${pass === null ? "—" : pass ? "pass" : "MISSED"} |`;
   const perAdd = (counted: Map<string, number>, n: number) => [...counted].filter(([, v]) => v > 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${(v / n).toFixed(3)}`).join(", ");
@@ -148,6 +151,7 @@ async function main(): Promise<number> {
       row("watch events and bytes sent per ADD (3 daemons watching)", `${(events / adds).toFixed(3)} events, ${(bytes / adds).toFixed(0)} bytes`, "(measured)", null),
       row("plugin ADD p50, Kubernetes-API store vs embedded", `${plugin.kube.toFixed(2)} vs ${plugin.sqlite.toFixed(2)} ms (${(plugin.kube / plugin.sqlite).toFixed(2)}×)`, "≤ 1.5×", verdicts.plugin),
       row("one ADD at a time: API requests per ADD; one raw create request, same loop (p50)", `${perAdd(pluginRequests, PLUGIN_SAMPLES)}; raw create ${plugin.rawCreate.toFixed(2)} ms`, "(measured)", null),
+      row("one write of a block holding 1 / 32 / 64 allocations (p50)", `${[...writeCost.values()].map((ms) => ms.toFixed(2)).join(" / ")} ms`, "(measured)", null),
     ].join("\n"),
   );
   return Object.values(verdicts).every(Boolean) ? 0 : 1;
