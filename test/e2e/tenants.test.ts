@@ -2,7 +2,7 @@
  * Tenants end to end, with dist/ipamd as plugin and daemon on the embedded store: namespace-
  * and node-scoped pools, default pools for a netconf that names none, fallback groups, the
  * per-namespace limit, overlapping address spaces, reservations, and a reload that tightens a
- * rule. (The same on etcd, across two daemons: tenants-etcd.test.ts.)
+ * rule. (The same on the shared stores, across two daemons: tenants-cluster.test.ts.)
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";

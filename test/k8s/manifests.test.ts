@@ -201,7 +201,7 @@ describe("k8s manifests", () => {
       for (const probe of [serve.readinessProbe, serve.livenessProbe]) expect(probe.exec.command).toEqual([imageBinary, "status", "--socket", socketArg]);
 
       if (settings.store === "etcd") {
-        // Needs a real etcd to serve (test/e2e/etcd.test.ts); here: flags and Secret paths.
+        // Needs a real etcd to serve (test/e2e/cluster-store.test.ts); here: flags and Secret paths.
         expect(settings.etcd.endpoints.length).toBeGreaterThan(0);
         for (const e of settings.etcd.endpoints) expect(e).toStartWith("https://");
         for (const key of ["cacert", "cert", "key"]) {
