@@ -6,13 +6,14 @@
  * live in one namespace, as the etcd store's keys live under one prefix).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { KubeClient } from "../../src/kube/client.ts";
 import { KubeConnectionError } from "../../src/kube/errors.ts";
 import { KubeTransport } from "../../src/kube/transport.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { blockName } from "../../src/store/kube/names.ts";
 import { ConflictError, LimitError, type Store } from "../../src/store/store.ts";
-import { cleanup, waitFor } from "../e2e/harness.ts";
+import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import type { KubeApiserver } from "../kube/apiserver.ts";
 import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kube/helpers.ts";
 import { startTcpProxy } from "../kube/tcp-proxy.ts";
@@ -34,10 +35,11 @@ const reopening = new WeakMap<Store, () => Promise<KubeStore>>();
 storeContract("kubernetes", {
   async open() {
     const namespace = await freshNamespace(client);
-    const db = `${namespace}.db`;
-    const store = await openStore(client, namespace, "", `${process.env.TMPDIR ?? "/tmp"}/ipamd-contract-${process.pid}-${db}`);
+    // The store's local database, kept across a reopen; removed with the temp dir at the end.
+    const db = join(tempDir("ipamd-contract-"), "local.db");
+    const store = await openStore(client, namespace, "", db);
     reopening.set(store, async () => {
-      const again = await openStore(client, namespace, "", `${process.env.TMPDIR ?? "/tmp"}/ipamd-contract-${process.pid}-${db}`);
+      const again = await openStore(client, namespace, "", db);
       reopening.set(again, reopening.get(store)!);
       return again;
     });
