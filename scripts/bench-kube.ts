@@ -90,51 +90,57 @@ async function pluginP50(kubeDaemon: Daemon, embedded: Daemon, kube: ReturnType<
   return { kube: p(onKube, 0.5), sqlite: p(onSqlite, 0.5), rawCreate: p(rawCreate, 0.5) };
 }
 
-async function main(): Promise<number> {
-  // 1. The etcd store, for comparison: same daemons, same load.
+/** The etcd store under the load, for comparison; its members are stopped after. */
+async function etcdUnderLoad(): Promise<LoadResult> {
   const etcd = etcdStore();
   await etcd.start();
-  const onEtcd = await threeDaemons(etcd);
-  const etcdLoad = await durableLoad(onEtcd.ds, SECONDS, CLIENTS, SUBNET, "e");
-  for (const d of onEtcd.ds) await d.stop();
+  const on = await threeDaemons(etcd);
+  const load = await durableLoad(on.ds, SECONDS, CLIENTS, SUBNET, "e");
+  for (const d of on.ds) await d.stop();
   for (const i of [0, 1, 2]) await etcd.etcd().kill(i);
+  return load;
+}
 
-  // 2. The Kubernetes-API store, with the API server's own counters around the load.
-  const kube = kubeStore({ fsync: true });
-  await kube.start();
-  const onKube = await threeDaemons(kube);
+/** The Kubernetes-API store under the same load, with the API server's own counters around it. */
+async function kubeUnderLoad(kube: ReturnType<typeof kubeStore>) {
+  const on = await threeDaemons(kube);
   const admin = kube.client();
   const before = await apiserverCounters(admin);
-  const load = await durableLoad(onKube.ds, SECONDS, CLIENTS, SUBNET, "k");
+  const load = await durableLoad(on.ds, SECONDS, CLIENTS, SUBNET, "k");
   const after = await apiserverCounters(admin);
-  const requests = delta(before.requests, after.requests);
-  const adds = load.answered.length;
-  const writes = writesOf(requests);
-  const events = sum(delta(before.watchEvents, after.watchEvents));
-  const bytes = sum(delta(before.watchBytes, after.watchBytes));
-  const stored = await checkStored(kube, onKube.scope, load);
+  return {
+    daemon: on.ds[0]!, load, requests: delta(before.requests, after.requests),
+    events: sum(delta(before.watchEvents, after.watchEvents)), bytes: sum(delta(before.watchBytes, after.watchBytes)),
+    stored: await checkStored(kube, on.scope, load),
+  };
+}
 
-  // 3. Raw create-if-absent requests to the same API server, daemons idle.
-  const raw = await rawCreates(kube, await kube.scope(), Math.min(SECONDS, 5));
-
-  // 4. Plugin ADD p50: a Kubernetes-API-store daemon vs an embedded-store daemon, interleaved.
+/** One ADD at a time: plugin p50s, the API requests those ADDs made, and one block write's cost as it fills. */
+async function oneAtATime(kube: ReturnType<typeof kubeStore>, daemon: Daemon) {
   const embedded = await startDaemon({ dir: tempDir("ipamd-bench-embedded-") });
-  const rawScope = await kube.scope();
-  const pluginBefore = await apiserverCounters(admin);
-  const plugin = await pluginP50(onKube.ds[0]!, embedded, kube, rawScope);
-  const pluginRequests = delta(pluginBefore.requests, (await apiserverCounters(admin)).requests);
+  const scope = await kube.scope();
+  const admin = kube.client();
+  const before = await apiserverCounters(admin);
+  const plugin = await pluginP50(daemon, embedded, kube, scope);
+  const requests = delta(before.requests, (await apiserverCounters(admin)).requests);
   // The raw creates of the same loop are not the plugin's.
-  pluginRequests.set("POST ipamnodesubnets", (pluginRequests.get("POST ipamnodesubnets") ?? 0) - PLUGIN_SAMPLES);
-  const writeCost = await blockWriteCost(admin, rawScope, [1, 32, 64], 30);
+  requests.set("POST ipamnodesubnets", (requests.get("POST ipamnodesubnets") ?? 0) - PLUGIN_SAMPLES);
+  return { plugin, requests, writeCost: await blockWriteCost(admin, scope, [1, 32, 64], 30) };
+}
 
-  const row = (name: string, value: string, target: string, pass: boolean | null) => `| ${name} | ${value} | ${target} | ${pass === null ? "—" : pass ? "pass" : "MISSED"} |`;
-  const perAdd = (counted: Map<string, number>, n: number) => [...counted].filter(([, v]) => v > 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${(v / n).toFixed(3)}`).join(", ");
-  const byVerb = perAdd(requests, adds);
+const row = (name: string, value: string, target: string, pass: boolean | null) => `| ${name} | ${value} | ${target} | ${pass === null ? "—" : pass ? "pass" : "MISSED"} |`;
+const perAdd = (counted: Map<string, number>, n: number) => [...counted].filter(([, v]) => v > 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${(v / n).toFixed(3)}`).join(", ");
+
+/** Prints the table; 0 when every target was met, 1 when one was MISSED. */
+function report(etcdLoad: LoadResult, k: Awaited<ReturnType<typeof kubeUnderLoad>>, raw: Awaited<ReturnType<typeof rawCreates>>, one: Awaited<ReturnType<typeof oneAtATime>>): number {
+  const { load, stored, events, bytes } = k;
+  const adds = load.answered.length;
+  const writes = writesOf(k.requests);
   const verdicts = {
     duplicates: stored.duplicates === 0 && stored.missing === 0 && failedCount(load) === 0,
     raw: raw.failed === 0 && load.rate >= raw.rate,
     writes: writes / adds <= 1,
-    plugin: plugin.kube / plugin.sqlite <= 1.5,
+    plugin: one.plugin.kube / one.plugin.sqlite <= 1.5,
   };
   console.log(
     [
@@ -147,14 +153,25 @@ async function main(): Promise<number> {
       row("durable allocations/s, etcd store (same load, same run)", `${etcdLoad.rate.toFixed(0)}/s (p50 ${p(etcdLoad.latencies, 0.5).toFixed(1)} ms, ${failedCount(etcdLoad)} failed${whyFailed(etcdLoad)}); Kubernetes-API store ${(load.rate / etcdLoad.rate).toFixed(2)}× it`, "(comparison)", null),
       row("against raw create-if-absent requests/s to the same API server", `raw ${raw.rate.toFixed(0)}/s (${raw.failed} failed); ipamd reaches ${(load.rate / raw.rate).toFixed(2)}×`, "≥ 1.0× raw", verdicts.raw),
       row("API writes per ADD (API server metrics)", `${(writes / adds).toFixed(3)} (${writes} writes for ${adds} ADDs)`, "≤ 1", verdicts.writes),
-      row("API requests per ADD, by verb and resource", byVerb, "(measured)", null),
+      row("API requests per ADD, by verb and resource", perAdd(k.requests, adds), "(measured)", null),
       row("watch events and bytes sent per ADD (3 daemons watching)", `${(events / adds).toFixed(3)} events, ${(bytes / adds).toFixed(0)} bytes`, "(measured)", null),
-      row("plugin ADD p50, Kubernetes-API store vs embedded", `${plugin.kube.toFixed(2)} vs ${plugin.sqlite.toFixed(2)} ms (${(plugin.kube / plugin.sqlite).toFixed(2)}×)`, "≤ 1.5×", verdicts.plugin),
-      row("one ADD at a time: API requests per ADD; one raw create request, same loop (p50)", `${perAdd(pluginRequests, PLUGIN_SAMPLES)}; raw create ${plugin.rawCreate.toFixed(2)} ms`, "(measured)", null),
-      row("one write of a block holding 1 / 32 / 64 allocations (p50)", `${[...writeCost.values()].map((ms) => ms.toFixed(2)).join(" / ")} ms`, "(measured)", null),
+      row("plugin ADD p50, Kubernetes-API store vs embedded", `${one.plugin.kube.toFixed(2)} vs ${one.plugin.sqlite.toFixed(2)} ms (${(one.plugin.kube / one.plugin.sqlite).toFixed(2)}×)`, "≤ 1.5×", verdicts.plugin),
+      row("one ADD at a time: API requests per ADD; one raw create request, same loop (p50)", `${perAdd(one.requests, PLUGIN_SAMPLES)}; raw create ${one.plugin.rawCreate.toFixed(2)} ms`, "(measured)", null),
+      row("one write of a block holding 1 / 32 / 64 allocations (p50)", `${[...one.writeCost.values()].map((ms) => ms.toFixed(2)).join(" / ")} ms`, "(measured)", null),
     ].join("\n"),
   );
   return Object.values(verdicts).every(Boolean) ? 0 : 1;
+}
+
+async function main(): Promise<number> {
+  const etcdLoad = await etcdUnderLoad();
+  const kube = kubeStore({ fsync: true });
+  await kube.start();
+  const underLoad = await kubeUnderLoad(kube);
+  // Raw create-if-absent requests to the same API server, daemons idle.
+  const raw = await rawCreates(kube, await kube.scope(), Math.min(SECONDS, 5));
+  const one = await oneAtATime(kube, underLoad.daemon);
+  return report(etcdLoad, underLoad, raw, one);
 }
 
 let code = 2;
