@@ -94,8 +94,9 @@ describe("storage faults on the embedded store", () => {
       expect(daemon.message).toContain(db);
       return;
     }
+    // Its error line is read from a pipe: it may come a moment after the socket does.
+    await waitFor(() => daemon.stderr().includes("NOT serving pods"), 5000, "the daemon to say it is not serving");
     expect(daemon.stderr()).not.toContain('"msg":"ipamd serving"');
-    expect(daemon.stderr()).toContain("NOT serving pods");
     const unavailable = await status(daemon);
     expect(unavailable.json?.code).toBe(50);
     rmSync(filler);

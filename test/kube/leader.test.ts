@@ -119,9 +119,11 @@ describe("leader election", () => {
       clearInterval(watch);
       await kube.startApiserver();
     }
-    const again = await a.whenLeading();
-    expect(again.aborted).toBe(false);
-    expect(terms.map((t) => t.identity)).toEqual(["a", "a"]);
+    await a.whenLeading();
+    // "a" and only "a" leads again; on a machine busy enough to hold up a renewal right after
+    // the restart, its new term may end and a third begin: each term is still "a"'s alone.
+    expect(terms.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(terms.map((t) => t.identity))).toEqual(new Set(["a"]));
   }, 30_000);
 
   test("a candidate whose clock runs an hour ahead does not take a lease that is being renewed", async () => {
