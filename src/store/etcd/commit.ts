@@ -12,7 +12,7 @@ import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } 
 import { eventId, type Layout } from "./layout.ts";
 import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
 import { limitCompares, limitsOf } from "./limits.ts";
-import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
+import { holdMarker, parseValue, type StoredEvent, storedEvents } from "./values.ts";
 
 /**
  * etcd refuses a transaction whose compare list, success list or failure list, each judged
@@ -22,9 +22,9 @@ import { holdMarker, parseValue, type StoredEvent } from "./values.ts";
 export const MAX_OPS = 120;
 
 /**
- * Allocations one caller may commit at once: each writes up to 10 keys (a/, att/, n/, ip/,
- * pod/, nsp/, the event and three of its index keys) under one compare, and a caller's
- * changes are never split across transactions.
+ * Allocations one caller may commit at once: each writes up to 9 keys (a/, att/, n/, ip/,
+ * pod/, nsp/ and its event's three index keys) under one compare, plus the transaction's one
+ * ev/ key, and a caller's changes are never split across transactions.
  */
 export const COMMIT_CAPACITY = Math.floor(MAX_OPS / 10);
 
@@ -65,11 +65,24 @@ export class EtcdCommitter {
     });
   }
 
+  /** A transaction to build; its events will share one ev/ key (see writeEvents). */
+  private txn(now: number): Txn {
+    return { guards: [], ops: [], eventId: eventId(now, this.node, this.eventSeq++), events: [] };
+  }
+
+  /** An event of the transaction, with its index keys (naming the transaction's ev/ key). */
   private event(txn: Txn, kind: HistoryEvent["kind"], r: EventSubject, cause: string, now: number): void {
-    const id = eventId(now, this.node, this.eventSeq++);
-    const e: StoredEvent = { n: txn.events++, at: now, kind, network: r.network, ip: r.ip, containerID: r.containerID, ifname: r.ifname, podNamespace: r.podNamespace, podName: r.podName, podUid: r.podUid, cause };
-    txn.ops.push({ put: { key: this.layout.event(id), value: JSON.stringify(e) } });
-    for (const key of this.layout.eventIndexes({ ...e, id: 0 }, id)) txn.ops.push({ put: { key, value: "" } });
+    const e: StoredEvent = { n: txn.events.length, at: now, kind, network: r.network, ip: r.ip, containerID: r.containerID, ifname: r.ifname, podNamespace: r.podNamespace, podName: r.podName, podUid: r.podUid, cause };
+    txn.events.push(e);
+    for (const key of this.layout.eventIndexes({ ...e, id: 0 }, txn.eventId)) txn.ops.push({ put: { key, value: "" } });
+  }
+
+  /**
+   * The transaction's events, in one ev/ key (values.ts): a key per event would cost etcd as
+   * much as the allocation's own keys, and every event of a commit has its time anyway.
+   */
+  private writeEvents(txn: Txn): void {
+    if (txn.events.length > 0) txn.ops.push({ put: { key: this.layout.event(txn.eventId), value: storedEvents(txn.events) } });
   }
 
   /**
@@ -168,8 +181,8 @@ export class EtcdCommitter {
 
   /** The keys a caller's changes write and the compares they add, as translate builds them. */
   private cost(changes: Change[]): { keys: string[]; guards: number; limited: boolean } {
-    const txn: Txn = { guards: [], ops: [], events: 0 };
-    // Event keys are numbered here too (and again by the commit): numbers only need to differ.
+    // Its own event id, so no index key of its events is taken for another caller's.
+    const txn = this.txn(0);
     this.translate(changes, 0, { gone: new Set(), same: new Set() }, txn);
     return { keys: [...new Set(txn.ops.map(keyOf))], guards: txn.guards.length, limited: changes.some((c) => c.op === "limit") };
   }
@@ -184,8 +197,9 @@ export class EtcdCommitter {
     const found: Found = { gone: new Set(), same: new Set() };
     const limits = limitsOf(pending.flatMap((p) => p.changes));
     for (let round = 0; ; round++) {
-      const txn: Txn = { guards: [], ops: [], events: 0 };
+      const txn = this.txn(now);
       for (const p of pending) this.translate(p.changes, now, found, txn);
+      this.writeEvents(txn);
       for (const key of found.gone) txn.guards.push({ compare: absent(key) });
       for (const compare of await limitCompares(this.client, this.layout, limits)) txn.guards.push({ compare, limit: true });
       // Two callers moving one cursor: the later write is the one that stands.
@@ -246,7 +260,8 @@ export class EtcdCommitter {
           const cost = this.cost(this.queue[0]!.changes);
           const added = cost.keys.filter((k) => !keys.has(k));
           const clash = cost.keys.some((k) => guarded.has(k));
-          if (batch.length > 0 && (clash || cost.limited || keys.size + added.length > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
+          // The batch's ev/ key (one for all its events) is the 1.
+          if (batch.length > 0 && (clash || cost.limited || keys.size + added.length + 1 > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
           batch.push(this.queue.shift()!);
           // A caller counted against a namespace limit commits alone: its LimitError is its own.
           if (cost.limited) break;

@@ -3,6 +3,7 @@
  * fails: the compare-and-swap vocabulary of commit.ts.
  */
 import type { Compare, KeyValue, Op } from "../etcd-client.ts";
+import type { StoredEvent } from "./values.ts";
 
 /**
  * A condition of a commit, on the key's state before it. When it fails: orAbsent, the change
@@ -19,11 +20,12 @@ export interface Guard {
   limit?: boolean;
 }
 
-/** What a batch writes, as it is built. */
+/** What a batch writes, as it is built: its events go to one ev/ key, eventId (see commit.ts). */
 export interface Txn {
   guards: Guard[];
   ops: Op[];
-  events: number;
+  eventId: string;
+  events: StoredEvent[];
 }
 
 /** Keys found gone (orAbsent) or already as wanted (orSame) by an earlier round of one commit. */

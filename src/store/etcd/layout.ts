@@ -12,7 +12,7 @@
  *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations
  *   nsp/POOL/NAMESPACE/SPACE/ADDR      ""  a namespace's allocations from a named pool:
  *                                      counted for maxPerNamespace
- *   ev/TIME-NODE-SEQ                   a history event
+ *   ev/TIME-NODE-SEQ                   the history events of one commit (values.ts)
  *   evi/ip/ADDR/EVID, evi/c/CID/EVID, evi/p/NS/NAME/EVID, evi/k/KIND/EVID   ""  its indexes
  *   hold/SPACE/ADDR                    a hold's details (its a/ key holds the marker)
  *   cur/RANGESET  bind/SPACE/POD  subnet/POOL/SUBNET (value: node)

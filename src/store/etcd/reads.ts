@@ -8,7 +8,7 @@ import { type EtcdClient, type KeyValue, prefixEnd } from "../etcd-client.ts";
 import { type AllocationFilter, type AllocationRecord, type HistoryEvent, type HistoryFilter, matchesSearch } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
 import { addressPart, eventTime, type Layout, part } from "./layout.ts";
-import { eventOf, isHold, parseValue, recordsOf } from "./values.ts";
+import { eventsOf, isHold, parseValue, recordsOf } from "./values.ts";
 
 /** Keys read per range request when a list walks a prefix. */
 const CHUNK = 500;
@@ -122,10 +122,11 @@ export class EtcdReads {
       (f.kind === undefined || e.kind === f.kind);
     const found: HistoryEvent[] = [];
     let pending: KeyValue[] = [];
-    // An index key names its event: those are fetched together, a batch at a time.
+    // An index key names its commit's ev/ key: those are fetched together, a batch at a time,
+    // each once (its other events are left out by keep).
     const resolve = async () => {
-      const kvs = byIndex ? await this.values(pending.map((kv) => this.L.event(kv.key.slice(base.length)))) : pending;
-      for (const kv of kvs) if (kv) found.push(eventOf(kv));
+      const kvs = byIndex ? await this.values([...new Set(pending.map((kv) => this.L.event(kv.key.slice(base.length))))]) : pending;
+      for (const kv of kvs) if (kv) found.push(...eventsOf(kv));
       pending = [];
     };
     let newest = Number.POSITIVE_INFINITY;
@@ -159,9 +160,10 @@ export class EtcdReads {
     for (;;) {
       const old = await this.client.range(base, end, { limit: CHUNK });
       if (old.length === 0) return pruned;
-      const keys = old.flatMap((kv) => [kv.key, ...this.L.eventIndexes(eventOf(kv), kv.key.slice(base.length))]);
+      const stored = old.map((kv) => ({ kv, events: eventsOf(kv) }));
+      const keys = [...new Set(stored.flatMap(({ kv, events }) => [kv.key, ...events.flatMap((e) => this.L.eventIndexes(e, kv.key.slice(base.length)))]))];
       for (let i = 0; i < keys.length; i += MAX_OPS) await this.client.txn([], keys.slice(i, i + MAX_OPS).map((key) => ({ delete: { key } })));
-      pruned += old.length;
+      for (const s of stored) pruned += s.events.length;
     }
   }
 }

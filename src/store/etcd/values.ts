@@ -4,7 +4,7 @@
  * with its schema (records.ts) on the way in; a value that fails is named as a storage fault
  * on its key, never trusted half-way.
  */
-import { type BaseIssue, type BaseSchema, type InferOutput, number, object, omit, picklist, safeParse, string, union } from "valibot";
+import { array, type BaseIssue, type BaseSchema, type InferOutput, number, object, omit, optional, picklist, safeParse, string, union } from "valibot";
 import { ErrorCode, firstIssue, IpamError } from "../../errors.ts";
 import type { KeyValue } from "../etcd-client.ts";
 import { type AllocationRecord, AllocationRecordSchema, BindingSchema, HistoryEventSchema, type Hold, HoldSchema } from "../records.ts";
@@ -54,7 +54,22 @@ export const bindingOf = (kv: KeyValue) => valueOf(kv, BindingSchema);
 const StoredEventSchema = object({ ...omit(HistoryEventSchema, ["id"]).entries, n: number() });
 export type StoredEvent = InferOutput<typeof StoredEventSchema>;
 
-export function eventOf(kv: KeyValue): HistoryEvent {
-  const { n, ...event } = valueOf(kv, StoredEventSchema);
-  return { ...event, id: kv.createRevision * 1000 + n };
+/**
+ * An ev/ value: the first event of its commit, and the commit's other events in `more`. One
+ * key per commit instead of one per event saves etcd a key per allocation (each key costs it
+ * about as much as the allocation's a/ key). The first event stays where layout 3 has its only
+ * event, so a daemon of that layout still reads the value (the first event of it) and nothing
+ * it would migrate: the layout version stays 3.
+ */
+const StoredEventsSchema = object({ ...StoredEventSchema.entries, more: optional(array(StoredEventSchema)) });
+
+/** The value of an ev/ key holding these events (in their commit's order; at least one). */
+export function storedEvents([first, ...more]: StoredEvent[]): string {
+  return JSON.stringify(more.length > 0 ? { ...first!, more } : first);
+}
+
+/** The events an ev/ key holds. */
+export function eventsOf(kv: KeyValue): HistoryEvent[] {
+  const { more, ...first } = valueOf(kv, StoredEventsSchema);
+  return [first, ...(more ?? [])].map(({ n, ...event }) => ({ ...event, id: kv.createRevision * 1000 + n }));
 }
