@@ -41,11 +41,11 @@ export class EtcdStore implements Store {
   }
 
   get onCommit(): ((seconds: number, callers: number) => void) | undefined {
-    return this.committer.onCommit;
+    return this.committer.group.onCommit;
   }
 
   set onCommit(listener: ((seconds: number, callers: number) => void) | undefined) {
-    this.committer.onCommit = listener;
+    this.committer.group.onCommit = listener;
   }
 
   /**
@@ -261,6 +261,6 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     clearInterval(this.keepAlive);
-    while (!this.committer.idle || this.lookingUp) await Bun.sleep(5);
+    while (!this.committer.group.idle || this.lookingUp) await Bun.sleep(5);
   }
 }

@@ -2,8 +2,8 @@
  * Changes as etcd transactions. An address's a/ key is written under a compare-and-swap, so
  * two daemons can never hold one address: the loser's commit fails whole with a ConflictError
  * naming what it lost. Concurrent callers of one daemon share one transaction where they fit
- * etcd's limit on operations (group commit); a commit is durable (raft quorum) before it
- * resolves. A hold (cooldown, a sticky pod's parked address) keeps its a/ key with a marker
+ * etcd's limit on operations (group commit; several in the air at once, see flights.ts); a
+ * commit is durable (raft quorum) before it resolves. A hold (cooldown, a sticky pod's parked address) keeps its a/ key with a marker
  * instead of a record, so no other daemon can create it meanwhile.
  */
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
@@ -12,6 +12,7 @@ import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } 
 import { eventId, type Layout } from "./layout.ts";
 import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
 import { limitCompares, limitsOf } from "./limits.ts";
+import { type Cost, type CursorMove, GroupCommit, type Pending, type Transactions } from "./flights.ts";
 import { holdMarker, parseValue, type StoredEvent, storedEvents } from "./values.ts";
 
 /**
@@ -36,17 +37,10 @@ type EventSubject = Pick<AllocationRecord, "network" | "ip"> & { [K in "containe
 
 const reservationSubject = (ip: string): EventSubject => ({ network: "", ip, containerID: null, ifname: null, podNamespace: null, podName: null, podUid: null });
 
-interface Pending {
-  changes: Change[];
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
-export class EtcdCommitter {
-  private queue: Pending[] = [];
-  private flushing = false;
+export class EtcdCommitter implements Transactions {
   private eventSeq = 0;
-  onCommit: ((seconds: number, callers: number) => void) | undefined;
+  /** How callers' commits are batched into transactions and sent (flights.ts). */
+  readonly group = new GroupCommit(this);
 
   constructor(
     private readonly client: EtcdClient,
@@ -54,15 +48,8 @@ export class EtcdCommitter {
     private readonly node: string,
   ) {}
 
-  get idle(): boolean {
-    return !this.flushing && this.queue.length === 0;
-  }
-
   commit(changes: Change[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ changes, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
+    return this.group.commit(changes);
   }
 
   /** A transaction to build; its events will share one ev/ key (see writeEvents). */
@@ -90,7 +77,7 @@ export class EtcdCommitter {
    * state before the commit; later changes at it (a release then a hold: a swap) follow from
    * that state. Changes found done already (see Found) leave out their own work there.
    */
-  private translate(changes: Change[], now: number, found: Found, txn: Txn): void {
+  private translate(changes: Change[], now: number, found: Found, txn: Txn, writeCursors = true): void {
     const touched = new Set<string>();
     /** Guards the key on its first touch; false when this change's work there is done already. */
     const first = (key: string, guard: () => Guard): boolean => {
@@ -102,8 +89,9 @@ export class EtcdCommitter {
     };
     for (const change of changes) {
       if (change.op === "allocate" || change.op === "release" || change.op === "hold" || change.op === "unhold") this.addressChange(change, now, first, txn);
-      // Limits are counted and guarded per transaction (commitOne), not per change.
-      else if (change.op !== "limit") this.otherChange(change, first, txn.ops);
+      // Limits are counted and guarded per transaction (commitOne), not per change; cursor
+      // moves are left out of a batch flying beside the carrier (flights.ts).
+      else if (change.op !== "limit" && (writeCursors || change.op !== "cursor")) this.otherChange(change, first, txn.ops);
     }
   }
 
@@ -179,8 +167,12 @@ export class EtcdCommitter {
     }
   }
 
+  isCursor(key: string): boolean {
+    return key.startsWith(this.layout.cursors());
+  }
+
   /** The keys a caller's changes write and the compares they add, as translate builds them. */
-  private cost(changes: Change[]): { keys: string[]; guards: number; limited: boolean } {
+  cost(changes: Change[]): Cost {
     // Its own event id, so no index key of its events is taken for another caller's.
     const txn = this.txn(0);
     this.translate(changes, 0, { gone: new Set(), same: new Set() }, txn);
@@ -193,12 +185,14 @@ export class EtcdCommitter {
    * built again without their work at those keys, on the condition that the keys found gone
    * are still gone; each round settles at least one guard, so it ends.
    */
-  private async commitOne(pending: Pending[], now: number): Promise<void> {
+  async commitOne(pending: Pending[], now: number, cursors: { write: boolean; extra: CursorMove[] } = { write: true, extra: [] }): Promise<void> {
     const found: Found = { gone: new Set(), same: new Set() };
     const limits = limitsOf(pending.flatMap((p) => p.changes));
     for (let round = 0; ; round++) {
       const txn = this.txn(now);
-      for (const p of pending) this.translate(p.changes, now, found, txn);
+      // Moves carried for earlier batches first: the batch's own, planned later, stand.
+      for (const move of cursors.extra) txn.ops.push({ put: { key: this.layout.cursor(move.rangeSet), value: move.ip } });
+      for (const p of pending) this.translate(p.changes, now, found, txn, cursors.write);
       this.writeEvents(txn);
       for (const key of found.gone) txn.guards.push({ compare: absent(key) });
       for (const compare of await limitCompares(this.client, this.layout, limits)) txn.guards.push({ compare, limit: true });
@@ -239,54 +233,5 @@ export class EtcdCommitter {
       }
     }
     return new ConflictError(taken, blocks);
-  }
-
-  /**
-   * Group commit: while one transaction is in flight, later callers queue; then as many as
-   * fit etcd's limit on operations go out in one transaction — but never two callers writing
-   * one address or block key (a cursor they may share), whose guards would both judge the
-   * state before the transaction. If a shared transaction fails its compares, each caller is
-   * retried alone so only the real losers see a conflict.
-   */
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch: Pending[] = [];
-        const keys = new Set<string>();
-        const guarded = new Set<string>();
-        let guards = 0;
-        while (this.queue.length > 0) {
-          const cost = this.cost(this.queue[0]!.changes);
-          const added = cost.keys.filter((k) => !keys.has(k));
-          const clash = cost.keys.some((k) => guarded.has(k));
-          // The batch's ev/ key (one for all its events) is the 1.
-          if (batch.length > 0 && (clash || cost.limited || keys.size + added.length + 1 > MAX_OPS || guards + cost.guards > MAX_OPS)) break;
-          batch.push(this.queue.shift()!);
-          // A caller counted against a namespace limit commits alone: its LimitError is its own.
-          if (cost.limited) break;
-          for (const key of cost.keys) {
-            keys.add(key);
-            if (!key.startsWith(this.layout.cursors())) guarded.add(key);
-          }
-          guards += cost.guards;
-        }
-        const started = performance.now();
-        const now = Date.now();
-        try {
-          await this.commitOne(batch, now);
-          this.onCommit?.((performance.now() - started) / 1000, batch.length);
-          for (const p of batch) p.resolve();
-        } catch (err) {
-          if (batch.length === 1 || !(err instanceof ConflictError)) {
-            for (const p of batch) p.reject(err);
-            continue;
-          }
-          for (const p of batch) await this.commitOne([p], now).then(p.resolve, p.reject);
-        }
-      }
-    } finally {
-      this.flushing = false;
-    }
   }
 }
