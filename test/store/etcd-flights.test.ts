@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { EtcdClient, type Op } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
+import { LimitError } from "../../src/store/store.ts";
 import { addressPart, Layout } from "../../src/store/etcd/layout.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record } from "./contract/support.ts";
@@ -28,6 +29,9 @@ const octet = (ip: string) => Number(ip.split(".").pop());
 class WatchedClient extends EtcdClient {
   inAir = 0;
   mostInAir = 0;
+  /** Transactions with a namespace limit's range compare, in the air now and at most. */
+  limitedInAir = 0;
+  mostLimitedInAir = 0;
   log: string[] = [];
   cursorsWritten: string[] = [];
   private gate: Promise<void> | undefined;
@@ -47,8 +51,10 @@ class WatchedClient extends EtcdClient {
     const gate = this.gate;
     this.gate = undefined;
     await gate;
+    const limited = compare.some((c) => "rangeEnd" in c && c.rangeEnd !== undefined);
     this.inAir++;
     this.mostInAir = Math.max(this.mostInAir, this.inAir);
+    if (limited) this.mostLimitedInAir = Math.max(this.mostLimitedInAir, ++this.limitedInAir);
     this.log.push(`sent ${name}`);
     try {
       const result = await super.txn(...args);
@@ -56,6 +62,7 @@ class WatchedClient extends EtcdClient {
       return result;
     } finally {
       this.inAir--;
+      if (limited) this.limitedInAir--;
       this.log.push(`landed ${name}`);
     }
   }
@@ -118,5 +125,20 @@ describe("etcd: transactions in the air", () => {
     // Had the release gone first, it would have found nothing to release, and the allocation would stand.
     expect(await client.range(new Layout(prefix).allocation(r.space, r.ip))).toEqual([]);
     expect((await store.history({ ip: r.ip })).map((e) => e.kind)).toEqual(["released", "allocated"]);
+  }, 30_000);
+
+  test("commits counted against one namespace limit fly one at a time per daemon: of 16 from two daemons exactly the limit commit, the rest are refused", async () => {
+    const prefix = `/flight-limits-${process.pid}/`;
+    const clients = [new WatchedClient(etcd.endpoints), new WatchedClient(etcd.endpoints)];
+    const stores = clients.map((c, i) => new EtcdStore(c, prefix, `node-${i}`));
+    const results = await Promise.allSettled(
+      Array.from({ length: 16 }, (_, i) =>
+        stores[i % 2]!.commit([{ op: "allocate", record: record(`10.0.9.${i + 2}`, `l${i}`, { pool: "tenant", podNamespace: "team-a" }) }, { op: "limit", pool: "tenant", namespace: "team-a", max: 5 }]),
+      ),
+    );
+    // Several in the air would recount each other out of their rounds ("try again"), not refuse.
+    expect(clients.map((c) => c.mostLimitedInAir)).toEqual([1, 1]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(5);
+    for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitError);
   }, 30_000);
 });

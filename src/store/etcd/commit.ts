@@ -171,12 +171,18 @@ export class EtcdCommitter implements Transactions {
     return key.startsWith(this.layout.cursors());
   }
 
-  /** The keys a caller's changes write and the compares they add, as translate builds them. */
+  /**
+   * The keys a caller's changes write and the compares they add, as translate builds them. A
+   * namespace limit counts as its count range's prefix: two commits counted against one limit
+   * never fly at once, or each would make the other count again (limits.ts) and, with
+   * several in the air, exhaust its rounds where one at a time would have committed.
+   */
   cost(changes: Change[]): Cost {
     // Its own event id, so no index key of its events is taken for another caller's.
     const txn = this.txn(0);
     this.translate(changes, 0, { gone: new Set(), same: new Set() }, txn);
-    return { keys: [...new Set(txn.ops.map(keyOf))], guards: txn.guards.length, limited: changes.some((c) => c.op === "limit") };
+    const limits = changes.flatMap((c) => (c.op === "limit" ? [this.layout.namespaceUse(c.pool, c.namespace)] : []));
+    return { keys: [...new Set([...txn.ops.map(keyOf), ...limits])], guards: txn.guards.length, limited: limits.length > 0 };
   }
 
   /**
