@@ -86,12 +86,12 @@ async function durableSlice(load: Load, daemons: Daemon[], seconds: number, slic
               headers: { "content-type": "application/json" },
               body: JSON.stringify({ network: "bench", containerID: `s${slice}-d${di}-c${ci}-${i}`, ifname: "eth0", ranges: [[{ subnet: SUBNET }]] }),
             });
-            const body = (await res.json()) as { ips?: { address: string }[]; code?: number };
+            const body = (await res.json()) as { ips?: { address: string }[]; code?: number; msg?: string };
             if (res.ok && body.ips?.length) {
               load.answered.push(body.ips[0]!.address);
               load.latencies.push(performance.now() - t);
               load.count++;
-            } else load.failed(`HTTP ${res.status} code ${body.code ?? "none"}`);
+            } else load.failed(`HTTP ${res.status} code ${body.code ?? "none"} (${(body.msg ?? "").replace(/https?:\/\/[^ ,)]+/g, "URL").slice(0, 90)})`);
           } catch (err) {
             load.failed((err as Error).message.split(":")[0]!);
           }
@@ -170,8 +170,17 @@ async function main(): Promise<number> {
   const before = new Load();
   const raw = new Load();
   const peers = [() => durableSlice(ipamd, daemons, SECONDS / ROUNDS, slice), () => durableSlice(before, baselineDaemons, SECONDS / ROUNDS, slice), () => rawSlice(raw, rawClients, SECONDS / ROUNDS, slice)];
+  const names = ["ipamd", "previous main", "raw"];
   for (let round = 0; round < ROUNDS; round++) {
-    for (let k = 0; k < peers.length; k++, slice++) await peers[(round + k) % peers.length]!();
+    const rates: string[] = [];
+    for (let k = 0; k < peers.length; k++, slice++) {
+      const peer = (round + k) % peers.length;
+      const load = [ipamd, before, raw][peer]!;
+      const [count, seconds] = [load.count, load.seconds];
+      await peers[peer]!();
+      rates.push(`${names[peer]} ${((load.count - count) / (load.seconds - seconds)).toFixed(0)}/s`);
+    }
+    console.error(`round ${round + 1}: ${rates.join(", ")}`);
   }
   // A request that failed in the warm-up fails its peer's verdict all the same.
   for (const [i, load] of [ipamd, before, raw].entries()) for (const [why, n] of warm[i]!.failures) load.failures.set(why, (load.failures.get(why) ?? 0) + n);
