@@ -142,3 +142,36 @@ describe("etcd: transactions in the air", () => {
     for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(LimitError);
   }, 30_000);
 });
+
+describe("etcd: a commit sent twice", () => {
+  /** A real client whose first write transaction is sent twice, as call() does when the first answer is lost (the first attempt applied). */
+  class ResendingClient extends EtcdClient {
+    resent = false;
+    override async txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+      if (this.resent || args[1].every((op) => "range" in op)) return super.txn(...args);
+      this.resent = true;
+      await super.txn(...args);
+      return super.txn(...args);
+    }
+  }
+
+  test("a batch whose first attempt applied, answered by its second, commits once: no conflict with itself, one event each", async () => {
+    const client = new ResendingClient(etcd.endpoints);
+    const store = new EtcdStore(client, `/resent-${process.pid}/`, "node-a");
+    const records = [record("10.0.10.2", "r1"), record("10.0.10.3", "r2")];
+    await store.commit(records.map((r) => ({ op: "allocate" as const, record: r })));
+    expect(client.resent).toBe(true);
+    expect((await store.allocations({})).map((r) => r.containerID)).toEqual(["r1", "r2"]);
+    expect((await store.history({})).map((e) => `${e.kind} ${e.containerID}`)).toEqual(["allocated r2", "allocated r1"]);
+  }, 30_000);
+
+  test("a commit at its namespace's limit, sent twice, commits once and is not refused by its own first attempt", async () => {
+    const client = new ResendingClient(etcd.endpoints);
+    const store = new EtcdStore(client, `/resent-limit-${process.pid}/`, "node-a");
+    const r = record("10.0.11.2", "only", { pool: "tenant", podNamespace: "team-a" });
+    await store.commit([{ op: "allocate", record: r }, { op: "limit", pool: "tenant", namespace: "team-a", max: 1 }]);
+    expect(client.resent).toBe(true);
+    expect(await store.namespaceUse("tenant")).toEqual(new Map([["team-a", 1]]));
+    expect((await store.history({})).map((e) => e.containerID)).toEqual(["only"]);
+  }, 30_000);
+});

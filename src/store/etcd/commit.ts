@@ -193,8 +193,9 @@ export class EtcdCommitter implements Transactions {
    */
   async commitOne(pending: Pending[], now: number, cursors: { write: boolean; extra: CursorMove[] } = { write: true, extra: [] }): Promise<void> {
     const found: Found = { gone: new Set(), same: new Set() };
-    const limits = limitsOf(pending.flatMap((p) => p.changes));
     for (let round = 0; ; round++) {
+      // An allocation found done already no longer adds to its namespace's count.
+      const limits = limitsOf(pending.flatMap((p) => p.changes.filter((c) => c.op !== "allocate" || !found.same.has(this.layout.allocation(c.record.space, c.record.ip)))));
       const txn = this.txn(now);
       // Moves carried for earlier batches first: the batch's own, planned later, stand.
       for (const move of cursors.extra) txn.ops.push({ put: { key: this.layout.cursor(move.rangeSet), value: move.ip } });
