@@ -6,6 +6,7 @@
 import { array, type InferOutput, maxLength, object, optional, pipe, string } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 import { AttachmentKeySchema, attachment, PoolNamesSchema, text } from "./protocol.ts";
+import type { CommandHead } from "./protocol-command.ts";
 
 export const PodSchema = object({
   namespace: optional(pipe(string(), maxLength(253))),
@@ -38,3 +39,19 @@ export const GcRequestSchema = object({
   validAttachments: pipe(array(AttachmentKeySchema), maxLength(1_000_000)),
 });
 export type GcRequest = InferOutput<typeof GcRequestSchema>;
+
+/** A CNI variable as forwarded: libcni's values are short; a netns path is at most PATH_MAX. */
+const envValue = optional(pipe(string(), maxLength(64 * 1024)));
+
+/**
+ * The head of a forwarded command (protocol-command.ts): the plugin's CNI variables and, for an
+ * ADD, its resolvConf's text (64 KiB at most, as the plugin reads it).
+ */
+export const CommandHeadSchema = object({
+  env: object({ CNI_COMMAND: envValue, CNI_CONTAINERID: envValue, CNI_NETNS: envValue, CNI_IFNAME: envValue, CNI_ARGS: envValue, CNI_PATH: envValue }),
+  resolvConf: optional(pipe(string(), maxLength(64 * 1024))),
+});
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// The plugin builds what the daemon validates: tsc fails here if the two shapes part.
+true satisfies Same<InferOutput<typeof CommandHeadSchema>, CommandHead>;

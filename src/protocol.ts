@@ -6,7 +6,7 @@
 import { array, boolean, check, integer, type InferOutput, literal, maxLength, maxValue, minLength, minValue, nullable, number, object, optional, picklist, pipe, regex, string, union, unknown } from "valibot";
 import { RangeSetsInputSchema } from "./ipam/pool.ts";
 
-export const DEFAULT_SOCKET = "/run/ipamd/ipamd.sock";
+export { DEFAULT_SOCKET } from "./protocol-command.ts";
 /** Request bodies above this are refused before parsing: a netconf is a few KiB at most. */
 export const MAX_BODY_BYTES = 1 << 20;
 

@@ -1,13 +1,15 @@
 /**
- * The plugin's (and the admin CLI's) side of the socket. A daemon that cannot be reached or
- * does not answer within CALL_TIMEOUT_MS becomes code 11 (try again later), well inside the
- * 3 s a runtime is promised; an answer with an error body becomes that error, code and all.
+ * The socket client of the plugin (when it runs a command itself) and of the admin CLI. A
+ * daemon that cannot be reached or does not answer within CALL_TIMEOUT_MS becomes code 11
+ * (try again later), well inside the 3 s a runtime is promised; an answer with an error body
+ * becomes that error, code and all.
  */
 import { type BaseIssue, type BaseSchema, type InferOutput, safeParse } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { ErrorBodySchema } from "../protocol.ts";
+import { CALL_TIMEOUT_MS, unreachableMessage } from "../protocol-command.ts";
 
-export const CALL_TIMEOUT_MS = 2500;
+export { CALL_TIMEOUT_MS } from "../protocol-command.ts";
 
 export async function callDaemon<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(
   socket: string,
@@ -27,9 +29,7 @@ export async function callDaemon<S extends BaseSchema<unknown, unknown, BaseIssu
     });
     json = await res.json();
   } catch (err) {
-    const name = (err as Error)?.name;
-    const why = name === "TimeoutError" || name === "AbortError" ? `did not answer within ${timeoutMs} ms` : `is not reachable (${(err as Error)?.message ?? err})`;
-    throw new IpamError(ErrorCode.TryAgainLater, `ipamd daemon at ${socket} ${why}`);
+    throw new IpamError(ErrorCode.TryAgainLater, unreachableMessage(socket, err, timeoutMs));
   }
   if (!res.ok) {
     const error = safeParse(ErrorBodySchema, json);

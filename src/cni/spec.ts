@@ -20,15 +20,10 @@ import {
 import { ErrorCode, IpamError } from "../errors.ts";
 import { RangeInputSchema, RangeSetsInputSchema } from "../ipam/pool.ts";
 import { AttachmentKeySchema, NAME_PATTERN, PoolNamesSchema } from "../protocol.ts";
+import type { CniVersion, Command } from "./versions.ts";
 
 export { containerIdProblem, interfaceNameProblem } from "../protocol.ts";
-
-export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
-export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
-export const LATEST_VERSION: CniVersion = "1.1.0";
-
-export const COMMANDS = ["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"] as const;
-export type Command = (typeof COMMANDS)[number];
+export { type CniVersion, type Command, COMMANDS, LATEST_VERSION, SUPPORTED_VERSIONS } from "./versions.ts";
 
 /** The oldest netconf version in which the spec defines each command. */
 export const MINIMUM_VERSION: Partial<Record<Command, CniVersion>> = { CHECK: "0.4.0", GC: "1.1.0", STATUS: "1.1.0" };

@@ -38,6 +38,13 @@ export interface AppOptions {
 
 export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   const app = new Hono();
+  /** What a failure means besides its answer: the store's health, and a log line for a bug. */
+  const noteFailure = (c: Context, err: unknown) => {
+    options.health?.failed(err);
+    // Logged once per cause by the health watch, not once per request (see observability).
+    if (err instanceof StorageFault) c.header(STORAGE_FAULT_HEADER, "1");
+    if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);
+  };
   const gate = options.readGate ?? new ReadGate();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
   // After telemetry, so a refused request is counted and logged like any client error.
@@ -53,7 +60,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
     app.get("/v1/status", async (c) => c.json(await statusBody(engine, options.health)));
   } else {
     app.use("/v1/cni/*", gate.cni());
-    app.route("/v1", cniRoutes(engine, options.health));
+    app.route("/v1", cniRoutes(engine, options.health, noteFailure));
   }
   if (options.metrics) {
     const metrics = options.metrics;
@@ -68,10 +75,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   app.route("/", dashboardRoutes(engine, options, gate));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
-    options.health?.failed(err);
-    // Logged once per cause by the health watch, not once per request (see observability).
-    if (err instanceof StorageFault) c.header(STORAGE_FAULT_HEADER, "1");
-    if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);
+    noteFailure(c, err);
     return errorResponse(c, err);
   });
   return app;

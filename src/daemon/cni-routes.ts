@@ -1,8 +1,15 @@
-/** The plugin's calls: add, del, check, gc, status. Each validates its body before the core sees it. */
-import { Hono } from "hono";
+/**
+ * The plugin's calls: add, del, check, gc, status, each validating its body before the core
+ * sees it, and the forwarded command (cni-command.ts) that runs them for a plugin in this
+ * process. One table of calls serves both, so a request answers the same either way.
+ */
+import { type Context, Hono } from "hono";
+import { Paths } from "../protocol.ts";
+import { COMMAND_PATH } from "../protocol-command.ts";
 import { AddRequestSchema, CheckRequestSchema, DelRequestSchema, GcRequestSchema } from "../protocol-requests.ts";
 import { VERSION } from "../version.ts";
-import { readBody } from "./http-errors.ts";
+import { commandHandler } from "./cni-command.ts";
+import { readJson, validRequest } from "./http-errors.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { StoreHealth } from "./store-health.ts";
 
@@ -12,14 +19,32 @@ export async function statusBody(engine: Engine, health: StoreHealth | undefined
   return { version: VERSION, allocations: engine.allocationCount };
 }
 
-export function cniRoutes(engine: Engine, health?: StoreHealth): Hono {
+/** One of the plugin's calls: a request body (not yet validated) in, the answer's body out. */
+export type CniCall = (body: unknown) => Promise<unknown>;
+
+export function cniCalls(engine: Engine, health: StoreHealth | undefined): Record<string, CniCall> {
+  return {
+    [Paths.add]: async (body) => ({ ips: await engine.add(validRequest(AddRequestSchema, body)) }),
+    [Paths.del]: async (body) => {
+      await engine.del(validRequest(DelRequestSchema, body));
+      return {};
+    },
+    [Paths.check]: async (body) => ({ ips: await engine.check(validRequest(CheckRequestSchema, body)) }),
+    [Paths.gc]: async (body) => ({ released: await engine.gc(validRequest(GcRequestSchema, body)) }),
+    [Paths.status]: () => statusBody(engine, health),
+  };
+}
+
+/** `noteFailure`: what the app does with a failure besides answering it (health, logs). */
+export function cniRoutes(engine: Engine, health: StoreHealth | undefined, noteFailure: (c: Context, err: unknown) => void): Hono {
+  const calls = cniCalls(engine, health);
+  const post = (path: string) => async (c: Context) => c.json((await calls[path]!(await readJson(c))) as object);
+  const v1 = (path: string) => path.slice("/v1".length);
   return new Hono()
-    .post("/cni/add", async (c) => c.json({ ips: await engine.add(await readBody(c, AddRequestSchema)) }))
-    .post("/cni/del", async (c) => {
-      await engine.del(await readBody(c, DelRequestSchema));
-      return c.json({});
-    })
-    .post("/cni/check", async (c) => c.json({ ips: await engine.check(await readBody(c, CheckRequestSchema)) }))
-    .post("/cni/gc", async (c) => c.json({ released: await engine.gc(await readBody(c, GcRequestSchema)) }))
-    .get("/status", async (c) => c.json(await statusBody(engine, health)));
+    .post(v1(Paths.add), post(Paths.add))
+    .post(v1(Paths.del), post(Paths.del))
+    .post(v1(Paths.check), post(Paths.check))
+    .post(v1(Paths.gc), post(Paths.gc))
+    .get(v1(Paths.status), async (c) => c.json(await statusBody(engine, health)))
+    .post(v1(COMMAND_PATH), commandHandler(calls, noteFailure));
 }

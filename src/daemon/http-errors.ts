@@ -35,8 +35,8 @@ export function httpStatusOf(code: number): ContentfulStatusCode {
 
 /** Code 6 like any undecodable body, but HTTP 413 so a generic client knows what to shorten. */
 class BodyTooLarge extends IpamError {
-  constructor() {
-    super(ErrorCode.DecodingFailure, `request body over ${MAX_BODY_BYTES} bytes`);
+  constructor(limit: number) {
+    super(ErrorCode.DecodingFailure, `request body over ${limit} bytes`);
   }
 }
 
@@ -53,16 +53,16 @@ export function errorResponse(c: Context, err: unknown): Response {
  */
 export const BODY_BACKSTOP_BYTES = 2 * MAX_BODY_BYTES;
 
-const overLimit = () => new BodyTooLarge();
-
 /**
- * The body as text, at most MAX_BODY_BYTES of it. A declared length over the limit is refused
- * before reading; a chunked body is counted as it arrives and refused at the limit, so a huge
- * one is never buffered. A body that breaks off is the client's failure, not a bug.
+ * The body as text, at most `limit` bytes of it (MAX_BODY_BYTES unless a route says otherwise).
+ * A declared length over the limit is refused before reading; a chunked body is counted as it
+ * arrives and refused at the limit, so a huge one is never buffered. A body that breaks off is
+ * the client's failure, not a bug.
  */
-async function readLimited(c: Context): Promise<string> {
+export async function readLimited(c: Context, limit = MAX_BODY_BYTES): Promise<string> {
+  const overLimit = () => new BodyTooLarge(limit);
   const declared = c.req.header("content-length");
-  if (Number(declared ?? 0) > MAX_BODY_BYTES) throw overLimit();
+  if (Number(declared ?? 0) > limit) throw overLimit();
   // A declared length within the limit is read whole: Bun has already bounded it, and the
   // stream reader below costs a quarter of a busy daemon's CPU at hundreds of clients.
   if (declared !== undefined) return readWhole(c);
@@ -76,7 +76,7 @@ async function readLimited(c: Context): Promise<string> {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.byteLength;
-      if (size > MAX_BODY_BYTES) {
+      if (size > limit) {
         reader.cancel().catch(() => undefined);
         throw overLimit();
       }
@@ -99,15 +99,26 @@ async function readWhole(c: Context): Promise<string> {
   }
 }
 
-/** Reads and validates a JSON body; bad bodies become IpamErrors with the decode/config codes. */
-export async function readBody<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(c: Context, schema: S): Promise<InferOutput<S>> {
+/** Reads a JSON body; one that is not JSON is code 6. */
+export async function readJson(c: Context): Promise<unknown> {
   const text = await readLimited(c);
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     throw new IpamError(ErrorCode.DecodingFailure, "request body is not valid JSON");
   }
+}
+
+/** Reads and validates a JSON body; bad bodies become IpamErrors with the decode/config codes. */
+export async function readBody<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(c: Context, schema: S): Promise<InferOutput<S>> {
+  return validRequest(schema, await readJson(c));
+}
+
+/**
+ * A request as a schema accepts it, whether it came on the socket or from a command the daemon
+ * runs for a plugin (cni-command.ts): the same refusals, codes and messages either way.
+ */
+export function validRequest<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(schema: S, json: unknown): InferOutput<S> {
   const parsed = safeParse(schema, json);
   if (!parsed.success) {
     // An attachment's identifiers come from the runtime's CNI_* variables: as the plugin does,

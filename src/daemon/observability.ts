@@ -96,6 +96,13 @@ export class UtilizationWatch implements AllocationObserver {
   }
 }
 
+declare module "hono" {
+  interface ContextVariableMap {
+    /** The CNI command a request carried, when its path does not say (a forwarded command). */
+    cniCommand: string;
+  }
+}
+
 const COMMANDS: Record<string, string> = {
   "/v1/cni/add": "add",
   "/v1/cni/del": "del",
@@ -112,7 +119,7 @@ export function requestTelemetry(metrics: DaemonMetrics, log: ConsolaInstance): 
     const id = c.req.header("x-request-id") ?? `${process.pid}-${nextRequestId++}`;
     const started = performance.now();
     await next();
-    const command = COMMANDS[c.req.path] ?? "admin";
+    const command = c.get("cniCommand") ?? COMMANDS[c.req.path] ?? "admin";
     metrics.requestDuration.observe((performance.now() - started) / 1000, { command });
     c.header("x-request-id", id);
     if (c.res.status >= 400) {
