@@ -1,7 +1,11 @@
-/** The daemon's HTTP app: versioned routes mounted from their domain files, one error shape. */
+/**
+ * The daemon's HTTP app: versioned routes mounted from their domain files, one error shape.
+ * The plugin's calls (cni-routes.ts) are answered before the admin API's framework is entered;
+ * everything else is a Hono app.
+ */
 import { type Context, Hono } from "hono";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { cniRoutes, statusBody } from "./cni-routes.ts";
+import { cniHandlers, statusBody } from "./cni-routes.ts";
 import { adminRoutes } from "./admin-routes.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
 import type { ConsolaInstance } from "consola/core";
@@ -36,14 +40,29 @@ export interface AppOptions {
   readGate?: ReadGate;
 }
 
-export function createApp(engine: Engine, options: AppOptions = {}): Hono {
+/** What serves a listener: `fetch` for Bun.serve, `request` for tests (as Hono's). */
+export interface DaemonApp {
+  fetch(req: Request): Response | Promise<Response>;
+  request(path: string, init?: RequestInit): Response | Promise<Response>;
+}
+
+/** The path of a request URL, without parsing all of it (the plugin's calls are hot). */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const query = url.indexOf("?", start);
+  return start < 0 ? "/" : url.slice(start, query < 0 ? undefined : query);
+}
+
+export function createApp(engine: Engine, options: AppOptions = {}): DaemonApp {
   const app = new Hono();
-  /** What a failure means besides its answer: the store's health, and a log line for a bug. */
-  const noteFailure = (c: Context, err: unknown) => {
+  /**
+   * What a failure means besides its answer: the store's health, and a log line for a bug.
+   * True for a storage fault, whose answer says so (logged once per cause by the health watch).
+   */
+  const noteFailure = (err: unknown): boolean => {
     options.health?.failed(err);
-    // Logged once per cause by the health watch, not once per request (see observability).
-    if (err instanceof StorageFault) c.header(STORAGE_FAULT_HEADER, "1");
     if (!(err instanceof IpamError)) options.onUnexpectedError?.(err);
+    return err instanceof StorageFault;
   };
   const gate = options.readGate ?? new ReadGate();
   if (options.metrics && options.log) app.use(requestTelemetry(options.metrics, options.log));
@@ -58,9 +77,6 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   if (options.adminOnly) {
     // Status stays: it is what probes and the dashboard's monitoring read.
     app.get("/v1/status", async (c) => c.json(await statusBody(engine, options.health)));
-  } else {
-    app.use("/v1/cni/*", gate.cni());
-    app.route("/v1", cniRoutes(engine, options.health, noteFailure));
   }
   if (options.metrics) {
     const metrics = options.metrics;
@@ -75,8 +91,12 @@ export function createApp(engine: Engine, options: AppOptions = {}): Hono {
   app.route("/", dashboardRoutes(engine, options, gate));
   app.notFound((c) => errorResponse(c, new IpamError(ErrorCode.NotFound, `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
-    noteFailure(c, err);
+    if (noteFailure(err)) c.header(STORAGE_FAULT_HEADER, "1");
     return errorResponse(c, err);
   });
-  return app;
+  // The TCP admin listener serves no CNI calls: those belong to the node's runtime, on the socket.
+  if (options.adminOnly) return app;
+  const cni = cniHandlers(engine, { health: options.health, gate, metrics: options.metrics, log: options.log, noteFailure });
+  const fetch = (req: Request) => cni.get(`${req.method} ${pathOf(req.url)}`)?.(req) ?? app.fetch(req);
+  return { fetch, request: (path, init) => fetch(new Request(new URL(path, "http://localhost").href, init)) };
 }

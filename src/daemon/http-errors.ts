@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type BaseIssue, safeParse, type BaseSchema, type InferOutput } from "valibot";
 import { ErrorCode, firstIssue, IpamError, toIpamError } from "../errors.ts";
-import { ENVIRONMENT_FIELDS, MAX_BODY_BYTES } from "../protocol.ts";
+import { ENVIRONMENT_FIELDS, type ErrorBody, MAX_BODY_BYTES } from "../protocol.ts";
 
 export function httpStatusOf(code: number): ContentfulStatusCode {
   switch (code) {
@@ -40,9 +40,15 @@ class BodyTooLarge extends IpamError {
   }
 }
 
-export function errorResponse(c: Context, err: unknown): Response {
+/** A failure's answer: the JSON body (protocol.ts ErrorBody) and its HTTP status. */
+export function errorAnswer(err: unknown): { status: ContentfulStatusCode; body: ErrorBody } {
   const e = toIpamError(err);
-  return c.json(e.toJSON(), e instanceof BodyTooLarge ? 413 : httpStatusOf(e.code));
+  return { status: e instanceof BodyTooLarge ? 413 : httpStatusOf(e.code), body: e.toJSON() };
+}
+
+export function errorResponse(c: Context, err: unknown): Response {
+  const { status, body } = errorAnswer(err);
+  return c.json(body, status);
 }
 
 /**
@@ -59,14 +65,14 @@ export const BODY_BACKSTOP_BYTES = 2 * MAX_BODY_BYTES;
  * arrives and refused at the limit, so a huge one is never buffered. A body that breaks off is
  * the client's failure, not a bug.
  */
-export async function readLimited(c: Context, limit = MAX_BODY_BYTES): Promise<string> {
+export async function readLimited(req: Request, limit = MAX_BODY_BYTES): Promise<string> {
   const overLimit = () => new BodyTooLarge(limit);
-  const declared = c.req.header("content-length");
+  const declared = req.headers.get("content-length");
   if (Number(declared ?? 0) > limit) throw overLimit();
   // A declared length within the limit is read whole: Bun has already bounded it, and the
   // stream reader below costs a quarter of a busy daemon's CPU at hundreds of clients.
-  if (declared !== undefined) return readWhole(c);
-  const body = c.req.raw.body;
+  if (declared !== null) return readWhole(req);
+  const body = req.body;
   if (!body) return "";
   const reader = body.getReader();
   const parts: Uint8Array[] = [];
@@ -91,17 +97,17 @@ export async function readLimited(c: Context, limit = MAX_BODY_BYTES): Promise<s
   return new TextDecoder().decode(Buffer.concat(parts, size));
 }
 
-async function readWhole(c: Context): Promise<string> {
+async function readWhole(req: Request): Promise<string> {
   try {
-    return await c.req.raw.text();
+    return await req.text();
   } catch (err) {
     throw new IpamError(ErrorCode.DecodingFailure, `request body could not be read: ${(err as Error)?.message ?? String(err)}`);
   }
 }
 
 /** Reads a JSON body; one that is not JSON is code 6. */
-export async function readJson(c: Context): Promise<unknown> {
-  const text = await readLimited(c);
+export async function readJson(req: Request): Promise<unknown> {
+  const text = await readLimited(req);
   try {
     return JSON.parse(text);
   } catch {
@@ -111,7 +117,7 @@ export async function readJson(c: Context): Promise<unknown> {
 
 /** Reads and validates a JSON body; bad bodies become IpamErrors with the decode/config codes. */
 export async function readBody<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>>>(c: Context, schema: S): Promise<InferOutput<S>> {
-  return validRequest(schema, await readJson(c));
+  return validRequest(schema, await readJson(c.req.raw));
 }
 
 /**

@@ -96,13 +96,6 @@ export class UtilizationWatch implements AllocationObserver {
   }
 }
 
-declare module "hono" {
-  interface ContextVariableMap {
-    /** The CNI command a request carried, when its path does not say (a forwarded command). */
-    cniCommand: string;
-  }
-}
-
 const COMMANDS: Record<string, string> = {
   "/v1/cni/add": "add",
   "/v1/cni/del": "del",
@@ -111,26 +104,54 @@ const COMMANDS: Record<string, string> = {
   "/v1/status": "status",
 };
 
+/** The metrics label of a request: its CNI command, or "admin". */
+export const commandOf = (path: string): string => COMMANDS[path] ?? "admin";
+
 let nextRequestId = 1;
 
-/** Times every request, counts errors by CNI code, and tags answers and logs with a request id. */
+/** The client's request id, or one of ours. */
+export const requestIdOf = (given: string | null | undefined): string => given ?? `${process.pid}-${nextRequestId++}`;
+
+/** One answered request, as the telemetry records it. */
+export interface AnsweredRequest {
+  method: string;
+  path: string;
+  /** The metrics label (commandOf, or the command a forwarded request carried). */
+  command: string;
+  id: string;
+  /** performance.now() when it came in. */
+  started: number;
+  status: number;
+  /** An error answer's body (code and msg). */
+  error?: { code?: number; msg?: string } | null;
+  /** Failed on a storage fault, which StoreHealth logged once for its cause. */
+  storageFault?: boolean;
+}
+
+/** Times a request, counts it by CNI code if it failed, and logs it with its request id. */
+export function recordRequest(metrics: DaemonMetrics, log: ConsolaInstance, r: AnsweredRequest): void {
+  metrics.requestDuration.observe((performance.now() - r.started) / 1000, { command: r.command });
+  if (r.status >= 400) {
+    metrics.errors.inc({ code: String(r.error?.code ?? 0) });
+    // An exhausted pool stops pods from starting: an error, not a warning. A storage fault
+    // was logged once for its cause (StoreHealth); each request it fails is only a detail.
+    const level = r.storageFault ? "debug" : r.status >= 500 || r.error?.code === 100 ? "error" : "warn";
+    log[level](`${r.method} ${r.path} failed: ${r.error?.msg ?? r.status}`, { requestId: r.id, code: r.error?.code, status: r.status });
+  } else if (log.level >= 4) {
+    // Built only when it would be written: at hundreds of requests a second, it shows.
+    log.debug(`${r.method} ${r.path}`, { requestId: r.id, status: r.status });
+  }
+}
+
+/** recordRequest for the Hono app's routes, and a request id on every answer. */
 export function requestTelemetry(metrics: DaemonMetrics, log: ConsolaInstance): MiddlewareHandler {
   return async (c, next) => {
-    const id = c.req.header("x-request-id") ?? `${process.pid}-${nextRequestId++}`;
+    const id = requestIdOf(c.req.header("x-request-id"));
     const started = performance.now();
     await next();
-    const command = c.get("cniCommand") ?? COMMANDS[c.req.path] ?? "admin";
-    metrics.requestDuration.observe((performance.now() - started) / 1000, { command });
     c.header("x-request-id", id);
-    if (c.res.status >= 400) {
-      const body = (await c.res.clone().json().catch(() => null)) as { code?: number; msg?: string } | null;
-      metrics.errors.inc({ code: String(body?.code ?? 0) });
-      // An exhausted pool stops pods from starting: an error, not a warning. A storage fault
-      // was logged once for its cause (StoreHealth); each request it fails is only a detail.
-      const level = c.res.headers.has(STORAGE_FAULT_HEADER) ? "debug" : c.res.status >= 500 || body?.code === 100 ? "error" : "warn";
-      log[level](`${c.req.method} ${c.req.path} failed: ${body?.msg ?? c.res.status}`, { requestId: id, code: body?.code, status: c.res.status });
-    } else {
-      log.debug(`${c.req.method} ${c.req.path}`, { requestId: id, status: c.res.status });
-    }
+    const status = c.res.status;
+    const error = status >= 400 ? ((await c.res.clone().json().catch(() => null)) as AnsweredRequest["error"]) : undefined;
+    recordRequest(metrics, log, { method: c.req.method, path: c.req.path, command: commandOf(c.req.path), id, started, status, error, storageFault: c.res.headers.has(STORAGE_FAULT_HEADER) });
   };
 }

@@ -56,17 +56,20 @@ export class ReadGate {
     return (_c, next) => this.run(next);
   }
 
-  /** Hono middleware for a CNI request: while any is in flight, no read starts (within maxDeferMs). */
+  /** A CNI request: while any is in flight, no read starts (within maxDeferMs). */
+  async cniCall<T>(call: () => Promise<T>): Promise<T> {
+    this.cniInFlight++;
+    try {
+      return await call();
+    } finally {
+      this.cniInFlight--;
+      if (this.cniInFlight === 0) this.schedule();
+    }
+  }
+
+  /** cniCall as Hono middleware. */
   cni(): MiddlewareHandler {
-    return async (_c, next) => {
-      this.cniInFlight++;
-      try {
-        await next();
-      } finally {
-        this.cniInFlight--;
-        if (this.cniInFlight === 0) this.schedule();
-      }
-    };
+    return (_c, next) => this.cniCall(next);
   }
 
   private turn(): Promise<void> {

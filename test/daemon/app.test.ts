@@ -2,14 +2,13 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Hono } from "hono";
-import { createApp } from "../../src/daemon/app.ts";
+import { createApp, type DaemonApp } from "../../src/daemon/app.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "ipamd-app-"));
 let n = 0;
-let app: Hono;
+let app: DaemonApp;
 let store: SqliteStore;
 const unexpected: unknown[] = [];
 

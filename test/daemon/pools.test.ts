@@ -3,8 +3,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Hono } from "hono";
-import { createApp } from "../../src/daemon/app.ts";
+import { createApp, type DaemonApp } from "../../src/daemon/app.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { compilePools, type NamedPoolInput } from "../../src/ipam/named-pool.ts";
 import type { PoolReport } from "../../src/protocol-admin.ts";
@@ -15,7 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
 interface Daemon {
-  app: Hono;
+  app: DaemonApp;
   ipam: Engine;
   store: SqliteStore;
   clock: { now: number };
