@@ -11,9 +11,11 @@
  *
  * Sections (scripts/bench-suite/*.ts): 0 this build against the previous main's, same run
  * (baseline.ts: plugin ADD/DEL, empty and FILL in use, and socket throughput at 256 clients);
- * 1 exec cost on an empty pool, 2 the same with FILL in use
- * (exec.ts); 3 flatness at 100k and 1M against a second, empty daemon sampled in the same
- * rounds (exec.ts); 4 socket throughput at 1/16/64/256 clients (throughput.ts); 5 RSS and
+ * 1 exec cost on an empty pool (VERSION, STATUS, ADD, DEL against the round-trip floor, and the
+ * daemon's CPU per STATUS), 2 ADD and DEL with FILL in use (exec.ts, exec-figures.ts, the
+ * no-op servers in floors.ts); 3 flatness at 100k and 1M against a second, empty daemon
+ * sampled in the same rounds, and ADD and DEL at 1M against the round-trip floor; 4 socket
+ * throughput at 1/16/64/256 clients against the socket floor (throughput.ts); 5 RSS and
  * restart (memory.ts), 5b a 99.9% full pool (nearly-full.ts); 6 cost growth against the empty
  * daemon, and its plot (growth.ts); 7 plugin ADD p99 while twelve clients read the largest
  * allocation pages (admin-load.ts). The README's Performance section says how each verdict
@@ -28,15 +30,20 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { baselineSocket, cleanup, emptySocket, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, startEmptyDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
-import { execFigure, flatnessFigure, measure, prepareBinaries } from "./bench-suite/exec.ts";
+import { measure, prepareBinaries, statusCpu } from "./bench-suite/exec.ts";
+import { flatnessFigure, overRoundTrip, statusCpuFigure } from "./bench-suite/exec-figures.ts";
+import { startFloors } from "./bench-suite/floors.ts";
 import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
-import { addThenDel, type GrowthPoint, growthPoint, startSocketFloor, throughputFigures } from "./bench-suite/throughput.ts";
+import { addThenDel, type GrowthPoint, growthPoint, throughputFigures } from "./bench-suite/throughput.ts";
 import { adminLoadFigures } from "./bench-suite/admin-load.ts";
 import { baselineFigure, startBaselineDaemon } from "./bench-suite/baseline.ts";
 import { baselineBinary } from "./bench-suite/exec.ts";
+
+/** Plugin STATUS execs over which the daemon's CPU per STATUS is taken. */
+const STATUS_CPU_EXECS = 200;
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void cleanup().finally(() => process.exit(130)));
 
@@ -58,19 +65,20 @@ try {
   const started = performance.now();
   await prepareBinaries();
   await startDaemon();
-  await startSocketFloor(); // behind the round-trip floor and the socket floor
+  await startFloors(); // the servers of the round-trip floors and the socket floor
   await startEmptyDaemon(); // the peer of flatness and growth, sampled beside the filled one
   await startBaselineDaemon(baselineBinary); // the previous main, filled and sampled alike
   await addThenDel(16, 2000, emptySocket); // warm-up: JIT, connections, sqlite's cache
   const rss0 = await settledRss();
   log(`daemon up, RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB with 0 allocations; ${SAMPLES} interleaved samples per exec figure; bun ${Bun.version}`);
 
-  const empty = await measure(["VERSION", "ADD", "DEL"], ["floor", "roundTrip", "ipamd", "hostLocal"], "empty");
-  const emptyAdd = empty.ADD!;
+  const empty = await measure(["VERSION", "STATUS", "ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "hostLocal"], "empty");
   const figures: Figure[] = [
-    execFigure("1 exec, empty", "VERSION", empty.VERSION!),
-    execFigure("1 exec, empty", "ADD, empty pool", emptyAdd, "floor"),
-    execFigure("1 exec, empty", "DEL, empty pool", empty.DEL!),
+    overRoundTrip("1 exec, empty", "VERSION", empty.VERSION!, empty.ADD!, 0.3),
+    overRoundTrip("1 exec, empty", "STATUS", empty.STATUS!, empty.ADD!, 0.3),
+    overRoundTrip("1 exec, empty", "ADD, empty pool", empty.ADD!, empty.ADD!, 1.0),
+    overRoundTrip("1 exec, empty", "DEL, empty pool", empty.DEL!, empty.ADD!, 1.0),
+    statusCpuFigure(await statusCpu(STATUS_CPU_EXECS), STATUS_CPU_EXECS),
   ];
   const before = await measure(["ADD", "DEL"], ["ipamd", "baseline"], "base-empty");
   figures.push(baselineFigure("plugin ADD, empty pool", "ms p50", before.ADD!.ipamd!, before.ADD!.baseline!), baselineFigure("plugin DEL, empty pool", "ms p50", before.DEL!.ipamd!, before.DEL!.baseline!));
@@ -91,12 +99,17 @@ try {
       await fillTo(FILL, baselineSocket);
       const filledBefore = await measure(["ADD", "DEL"], ["ipamd", "baseline"], "base-full");
       figures.push(baselineFigure(`plugin ADD, ${FILL} in use`, "ms p50", filledBefore.ADD!.ipamd!, filledBefore.ADD!.baseline!));
-      const full = await measure(["ADD", "DEL"], ["floor", "roundTrip", "ipamd", "hostLocal"], "full");
-      figures.push(execFigure(`2 exec, ${FILL} in use`, `ADD, ${FILL} in use`, full.ADD!, "ratio"), execFigure(`2 exec, ${FILL} in use`, `DEL, ${FILL} in use`, full.DEL!));
+      const full = await measure(["ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "hostLocal"], "full");
+      const section = `2 exec, ${FILL.toLocaleString("en")} in use`;
+      figures.push(overRoundTrip(section, `ADD, ${FILL.toLocaleString("en")} in use`, full.ADD!, full.ADD!, 1.0), overRoundTrip(section, `DEL, ${FILL.toLocaleString("en")} in use`, full.DEL!, full.ADD!, 1.0));
     }
     if (level === 100_000 || level === 1_000_000) {
-      const flat = await measure(["ADD", "DEL"], ["floor", "ipamd", "ipamdEmpty"], `flat${level}`);
+      const flat = await measure(["ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "ipamdEmpty"], `flat${level}`);
       figures.push(flatnessFigure(level, flat.ADD!));
+      if (level === 1_000_000) {
+        const section = "3 exec, 1,000,000 in use";
+        figures.push(overRoundTrip(section, "ADD, 1,000,000 in use", flat.ADD!, flat.ADD!, 1.0), overRoundTrip(section, "DEL, 1,000,000 in use", flat.DEL!, flat.ADD!, 1.0));
+      }
     }
   }
   const top = levels.at(-1) ?? FILL;

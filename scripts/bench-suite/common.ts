@@ -27,8 +27,10 @@ export const RANGES = [[{ subnet: SUBNET }]];
 
 export const tmp = mkdtempSync(join(tmpdir(), "ipamd-bench-"));
 export const socket = join(tmp, "ipamd.sock");
-/** The no-op server's socket (throughput.ts): the socket floor, and the round-trip floor's peer. */
+/** The no-op server's socket (floors.ts): the socket floor, and the round-trip floor's server. */
 export const floorSocket = join(tmp, "floor.sock");
+/** The no-op server that fdatasyncs each body before answering (floors.ts): the durable floor's. */
+export const durableSocket = join(tmp, "durable.sock");
 export const dbPath = join(tmp, "ipamd.db");
 /** The empty daemon's socket: the peer of the flatness and growth figures (startEmptyDaemon). */
 export const emptySocket = join(tmp, "empty.sock");
@@ -93,6 +95,18 @@ export async function stopDaemon(): Promise<void> {
   const stopped = await Promise.race([d.exited.then(() => true), Bun.sleep(5000).then(() => false)]);
   if (!stopped) d.kill("SIGKILL");
   await d.exited;
+}
+
+/** The daemon's process id (its CPU time is read from /proc). */
+export function daemonPid(): number {
+  if (!daemon) throw new Error("no daemon");
+  return daemon.pid;
+}
+
+/** A process's CPU time (user + system) in ms, from /proc (USER_HZ is 100 on Linux). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** The daemon's resident set in bytes (VmRSS). */

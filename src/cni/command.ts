@@ -45,7 +45,36 @@ export function checkedStdin(text: string | Error): string {
   return text;
 }
 
+/**
+ * Netconfs already parsed, by their text: the daemon sees the same few again and again (one
+ * per network, STATUS every few seconds), and run cold, between pod starts, the schema costs
+ * a pod start ~0.07 ms. A netconf is a pure function of its text; entries are frozen, so no
+ * caller can change what the next one gets. Bounded: the oldest goes first, and a large one (a
+ * GC's list of attachments) is not kept.
+ */
+const parsedNetConfs = new Map<string, NetConf>();
+const MAX_PARSED_NETCONFS = 64;
+const MAX_KEPT_NETCONF_CHARS = 16 * 1024;
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 function parseNetConf(stdin: string): NetConf {
+  const known = parsedNetConfs.get(stdin);
+  if (known) return known;
+  const conf = deepFreeze(parseNetConfText(stdin));
+  if (stdin.length > MAX_KEPT_NETCONF_CHARS) return conf;
+  if (parsedNetConfs.size >= MAX_PARSED_NETCONFS) parsedNetConfs.delete(parsedNetConfs.keys().next().value!);
+  parsedNetConfs.set(stdin, conf);
+  return conf;
+}
+
+function parseNetConfText(stdin: string): NetConf {
   let json: unknown;
   try {
     json = JSON.parse(stdin);

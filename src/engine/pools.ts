@@ -110,10 +110,29 @@ export class PoolRegistry {
     return record.pool === null ? DEFAULT_POLICY : (this.pools.get(record.pool)?.policy ?? DEFAULT_POLICY);
   }
 
+  /** Inline range sets already parsed, by their JSON (one entry per network's netconf, in practice). */
+  private readonly parsedRanges = new Map<string, RangeSet[]>();
+
+  /**
+   * A netconf's range sets, parsed once: run cold, between pod starts, parsing and checking
+   * them costs a pod start more than looking them up. Bounded like `inline`.
+   */
+  private rangeSetsOf(input: AddRequest["ranges"]): RangeSet[] {
+    if (!input) return [];
+    const key = JSON.stringify(input);
+    let sets = this.parsedRanges.get(key);
+    if (!sets) {
+      sets = parseRangeSets(input);
+      if (this.parsedRanges.size >= MAX_INLINE_REPORTED) this.parsedRanges.delete(this.parsedRanges.keys().next().value!);
+      this.parsedRanges.set(key, sets);
+    }
+    return sets;
+  }
+
   targetsFor(req: AddRequest): AddTargets {
     const targets: Target[] = [];
     const slots: number[][] = [];
-    for (const rangeSet of parseRangeSets(req.ranges ?? [])) {
+    for (const rangeSet of this.rangeSetsOf(req.ranges)) {
       this.refuseOverlapWithNamed(rangeSet);
       const target: Target = { space: req.network, pool: null, rangeSet, policy: DEFAULT_POLICY, maxPerNamespace: null };
       // Remembered for reports, newest last; bounded, since every distinct netconf adds one.
