@@ -29,7 +29,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { baselineSocket, cleanup, emptySocket, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, startDaemon, startEmptyDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
+import { baselineSocket, cleanup, emptySocket, type Figure, FILL, HOST_LOCAL, IPAMD, liveAllocations, MAX, ROOT, SAMPLES, socket, startDaemon, startEmptyDaemon, SUBNET, THROUGHPUT_OPS } from "./bench-suite/common.ts";
 import { measure, prepareBinaries, statusCpu } from "./bench-suite/exec.ts";
 import { flatnessFigure, overRoundTrip, statusCpuFigure } from "./bench-suite/exec-figures.ts";
 import { startFloors } from "./bench-suite/floors.ts";
@@ -37,7 +37,7 @@ import { fillHostLocal, fillTo } from "./bench-suite/fill.ts";
 import { growthFigures, growthSvg } from "./bench-suite/growth.ts";
 import { restartFigure, rssFigure, settledRss } from "./bench-suite/memory.ts";
 import { nearlyFullFigure } from "./bench-suite/nearly-full.ts";
-import { addThenDel, type GrowthPoint, growthPoint, throughputFigures } from "./bench-suite/throughput.ts";
+import { addThenDel, type GrowthPoint, growthPoint, interleaved, throughputFigures } from "./bench-suite/throughput.ts";
 import { adminLoadFigures } from "./bench-suite/admin-load.ts";
 import { baselineFigure, startBaselineDaemon } from "./bench-suite/baseline.ts";
 import { baselineBinary } from "./bench-suite/exec.ts";
@@ -84,7 +84,7 @@ try {
   figures.push(baselineFigure("plugin ADD, empty pool", "ms p50", before.ADD!.ipamd!, before.ADD!.baseline!), baselineFigure("plugin DEL, empty pool", "ms p50", before.DEL!.ipamd!, before.DEL!.baseline!));
   log("section 1 done; section 4: throughput");
   figures.push(...(await throughputFigures([1, 16, 64, 256], THROUGHPUT_OPS)));
-  const [now256, before256] = [await addThenDel(256, THROUGHPUT_OPS), await addThenDel(256, THROUGHPUT_OPS, baselineSocket)];
+  const [now256, before256] = await interleaved(256, THROUGHPUT_OPS, socket, baselineSocket);
   figures.push(baselineFigure("socket ADD+DEL, 256 clients", "allocations/s", now256.perSecond, before256.perSecond, true));
 
   const levels = [1_000, 10_000, 100_000, 1_000_000].filter((l) => l <= MAX);
