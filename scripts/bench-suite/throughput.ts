@@ -4,7 +4,8 @@
  * durable commits on (synchronous=FULL; every answer after its fsync). Allocations/s counts
  * ADDs answered per second of wall time; latencies are per request, in ms.
  */
-import { emptySocket, type Figure, floorSocket, NETWORK, RANGES, socket, type Stats, stats, verdict, workers } from "./common.ts";
+import { cpuMs, daemonPid, emptySocket, type Figure, floorSocket, NETWORK, RANGES, socket, type Stats, stats, verdict, workers } from "./common.ts";
+import { socketFloorPid } from "./floors.ts";
 
 const headers = { "content-type": "application/json" };
 let counter = 0;
@@ -15,7 +16,7 @@ async function post(unix: string, path: string, body: string): Promise<void> {
   await res.arrayBuffer();
 }
 
-export interface Run { clients: number; ops: number; seconds: number; perSecond: number; add: Stats; del: Stats }
+export interface Run { clients: number; ops: number; seconds: number; perSecond: number; add: Stats; del: Stats; cpuUsPerPair?: number }
 
 /** `ops` ADD+DEL pairs spread over `clients` concurrent clients: wall time and every latency. */
 async function pairs(clients: number, ops: number, unix: string): Promise<{ seconds: number; addMs: number[]; delMs: number[] }> {
@@ -42,6 +43,8 @@ export async function addThenDel(clients: number, ops: number, unix = socket): P
   return { clients, ops, seconds, perSecond: ops / seconds, add: stats(addMs), del: stats(delMs) };
 }
 
+const cpuText = (run: Run) => (run.cpuUsPerPair === undefined ? "?" : run.cpuUsPerPair.toFixed(0));
+
 /** Slices per side in an interleaved comparison: enough that a burst of other load hits both. */
 const SLICES = 6;
 
@@ -51,19 +54,29 @@ const SLICES = 6;
  * neighbours' load as much as the servers (the same 256-client run gave 3,245 and 9,466 pairs/s
  * within two minutes). Each side's rate is its pairs over the sum of its slices' wall time.
  */
-export async function interleaved(clients: number, ops: number, a: string, b: string): Promise<[Run, Run]> {
-  const sides = [a, b].map((unix) => ({ unix, seconds: 0, ops: 0, addMs: [] as number[], delMs: [] as number[] }));
+export async function interleaved(clients: number, ops: number, a: string, b: string, pids?: [number, number]): Promise<[Run, Run]> {
+  const sides = [a, b].map((unix, i) => ({ unix, pid: pids?.[i], seconds: 0, ops: 0, cpuMs: 0, addMs: [] as number[], delMs: [] as number[] }));
   const slice = Math.max(clients, Math.ceil(ops / SLICES));
   for (let round = 0; round < SLICES; round++) {
     for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+      const cpuBefore = side.pid === undefined ? 0 : cpuMs(side.pid);
       const run = await pairs(clients, slice, side.unix);
+      if (side.pid !== undefined) side.cpuMs += cpuMs(side.pid) - cpuBefore;
       side.seconds += run.seconds;
       side.ops += slice;
       side.addMs.push(...run.addMs);
       side.delMs.push(...run.delMs);
     }
   }
-  const [x, y] = sides.map((side): Run => ({ clients, ops: side.ops, seconds: side.seconds, perSecond: side.ops / side.seconds, add: stats(side.addMs), del: stats(side.delMs) }));
+  const [x, y] = sides.map((side): Run => ({
+    clients,
+    ops: side.ops,
+    seconds: side.seconds,
+    perSecond: side.ops / side.seconds,
+    add: stats(side.addMs),
+    del: stats(side.delMs),
+    ...(side.pid === undefined ? {} : { cpuUsPerPair: (side.cpuMs * 1000) / side.ops }),
+  }));
   return [x!, y!];
 }
 
@@ -77,7 +90,7 @@ export async function throughputFigures(levels: number[], ops: number): Promise<
   const figures: Figure[] = [];
   await addThenDel(16, Math.min(2000, ops), floorSocket);
   for (const clients of levels) {
-    const [run, peer] = await interleaved(clients, ops, socket, floorSocket);
+    const [run, peer] = await interleaved(clients, ops, socket, floorSocket, [daemonPid(), socketFloorPid]);
     const targeted = clients === 256;
     const pass = targeted ? run.perSecond >= 0.5 * peer.perSecond : null;
     figures.push({
@@ -90,7 +103,7 @@ export async function throughputFigures(levels: number[], ops: number): Promise<
       ratio: run.perSecond / peer.perSecond,
       target: targeted ? "≥ 0.5× socket floor" : "—",
       pass,
-      detail: verdict(pass, `${(run.perSecond / peer.perSecond).toFixed(2)}× the socket floor, ${SLICES} alternating slices each; ADD p50 ${run.add.p50.toFixed(2)} ms, p99 ${run.add.p99.toFixed(2)} ms; DEL p99 ${run.del.p99.toFixed(2)} ms; floor ADD p99 ${peer.add.p99.toFixed(2)} ms`),
+      detail: verdict(pass, `${(run.perSecond / peer.perSecond).toFixed(2)}× the socket floor, ${SLICES} alternating slices each; server CPU ${cpuText(run)} vs ${cpuText(peer)} µs per pair; ADD p50 ${run.add.p50.toFixed(2)} ms, p99 ${run.add.p99.toFixed(2)} ms; DEL p99 ${run.del.p99.toFixed(2)} ms; floor ADD p99 ${peer.add.p99.toFixed(2)} ms`),
       extra: { run, floor: peer },
     });
     console.error(`throughput: ${clients} clients, ${Math.round(run.perSecond)} allocations/s (socket floor ${Math.round(peer.perSecond)}), ADD p99 ${run.add.p99.toFixed(2)} ms`);
