@@ -72,7 +72,7 @@ try {
   const rss0 = await settledRss();
   log(`daemon up, RSS ${(rss0 / 2 ** 20).toFixed(1)} MiB with 0 allocations; ${SAMPLES} interleaved samples per exec figure; bun ${Bun.version}`);
 
-  const empty = await measure(["VERSION", "STATUS", "ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "hostLocal"], "empty");
+  const empty = await measure(["VERSION", "STATUS", "ADD", "DEL"], ["floor", "stdin", "roundTrip", "durable", "ipamd", "hostLocal"], "empty");
   const figures: Figure[] = [
     overRoundTrip("1 exec, empty", "VERSION", empty.VERSION!, empty.ADD!, 0.3),
     overRoundTrip("1 exec, empty", "STATUS", empty.STATUS!, empty.ADD!, 0.3),
@@ -99,12 +99,12 @@ try {
       await fillTo(FILL, baselineSocket);
       const filledBefore = await measure(["ADD", "DEL"], ["ipamd", "baseline"], "base-full");
       figures.push(baselineFigure(`plugin ADD, ${FILL} in use`, "ms p50", filledBefore.ADD!.ipamd!, filledBefore.ADD!.baseline!));
-      const full = await measure(["ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "hostLocal"], "full");
+      const full = await measure(["ADD", "DEL"], ["floor", "stdin", "roundTrip", "durable", "ipamd", "hostLocal"], "full");
       const section = `2 exec, ${FILL.toLocaleString("en")} in use`;
       figures.push(overRoundTrip(section, `ADD, ${FILL.toLocaleString("en")} in use`, full.ADD!, full.ADD!, 1.0), overRoundTrip(section, `DEL, ${FILL.toLocaleString("en")} in use`, full.DEL!, full.ADD!, 1.0));
     }
     if (level === 100_000 || level === 1_000_000) {
-      const flat = await measure(["ADD", "DEL"], ["floor", "roundTrip", "durable", "ipamd", "ipamdEmpty"], `flat${level}`);
+      const flat = await measure(["ADD", "DEL"], ["floor", "stdin", "roundTrip", "durable", "ipamd", "ipamdEmpty"], `flat${level}`);
       figures.push(flatnessFigure(level, flat.ADD!));
       if (level === 1_000_000) {
         const section = "3 exec, 1,000,000 in use";

@@ -23,10 +23,12 @@ export function overRoundTrip(section: string, name: string, s: Partial<Record<I
   const floor = rt.floor ? stats(rt.floor) : undefined;
   const hl = s.hostLocal ? stats(s.hostLocal) : undefined;
   const durable = rt.durable ? stats(rt.durable) : undefined;
+  const stdin = rt.stdin ? stats(rt.stdin) : undefined;
   const notes = [
     `round trip ${ms(roundTrip.p50)} + ${ms(over)} ms`,
     ...(hl ? [`host-local ${ms(hl.p50)} ms (${(hl.p50 / ipamd.p50).toFixed(1)}× ipamd)`] : []),
     ...(floor ? [`Bun floor ${ms(floor.p50)}`] : []),
+    ...(floor && stdin ? [`stdin alone: Bun floor + ${ms(stdin.p50 - floor.p50)}`] : []),
     ...(durable ? [`durable floor: round trip + ${ms(durable.p50 - roundTrip.p50)}`] : []),
     `p99 ${ms(ipamd.p99)}`,
   ];
@@ -41,7 +43,7 @@ export function overRoundTrip(section: string, name: string, s: Partial<Record<I
     target: `≤ round trip + ${budgetMs.toFixed(1)} ms`,
     pass,
     detail: verdict(pass, notes.join("; ")),
-    extra: { ipamd: pcts(ipamd), roundTrip: pcts(roundTrip), ...(floor ? { floor: pcts(floor) } : {}), ...(hl ? { hostLocal: pcts(hl) } : {}), ...(durable ? { durable: pcts(durable) } : {}) },
+    extra: { ipamd: pcts(ipamd), roundTrip: pcts(roundTrip), ...(floor ? { floor: pcts(floor) } : {}), ...(hl ? { hostLocal: pcts(hl) } : {}), ...(durable ? { durable: pcts(durable) } : {}), ...(stdin ? { stdin: pcts(stdin) } : {}) },
   };
 }
 

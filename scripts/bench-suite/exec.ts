@@ -6,6 +6,8 @@
  *
  * - floor: a program that only does `await Bun.write(Bun.stdout, "{}\n")`, compiled with the
  *   same bun and flags as dist/ipamd. No Bun plugin can be faster.
+ * - stdin: the floor plus reading stdin whole (Bun.stdin.text(), as ipamd reads it): the part
+ *   of the round-trip floor that is not the socket (information).
  * - roundTrip (the round-trip floor): the floor plus what any plugin backed by a daemon must
  *   do: read stdin, POST it over the unix socket to the no-op server (floors.ts, a process of
  *   its own) and print the answer. No plugin of this architecture can be faster; ipamd's own
@@ -23,12 +25,13 @@ import { buildBaseline } from "./baseline-build.ts";
 import { baselineSocket, cpuMs, daemonPid, durableSocket, emptySocket, floorSocket, HOST_LOCAL, IPAMD, NETWORK, SAMPLES, SUBNET, socket, tmp } from "./common.ts";
 import { socketFloorPid } from "./floors.ts";
 
-export type Impl = "floor" | "roundTrip" | "durable" | "ipamd" | "ipamdEmpty" | "hostLocal" | "baseline";
+export type Impl = "floor" | "stdin" | "roundTrip" | "durable" | "ipamd" | "ipamdEmpty" | "hostLocal" | "baseline";
 const BUILD_FLAGS = ["--compile", "--splitting", "--minify", "--bytecode", "--format=esm", "--target=bun"]; // as the Makefile
 /** All run from fresh files in the run's temp dir (see prepareBinaries). */
 const bin = join(tmp, "bin");
 const binaries: Record<Impl, string> = {
   floor: join(bin, "floor"),
+  stdin: join(bin, "stdin"),
   roundTrip: join(bin, "round-trip"),
   durable: join(bin, "durable-round-trip"),
   ipamd: join(bin, "ipamd"),
@@ -42,6 +45,7 @@ export const baselineBinary = binaries.baseline;
 const ipamdConf = (unix: string) => JSON.stringify({ cniVersion: "1.1.0", name: NETWORK, ipam: { type: "ipamd", socket: unix, ranges: [[{ subnet: SUBNET }]] } });
 const netconfs: Record<Impl, string> = {
   floor: JSON.stringify({ cniVersion: "1.0.0", name: NETWORK, ipam: { type: "floor", ranges: [[{ subnet: SUBNET }]] } }),
+  stdin: JSON.stringify({ cniVersion: "1.1.0", name: NETWORK, ipam: { type: "stdin", ranges: [[{ subnet: SUBNET }]] } }),
   roundTrip: JSON.stringify({ cniVersion: "1.1.0", name: NETWORK, ipam: { type: "round-trip", ranges: [[{ subnet: SUBNET }]] } }),
   durable: JSON.stringify({ cniVersion: "1.1.0", name: NETWORK, ipam: { type: "round-trip", ranges: [[{ subnet: SUBNET }]] } }),
   ipamd: ipamdConf(socket),
@@ -70,7 +74,11 @@ export async function prepareBinaries(): Promise<void> {
     await Bun.write(binaries[impl], Bun.file(impl === "ipamd" ? IPAMD : HOST_LOCAL));
     chmodSync(binaries[impl], 0o755);
   }
-  const sources = [["floor", 'await Bun.write(Bun.stdout, "{}\\n");\nexport {};\n'], ["roundTrip", roundTripSource(floorSocket)], ["durable", roundTripSource(durableSocket)]] as const;
+  const sources = [
+    ["floor", 'await Bun.write(Bun.stdout, "{}\\n");\nexport {};\n'],
+    ["stdin", 'const netconf = await Bun.stdin.text();\nawait Bun.write(Bun.stdout, `{"read":${netconf.length}}\\n`);\nprocess.exit(0);\nexport {};\n'],
+    ["roundTrip", roundTripSource(floorSocket)], ["durable", roundTripSource(durableSocket)],
+  ] as const;
   for (const [impl, source] of sources) {
     const src = `${binaries[impl]}.ts`;
     await Bun.write(src, source);
@@ -91,7 +99,8 @@ async function exec(impl: Impl, command: string, containerID: string): Promise<n
   const code = await proc.exited;
   const ms = (Bun.nanoseconds() - start) / 1e6;
   const out = await new Response(proc.stdout).text();
-  if (code !== 0 || (command === "ADD" && impl !== "floor" && !out.includes('"ips"'))) {
+  const answered = impl === "floor" ? true : impl === "stdin" ? out.trim() === `{"read":${netconfs.stdin.length}}` : command !== "ADD" || out.includes('"ips"');
+  if (code !== 0 || !answered) {
     throw new Error(`${impl} ${command} ${containerID} failed (exit ${code}): ${out.trim()} ${(await new Response(proc.stderr).text()).trim()}`);
   }
   return ms;
@@ -105,7 +114,7 @@ export type Samples = Record<string, Partial<Record<Impl, number[]>>>;
  * The floor and round-trip programs do the same whatever the command: they run once per round,
  * beside ADD, and are the peers of every command of that round. host-local has no STATUS.
  */
-const ONCE_PER_ROUND: ReadonlySet<Impl> = new Set(["floor", "roundTrip", "durable"]);
+const ONCE_PER_ROUND: ReadonlySet<Impl> = new Set(["floor", "stdin", "roundTrip", "durable"]);
 const measures = (impl: Impl, command: string) => (!ONCE_PER_ROUND.has(impl) || command === "ADD") && (impl !== "hostLocal" || command !== "STATUS");
 
 /** Per round, each command once per implementation, in order. */
