@@ -59,7 +59,7 @@ export function statusCpuFigure(cpu: { ipamdUs: number; floorUs: number }, count
     ratio: cpu.ipamdUs / cpu.floorUs,
     target: "—",
     pass: null,
-    detail: `user + system time of the serving process over ${count} execs of each`,
+    detail: `CPU time of the serving process (its threads' schedstat) over ${count} execs of each`,
   };
 }
 

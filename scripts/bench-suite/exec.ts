@@ -133,7 +133,7 @@ export async function measure(commands: string[], impls: Impl[], tag: string, ro
 /**
  * CPU time the daemon spends per plugin STATUS (containerd asks every few seconds, on every
  * node), beside the socket floor's per round trip: `count` execs of each, nothing else talking
- * to either meanwhile, the server's user + system time from /proc over the whole loop.
+ * to either meanwhile, the server's CPU time (cpuMs: its threads' schedstat) over the whole loop.
  */
 export async function statusCpu(count: number): Promise<{ ipamdUs: number; floorUs: number }> {
   const perExec = async (impl: Impl, command: string, pid: number) => {
