@@ -135,6 +135,20 @@ export function matchesSearch(r: AllocationRecord, term: string): boolean {
   );
 }
 
+/** Whether a record matches every field of a filter: for backends that filter in memory. */
+export function matchesFilter(r: AllocationRecord, f: AllocationFilter): boolean {
+  return (
+    (f.pool === undefined || r.pool === f.pool) &&
+    (f.node === undefined || r.node === f.node) &&
+    (f.network === undefined || r.network === f.network) &&
+    (f.podNamespace === undefined || r.podNamespace === f.podNamespace) &&
+    (f.podName === undefined || r.podName === f.podName) &&
+    (f.containerID === undefined || r.containerID === f.containerID) &&
+    (f.ip === undefined || r.ip === f.ip) &&
+    (f.search === undefined || matchesSearch(r, f.search))
+  );
+}
+
 export interface HistoryFilter {
   ip?: string;
   containerID?: string;

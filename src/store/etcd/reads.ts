@@ -5,27 +5,13 @@
  * field (all allocations, a free-text search) walks a/ in address order, a page at a time.
  */
 import { type EtcdClient, type KeyValue, prefixEnd } from "../etcd-client.ts";
-import { type AllocationFilter, type AllocationRecord, type HistoryEvent, type HistoryFilter, matchesSearch } from "../store.ts";
+import { type AllocationFilter, type AllocationRecord, type HistoryEvent, type HistoryFilter, matchesFilter } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
 import { addressPart, eventTime, type Layout, part } from "./layout.ts";
 import { eventsOf, isHold, parseValue, recordsOf } from "./values.ts";
 
 /** Keys read per range request when a list walks a prefix. */
 const CHUNK = 500;
-
-/** Whether a record matches every field of a filter (the keys already narrowed some). */
-function matches(r: AllocationRecord, f: AllocationFilter): boolean {
-  return (
-    (f.pool === undefined || r.pool === f.pool) &&
-    (f.node === undefined || r.node === f.node) &&
-    (f.network === undefined || r.network === f.network) &&
-    (f.podNamespace === undefined || r.podNamespace === f.podNamespace) &&
-    (f.podName === undefined || r.podName === f.podName) &&
-    (f.containerID === undefined || r.containerID === f.containerID) &&
-    (f.ip === undefined || r.ip === f.ip) &&
-    (f.search === undefined || matchesSearch(r, f.search))
-  );
-}
 
 export class EtcdReads {
   constructor(
@@ -78,7 +64,7 @@ export class EtcdReads {
     const offset = f.offset ?? 0;
     const after = f.after ? `${part(f.after.space)}/${addressPart(f.after.ip)}` : "";
     const inOrder = (rs: AllocationRecord[]) => {
-      const keyed = rs.filter((r) => matches(r, f)).map((r) => [`${part(r.space)}/${addressPart(r.ip)}`, r] as const);
+      const keyed = rs.filter((r) => matchesFilter(r, f)).map((r) => [`${part(r.space)}/${addressPart(r.ip)}`, r] as const);
       return keyed.filter(([k]) => k > after).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r).slice(offset, offset + limit);
     };
     // A field with its own keys narrows the read to that field's allocations.
@@ -96,7 +82,7 @@ export class EtcdReads {
     const base = this.L.allocations();
     for await (const kv of this.walk(base, { from: after ? `${base}${after}\0` : base })) {
       const r = parseValue(kv);
-      if (isHold(r) || !matches(r, f)) continue;
+      if (isHold(r) || !matchesFilter(r, f)) continue;
       if (skip > 0) skip--;
       else if (out.push(r) >= limit) break;
     }

@@ -5,23 +5,9 @@
  * commits at once, other daemons' a moment later.
  */
 import { addressOrderKey, type Family, lastOf, networkOf, parseCidr, parseIp } from "../../ipam/address.ts";
-import { type AllocationFilter, type AllocationRecord, type Binding, type Block, type Hold, matchesSearch } from "../records.ts";
+import { type AllocationFilter, type AllocationRecord, type Binding, type Block, type Hold, matchesFilter } from "../records.ts";
 import type { BlockCache } from "./cache.ts";
 import { allocationOf, bindingOf, holdOf } from "./stored.ts";
-
-/** Whether a record matches every field of a filter. */
-function matches(r: AllocationRecord, f: AllocationFilter): boolean {
-  return (
-    (f.pool === undefined || r.pool === f.pool) &&
-    (f.node === undefined || r.node === f.node) &&
-    (f.network === undefined || r.network === f.network) &&
-    (f.podNamespace === undefined || r.podNamespace === f.podNamespace) &&
-    (f.podName === undefined || r.podName === f.podName) &&
-    (f.containerID === undefined || r.containerID === f.containerID) &&
-    (f.ip === undefined || r.ip === f.ip) &&
-    (f.search === undefined || matchesSearch(r, f.search))
-  );
-}
 
 /** Address order, as every store lists: by space, then IPv4 before IPv6, then numerically. */
 function orderKey(space: string, ip: string): string {
@@ -56,7 +42,7 @@ function candidates(cache: BlockCache, f: AllocationFilter): AllocationRecord[] 
 export function allocations(cache: BlockCache, f: AllocationFilter): AllocationRecord[] {
   const after = f.after ? orderKey(f.after.space, f.after.ip) : "";
   const keyed = candidates(cache, f)
-    .filter((r) => matches(r, f))
+    .filter((r) => matchesFilter(r, f))
     .map((r) => [orderKey(r.space, r.ip), r] as const)
     .filter(([k]) => k > after)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
