@@ -31,6 +31,7 @@ import { type EtcdCluster, startEtcd } from "../test/store/etcd-cluster.ts";
 import { BASELINE_REF, buildBaseline } from "./bench-suite/baseline-build.ts";
 import { addressOf } from "../src/store/etcd/layout.ts";
 import { sweepReads } from "./bench-suite/sweep-reads.ts";
+import { durableSlice, Load, p } from "./bench-suite/cluster-load.ts";
 
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS ?? 10);
 /** Slices per peer: each load figure is the sum of this many slices of SECONDS / ROUNDS (3: each peer goes first once). */
@@ -40,67 +41,6 @@ const WARMUP = Number(process.env.BENCH_CLUSTER_WARMUP ?? 2);
 const CLIENTS = 64;
 const PLUGIN_SAMPLES = Number(process.env.BENCH_CLUSTER_PLUGIN_SAMPLES ?? 100);
 const SUBNET = "10.128.0.0/14";
-
-const p = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))] ?? NaN;
-
-/** A peer's load, summed over its slices. */
-class Load {
-  answered: string[] = [];
-  latencies: number[] = [];
-  /** Every request not answered as asked, by why: any one misses the target. */
-  failures = new Map<string, number>();
-  seconds = 0;
-  count = 0;
-
-  failed(why: string): void {
-    this.failures.set(why, (this.failures.get(why) ?? 0) + 1);
-  }
-
-  get rate(): number {
-    return this.count / this.seconds;
-  }
-
-  get failedCount(): number {
-    return [...this.failures.values()].reduce((a, b) => a + b, 0);
-  }
-
-  /** The failures by reason, for the table (empty when none). */
-  get why(): string {
-    return this.failedCount ? `: ${[...this.failures].map(([k, v]) => `${v}× ${k}`).join(", ")}` : "";
-  }
-}
-
-/** One slice: 3 daemons × CLIENTS clients doing ADDs for `seconds` (container IDs unique to the slice). */
-async function durableSlice(load: Load, daemons: Daemon[], seconds: number, slice: number): Promise<void> {
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(
-    daemons.flatMap((d, di) =>
-      Array.from({ length: CLIENTS }, async (_, ci) => {
-        for (let i = 0; performance.now() < deadline; i++) {
-          const t = performance.now();
-          try {
-            const res = await fetch("http://ipamd/v1/cni/add", {
-              unix: d.socket,
-              method: "POST",
-              headers: { "content-type": "application/json" },
-              body: JSON.stringify({ network: "bench", containerID: `s${slice}-d${di}-c${ci}-${i}`, ifname: "eth0", ranges: [[{ subnet: SUBNET }]] }),
-            });
-            const body = (await res.json()) as { ips?: { address: string }[]; code?: number; msg?: string };
-            if (res.ok && body.ips?.length) {
-              load.answered.push(body.ips[0]!.address);
-              load.latencies.push(performance.now() - t);
-              load.count++;
-            } else load.failed(`HTTP ${res.status} code ${body.code ?? "none"} (${(body.msg ?? "").replace(/https?:\/\/[^ ,)]+/g, "URL").slice(0, 90)})`);
-          } catch (err) {
-            load.failed((err as Error).message.split(":")[0]!);
-          }
-        }
-      }),
-    ),
-  );
-  load.seconds += (performance.now() - started) / 1000;
-}
 
 /** One slice of raw etcd: 192 clients, one compare-and-create txn on a fresh key each. */
 async function rawSlice(load: Load, clients: EtcdClient[], seconds: number, slice: number): Promise<void> {
@@ -163,13 +103,13 @@ async function main(): Promise<number> {
   // cluster and this process's cold code (the first seconds here ran at half the rate).
   let slice = 0;
   const warm = [new Load(), new Load(), new Load()] as const;
-  await durableSlice(warm[0], daemons, WARMUP, slice++);
-  await durableSlice(warm[1], baselineDaemons, WARMUP, slice++);
+  await durableSlice(warm[0], daemons, WARMUP, CLIENTS, SUBNET, `s${slice++}`);
+  await durableSlice(warm[1], baselineDaemons, WARMUP, CLIENTS, SUBNET, `s${slice++}`);
   await rawSlice(warm[2], rawClients, WARMUP, slice++);
   const ipamd = new Load();
   const before = new Load();
   const raw = new Load();
-  const peers = [() => durableSlice(ipamd, daemons, SECONDS / ROUNDS, slice), () => durableSlice(before, baselineDaemons, SECONDS / ROUNDS, slice), () => rawSlice(raw, rawClients, SECONDS / ROUNDS, slice)];
+  const peers = [() => durableSlice(ipamd, daemons, SECONDS / ROUNDS, CLIENTS, SUBNET, `s${slice}`), () => durableSlice(before, baselineDaemons, SECONDS / ROUNDS, CLIENTS, SUBNET, `s${slice}`), () => rawSlice(raw, rawClients, SECONDS / ROUNDS, slice)];
   const names = ["ipamd", "previous main", "raw"];
   for (let round = 0; round < ROUNDS; round++) {
     const rates: string[] = [];

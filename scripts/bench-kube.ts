@@ -26,7 +26,7 @@ import { daemons, etcdStore, kubeStore, type SharedStore } from "../test/e2e/sha
 import { adminClient } from "../test/kube/helpers.ts";
 import { apiserverCounters, delta, sum, writesOf } from "./bench-suite/apiserver-load.ts";
 import { blockWriteCost } from "./bench-suite/block-writes.ts";
-import { durableLoad, failedCount, type LoadResult, p, whyFailed } from "./bench-suite/cluster-load.ts";
+import { durableLoad, type Load, p } from "./bench-suite/cluster-load.ts";
 
 const SECONDS = Number(process.env.BENCH_KUBE_SECONDS ?? 10);
 const CLIENTS = 64;
@@ -41,7 +41,7 @@ async function threeDaemons(store: SharedStore): Promise<{ scope: string; ds: Da
 }
 
 /** Duplicates among the answers and in the store, and answers the store lacks. */
-async function checkStored(store: SharedStore, scope: string, load: LoadResult) {
+async function checkStored(store: SharedStore, scope: string, load: Load) {
   const stored = (await store.allocations(scope)).map((r) => r.ip);
   const inStore = new Set(stored);
   return { stored: stored.length, duplicates: load.answered.length - new Set(load.answered).size + (stored.length - inStore.size), missing: load.answered.filter((ip) => !inStore.has(ip)).length };
@@ -91,7 +91,7 @@ async function pluginP50(kubeDaemon: Daemon, embedded: Daemon, kube: ReturnType<
 }
 
 /** The etcd store under the load, for comparison; its members are stopped after. */
-async function etcdUnderLoad(): Promise<LoadResult> {
+async function etcdUnderLoad(): Promise<Load> {
   const etcd = etcdStore();
   await etcd.start();
   const on = await threeDaemons(etcd);
@@ -132,12 +132,12 @@ const row = (name: string, value: string, target: string, pass: boolean | null) 
 const perAdd = (counted: Map<string, number>, n: number) => [...counted].filter(([, v]) => v > 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${(v / n).toFixed(3)}`).join(", ");
 
 /** Prints the table; 0 when every target was met, 1 when one was MISSED. */
-function report(etcdLoad: LoadResult, k: Awaited<ReturnType<typeof kubeUnderLoad>>, raw: Awaited<ReturnType<typeof rawCreates>>, one: Awaited<ReturnType<typeof oneAtATime>>): number {
+function report(etcdLoad: Load, k: Awaited<ReturnType<typeof kubeUnderLoad>>, raw: Awaited<ReturnType<typeof rawCreates>>, one: Awaited<ReturnType<typeof oneAtATime>>): number {
   const { load, stored, events, bytes } = k;
   const adds = load.answered.length;
   const writes = writesOf(k.requests);
   const verdicts = {
-    duplicates: stored.duplicates === 0 && stored.missing === 0 && failedCount(load) === 0,
+    duplicates: stored.duplicates === 0 && stored.missing === 0 && load.failedCount === 0,
     raw: raw.failed === 0 && load.rate >= raw.rate,
     writes: writes / adds <= 1,
     plugin: one.plugin.kube / one.plugin.sqlite <= 1.5,
@@ -149,8 +149,8 @@ function report(etcdLoad: LoadResult, k: Awaited<ReturnType<typeof kubeUnderLoad
       "",
       "| figure | measured | target | result |",
       "|---|---:|---|---|",
-      row("durable allocations/s, Kubernetes-API store", `${load.rate.toFixed(0)}/s (p50 ${p(load.latencies, 0.5).toFixed(1)} ms, p99 ${p(load.latencies, 0.99).toFixed(1)} ms, ${failedCount(load)} failed${whyFailed(load)}; duplicates ${stored.duplicates}, ${stored.missing} answered but missing of ${stored.stored} stored)`, "none failed, no duplicate", verdicts.duplicates),
-      row("durable allocations/s, etcd store (same load, same run)", `${etcdLoad.rate.toFixed(0)}/s (p50 ${p(etcdLoad.latencies, 0.5).toFixed(1)} ms, ${failedCount(etcdLoad)} failed${whyFailed(etcdLoad)}); Kubernetes-API store ${(load.rate / etcdLoad.rate).toFixed(2)}× it`, "(comparison)", null),
+      row("durable allocations/s, Kubernetes-API store", `${load.rate.toFixed(0)}/s (p50 ${p(load.latencies, 0.5).toFixed(1)} ms, p99 ${p(load.latencies, 0.99).toFixed(1)} ms, ${load.failedCount} failed${load.why}; duplicates ${stored.duplicates}, ${stored.missing} answered but missing of ${stored.stored} stored)`, "none failed, no duplicate", verdicts.duplicates),
+      row("durable allocations/s, etcd store (same load, same run)", `${etcdLoad.rate.toFixed(0)}/s (p50 ${p(etcdLoad.latencies, 0.5).toFixed(1)} ms, ${etcdLoad.failedCount} failed${etcdLoad.why}); Kubernetes-API store ${(load.rate / etcdLoad.rate).toFixed(2)}× it`, "(comparison)", null),
       row("against raw create-if-absent requests/s to the same API server", `raw ${raw.rate.toFixed(0)}/s (${raw.failed} failed); ipamd reaches ${(load.rate / raw.rate).toFixed(2)}×`, "≥ 1.0× raw", verdicts.raw),
       row("API writes per ADD (API server metrics)", `${(writes / adds).toFixed(3)} (${writes} writes for ${adds} ADDs)`, "≤ 1", verdicts.writes),
       row("API requests per ADD, by verb and resource", perAdd(k.requests, adds), "(measured)", null),
