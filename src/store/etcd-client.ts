@@ -118,8 +118,9 @@ export class EtcdClient {
     // With other members to go to, half the deadline at most per attempt: a proposal a
     // follower forwarded to a leader that just died is lost, not refused, and waits for etcd's
     // own 6 s timeout; abandoned at half time, it is sent again once the survivors have a
-    // leader. A retried transaction is safe: its comparisons fail if the first attempt was
-    // applied after all. With one endpoint, a slow answer (a member replaying its log after
+    // leader. A retried transaction is safe: if the first attempt was applied after all, its
+    // comparisons fail and the commit finds its own writes there (etcd/commit.ts settles them
+    // as done). With one endpoint, a slow answer (a member replaying its log after
     // a restart) is waited for: there is nowhere else to ask.
     const attemptMs = this.endpoints.length > 1 ? Math.ceil(deadlineMs / 2) : deadlineMs;
     let lastError = "";
