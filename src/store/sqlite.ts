@@ -7,9 +7,10 @@
 import type { Database, Statement } from "bun:sqlite";
 import { ErrorCode, IpamError } from "../errors.ts";
 import type { Family } from "../ipam/address.ts";
-import { allocationsQuery, historyQuery, type Row, toRecord } from "./sqlite/admin-queries.ts";
+import { allocationsQuery, type Row, toRecord } from "./sqlite/admin-queries.ts";
 import { SqliteChanges } from "./sqlite/changes.ts";
 import { SqliteGroupCommit } from "./sqlite/group-commit.ts";
+import { historyQuery, pruneHistory } from "./sqlite/history.ts";
 import { ipOrder, migrate, SCHEMA } from "./sqlite/schema.ts";
 import { fileFault, sqliteFault } from "./storage-fault.ts";
 import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
@@ -227,7 +228,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneHistory(before: number): Promise<number> {
-    return this.once("DELETE FROM events WHERE at < ?", (s) => s.run(before).changes);
+    return this.read(() => pruneHistory(this.db, before));
   }
 
   async netnsAllocations(node: string): Promise<AllocationRecord[]> {

@@ -28,10 +28,12 @@ describe("the periodic sweep", () => {
   test("drops history older than historyRetention, keeps younger history and every allocation", async () => {
     const dir = tempDir();
     const first = await startDaemon({ dir });
-    for (const id of ["old", "mid", "new"]) await cni(first, "add", id);
+    await cni(first, "add", "old");
     await cni(first, "del", "old");
+    for (const id of ["mid", "new"]) await cni(first, "add", id);
     expect(await first.stop()).toBe(0);
-    // Age the stopped daemon's history: "old" two days back, "mid" half a day.
+    // Age the stopped daemon's history as if it had been recorded over two days, in the order
+    // it was (history is kept in that order): "old" two days back, "mid" half a day.
     const db = new Database(first.db);
     db.run("UPDATE events SET at = at - ? WHERE container_id = 'old'", [2 * DAY]);
     db.run("UPDATE events SET at = at - ? WHERE container_id = 'mid'", [DAY / 2]);

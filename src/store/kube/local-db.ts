@@ -10,19 +10,10 @@
 import type { Database, Statement } from "bun:sqlite";
 import { ErrorCode, IpamError } from "../../errors.ts";
 import type { HistoryEvent, HistoryFilter } from "../records.ts";
-import { historyQuery } from "../sqlite/admin-queries.ts";
+import { HISTORY_SCHEMA, historyQuery, pruneHistory } from "../sqlite/history.ts";
 import { sqliteFault } from "../storage-fault.ts";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL, network TEXT NOT NULL, ip TEXT NOT NULL,
-  container_id TEXT, ifname TEXT, pod_namespace TEXT, pod_name TEXT, pod_uid TEXT, cause TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, at);
-CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
-CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
-CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+const SCHEMA = `${HISTORY_SCHEMA}
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
 `;
 
@@ -87,7 +78,7 @@ export class LocalDb {
   }
 
   pruneHistory(before: number): number {
-    return this.db.query("DELETE FROM events WHERE at < ?").run(before).changes;
+    return pruneHistory(this.db, before);
   }
 
   close(): void {

@@ -1,14 +1,15 @@
 /**
- * The admin reads of the embedded store as SQL: allocations and history filtered by any field,
- * one bounded page at a time. Pages continue from a key (keyset pagination), never from an
- * offset a query would have to walk: every page costs the same however deep it is.
+ * The admin reads of the embedded store's allocations as SQL, filtered by any field, one
+ * bounded page at a time (history's are in history.ts). Pages continue from a key (keyset
+ * pagination), never from an offset a query would have to walk: every page costs the same
+ * however deep it is.
  */
 import type { Family } from "../../ipam/address.ts";
-import type { AllocationFilter, AllocationRecord, HistoryFilter } from "../records.ts";
+import type { AllocationFilter, AllocationRecord } from "../records.ts";
 import { ipOrder } from "./schema.ts";
+import { equalities, type Param } from "./where.ts";
 
 export type Row = Record<string, string | number | null>;
-type Param = string | number | Uint8Array | null;
 
 /** The least string greater than every string that starts with `prefix` (in UTF-8 order, as sqlite compares). */
 function prefixEnd(prefix: string): string {
@@ -22,12 +23,6 @@ function prefixEnd(prefix: string): string {
 /** AllocationFilter.search (see matchesSearch) as prefix range scans, each one an index's. */
 const SEARCH = `(ip >= ? AND ip < ?) OR (container_id >= ? AND container_id < ?) OR (pod_name >= ? AND pod_name < ?)
   OR (node >= ? AND node < ?) OR pod_namespace = ?`;
-
-/** `column = ?` for every filter field that is set, with its value: the WHERE of the admin queries. */
-function equalities<F extends object>(columns: [keyof F, string][], filter: F): { conditions: string[]; params: Param[] } {
-  const set = columns.filter(([key]) => filter[key] !== undefined);
-  return { conditions: set.map(([, column]) => `${column} = ?`), params: set.map(([key]) => filter[key] as string) };
-}
 
 export function toRecord(row: Row): AllocationRecord {
   return {
@@ -76,26 +71,5 @@ export function allocationsQuery(filter: AllocationFilter): { sql: string; param
   const sql = `SELECT * FROM allocations ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
     ORDER BY space, ip_order LIMIT ? OFFSET ?`;
   params.push(filter.limit ?? 1000, filter.offset ?? 0);
-  return { sql, params };
-}
-
-/** SELECT of history events matching every given field, newest first, older than `before`. */
-export function historyQuery(filter: HistoryFilter): { sql: string; params: Param[] } {
-  const columns: [keyof HistoryFilter, string][] = [
-    ["ip", "ip"],
-    ["containerID", "container_id"],
-    ["podNamespace", "pod_namespace"],
-    ["podName", "pod_name"],
-    ["kind", "kind"],
-  ];
-  const { conditions, params } = equalities(columns, filter);
-  if (filter.before) {
-    conditions.push("(at, id) < (?, ?)");
-    params.push(filter.before.at, filter.before.id);
-  }
-  const sql = `SELECT id, at, kind, network, ip, container_id AS containerID, ifname, pod_namespace AS podNamespace,
-    pod_name AS podName, pod_uid AS podUid, cause FROM events
-    ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ?`;
-  params.push(filter.limit ?? 100);
   return { sql, params };
 }

@@ -1,10 +1,14 @@
 /**
- * The embedded store's tables, and the migrations a database made by an older ipamd needs
- * (PRAGMA user_version counts them). Allocations are keyed by (space, ip); ip_order (see
- * addressOrderKey) lists them in address order a page at a time through its own index.
+ * The embedded store's tables, and the migrations a database made by an older ipamd needs.
+ * Allocations are keyed by (space, ip); ip_order (see addressOrderKey) lists them in address
+ * order a page at a time through its own index. Every index is written on every ADD and DEL,
+ * so each one serves a read that needs it and none repeats another's leading columns: the
+ * attachment's (container_id, network, ifname) also finds a container's allocations. The
+ * history table is history.ts's.
  */
 import type { Database } from "bun:sqlite";
 import { addressOrderKey, parseIp } from "../../ipam/address.ts";
+import { HISTORY_SCHEMA } from "./history.ts";
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS allocations (
@@ -28,7 +32,9 @@ CREATE TABLE IF NOT EXISTS allocations (
   range_set TEXT,
   PRIMARY KEY (space, ip)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS allocations_by_attachment ON allocations (network, container_id, ifname);
+DROP INDEX IF EXISTS allocations_by_attachment;
+DROP INDEX IF EXISTS allocations_by_container;
+CREATE INDEX IF NOT EXISTS allocations_by_container_attachment ON allocations (container_id, network, ifname);
 CREATE INDEX IF NOT EXISTS allocations_by_ip ON allocations (ip);
 CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (
@@ -48,31 +54,8 @@ CREATE TABLE IF NOT EXISTS node_subnets (
   PRIMARY KEY (pool, subnet)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS node_subnets_by_node ON node_subnets (pool, node);
-CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY,
-  at INTEGER NOT NULL,
-  kind TEXT NOT NULL,
-  network TEXT NOT NULL,
-  ip TEXT NOT NULL,
-  container_id TEXT,
-  ifname TEXT,
-  pod_namespace TEXT,
-  pod_name TEXT,
-  pod_uid TEXT,
-  cause TEXT
-);
-DROP INDEX IF EXISTS allocations_by_netns;
-CREATE INDEX IF NOT EXISTS allocations_by_container ON allocations (container_id);
-CREATE INDEX IF NOT EXISTS allocations_by_pod ON allocations (pod_namespace, pod_name);
-CREATE INDEX IF NOT EXISTS allocations_by_pod_name ON allocations (pod_name);
-CREATE INDEX IF NOT EXISTS allocations_by_node ON allocations (node);
-CREATE INDEX IF NOT EXISTS events_by_kind ON events (kind, at);
-CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip, at);
-CREATE INDEX IF NOT EXISTS events_by_container ON events (container_id, at);
-CREATE INDEX IF NOT EXISTS events_by_pod ON events (pod_namespace, pod_name, at);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 CREATE TABLE IF NOT EXISTS health (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
-`;
+${HISTORY_SCHEMA}`;
 
 /** ip_order of an address's text, as the index orders it. */
 export function ipOrder(ip: string): Uint8Array | null {
