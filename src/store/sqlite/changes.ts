@@ -64,8 +64,22 @@ export class SqliteChanges {
     return this.s.allocationAt!.get(space, ip) as Row | null;
   }
 
-  /** Applies one change; cursors: where cursor moves go (written once per commit). */
-  apply(change: Change, now: number, cursors: Map<string, string>): void {
+  /** Applies one caller's changes in order; cursors: where cursor moves go (written once per commit). */
+  applyAll(changes: Change[], now: number, cursors: Map<string, string>): void {
+    // Allocations of this caller's so far, by pool and namespace: a limit reports what the
+    // namespace held before the caller, whatever part of its allocations the count includes.
+    const own = new Map<string, number>();
+    for (const change of changes) {
+      if (change.op === "allocate" && change.record.pool !== null && change.record.podNamespace) {
+        const key = `${change.record.pool}\0${change.record.podNamespace}`;
+        own.set(key, (own.get(key) ?? 0) + 1);
+      }
+      if (change.op === "limit") this.limit(change, own.get(`${change.pool}\0${change.namespace}`) ?? 0);
+      else this.apply(change, now, cursors);
+    }
+  }
+
+  private apply(change: Change, now: number, cursors: Map<string, string>): void {
     switch (change.op) {
       case "allocate": {
         const r = change.record;
@@ -98,7 +112,7 @@ export class SqliteChanges {
         if (this.unhold(change.hold)) this.holdEventOf(change.hold, change.event, now);
         return;
       case "limit":
-        return this.limit(change);
+        return; // applyAll's
       case "bind": {
         const b = change.binding;
         this.s.upsertBinding!.run(b.space, b.pod, b.family, b.ip, b.releasedAt);
@@ -144,10 +158,13 @@ export class SqliteChanges {
     return true;
   }
 
-  /** Counted within the commit's own transaction, after its allocations: exact, since this daemon is the database's only writer. */
-  private limit(change: Extract<Change, { op: "limit" }>): void {
+  /**
+   * Counted within the commit's own transaction, after the caller's allocations so far (`own`
+   * of them): exact, since this daemon is the database's only writer.
+   */
+  private limit(change: Extract<Change, { op: "limit" }>, own: number): void {
     const count = (this.s.countInPool!.get(change.pool, change.namespace) as { n: number }).n;
-    if (count > change.max) throw new LimitError(change.pool, change.namespace, change.max, count - 1);
+    if (count > change.max) throw new LimitError(change.pool, change.namespace, change.max, count - own);
   }
 
   private claim(b: Block): void {

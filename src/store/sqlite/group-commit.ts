@@ -71,7 +71,7 @@ export class SqliteGroupCommit {
         const mine = new Map<string, string>();
         if (batch.length > 1) this.savepoint.run();
         try {
-          for (const change of pending.changes) this.changes.apply(change, now, mine);
+          this.changes.applyAll(pending.changes, now, mine);
           if (batch.length > 1) this.releaseSavepoint.run();
           for (const [rangeSet, ip] of mine) cursors.set(rangeSet, ip);
         } catch (err) {

@@ -27,10 +27,13 @@ export function tenantContract(target: ContractTarget): void {
     // Another namespace, and the same namespace in another pool, count apart.
     await store.commit(counted(fromPool("10.9.0.4", "b1", "v4", "team-b"), 2));
     await store.commit(counted(fromPool("10.9.0.5", "a4", "v4-other", "team-a"), 2));
-    // Two at once past the limit: neither goes.
+    // Two at once past the limit: neither goes, and the refusal counts what the namespace holds
+    // (one), not what it would hold part-way through the commit.
     await store.commit([{ op: "release", record: a1, cause: "cni del" }]);
     const two = [...counted(fromPool("10.9.0.6", "a5", "v4", "team-a"), 2), ...counted(fromPool("10.9.0.7", "a6", "v4", "team-a"), 2)];
-    expect(await failureOf(store.commit(two))).toBeInstanceOf(LimitError);
+    const refusedTwo = await failureOf(store.commit(two));
+    expect(refusedTwo).toBeInstanceOf(LimitError);
+    expect(refusedTwo).toMatchObject({ pool: "v4", namespace: "team-a", max: 2, count: 1 });
     // A release makes room, also after the store is opened again.
     const reopened = await target.reopen(store);
     await reopened.commit(counted(fromPool("10.9.0.3", "a3", "v4", "team-a"), 2));
