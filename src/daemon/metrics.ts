@@ -75,18 +75,21 @@ export class Histogram extends Metric {
   ) {
     super(name, help, "histogram");
   }
+  /** Counts the value in its own bucket only; the cumulative counts are summed when scraped. */
   observe(value: number, labels: Labels = {}): void {
     const key = keyOf(labels);
     let s = this.series.get(key);
     if (!s) this.series.set(key, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
+    const i = this.buckets.findIndex((le) => value <= le);
+    if (i >= 0) s.counts[i]!++;
     s.sum += value;
     s.count++;
   }
   samples(): string[] {
     const out: string[] = [];
     for (const s of this.series.values()) {
-      this.buckets.forEach((le, i) => out.push(`${this.name}_bucket${labelText(s.labels, ["le", num(le)])} ${s.counts[i]}`));
+      let cumulative = 0;
+      this.buckets.forEach((le, i) => out.push(`${this.name}_bucket${labelText(s.labels, ["le", num(le)])} ${(cumulative += s.counts[i]!)}`));
       out.push(`${this.name}_bucket${labelText(s.labels, ["le", "+Inf"])} ${s.count}`);
       out.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`);
       out.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
