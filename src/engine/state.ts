@@ -11,10 +11,13 @@ import type { Binding, Block, Hold } from "../store/store.ts";
 import type { Address, Plan } from "./plan.ts";
 
 const setKey = (space: string, family: Family) => `${space}/${family}`;
+const spaceOfSetKey = (key: string): { space: string; family: Family } => {
+  const slash = key.lastIndexOf("/");
+  return { space: key.slice(0, slash), family: Number(key.slice(slash + 1)) as Family };
+};
 const holdKey = (space: string, ip: string) => `${space}\0${ip}`;
 const bindingKey = (space: string, pod: string) => `${space}\0${pod}`;
 const queueKey = (space: string, kind: Hold["kind"]) => `${space}\0${kind}`;
-const addressKey = (a: Address) => `${a.space}\0${a.family}\0${a.value}`;
 
 /** What the engine reads at start (or for one space it re-reads). */
 export interface StoreSnapshot {
@@ -42,8 +45,8 @@ export class AddressState implements StateView {
   private readonly queues = new Map<string, Hold[]>();
   private readonly bindings = new Map<string, Binding>();
   private readonly owned = new Map<string, Map<bigint, string>>();
-  /** Addresses taken by plans still committing: a re-read of their space keeps them. */
-  private readonly reserved = new Set<string>();
+  /** Addresses taken by plans still committing, by space and family: a re-read of their space keeps them. */
+  private readonly reserved = new Map<string, Set<bigint>>();
   /** Holds being ended by plans still committing. */
   private readonly ending = new Set<string>();
   private readonly counts = new Map<string, number>();
@@ -57,10 +60,7 @@ export class AddressState implements StateView {
 
   /** Every space and family memory knows taken addresses of. */
   *spaces(): Generator<{ space: string; family: Family; taken: ExtentSet }> {
-    for (const [key, taken] of this.taken) {
-      const slash = key.lastIndexOf("/");
-      if (taken.size > 0) yield { space: key.slice(0, slash), family: Number(key.slice(slash + 1)) as Family, taken };
-    }
+    for (const [key, taken] of this.taken) if (taken.size > 0) yield { ...spaceOfSetKey(key), taken };
   }
 
   takenSet(space: string, family: Family): ExtentSet {
@@ -89,6 +89,17 @@ export class AddressState implements StateView {
     }
   }
 
+  private reservedIn(a: Address): Set<bigint> {
+    const key = setKey(a.space, a.family);
+    let values = this.reserved.get(key);
+    if (!values) this.reserved.set(key, (values = new Set()));
+    return values;
+  }
+
+  private unreserve(a: Address): void {
+    this.reserved.get(setKey(a.space, a.family))?.delete(a.value);
+  }
+
   /** Every hold now in force (for reports). */
   allHolds(): IterableIterator<Hold> {
     return this.holds.values();
@@ -114,9 +125,9 @@ export class AddressState implements StateView {
     }
     for (const h of snapshot.holds) this.addHold(h);
     for (const b of snapshot.bindings) this.bindings.set(bindingKey(b.space, b.pod), b);
-    for (const key of this.reserved) {
-      const [s, family, value] = key.split("\0");
-      if (space === undefined || s === space) this.takenSet(s!, Number(family) as Family).add(BigInt(value!));
+    for (const [key, values] of this.reserved) {
+      const { space: s, family } = spaceOfSetKey(key);
+      if (space === undefined || s === space) for (const value of values) this.takenSet(s, family).add(value);
     }
   }
 
@@ -181,7 +192,7 @@ export class AddressState implements StateView {
     for (const t of plan.takes) if (this.takenSet(t.space, t.family).has(t.value)) throw new Error(`planned to take ${t.space}/${t.value}, which is taken`);
     for (const t of plan.takes) {
       this.takenSet(t.space, t.family).add(t.value);
-      this.reserved.add(addressKey(t));
+      this.reservedIn(t).add(t.value);
     }
     for (const h of plan.ends) this.ending.add(holdKey(h.space, h.ip));
     const before = plan.binds.map(({ space, pod }) => [space, pod, this.binding(space, pod)] as const);
@@ -191,7 +202,7 @@ export class AddressState implements StateView {
     }
     return () => {
       for (const t of plan.takes) {
-        this.reserved.delete(addressKey(t));
+        this.unreserve(t);
         this.takenSet(t.space, t.family).delete(t.value);
       }
       for (const h of plan.ends) this.ending.delete(holdKey(h.space, h.ip));
@@ -204,7 +215,7 @@ export class AddressState implements StateView {
 
   /** The plan's changes are durable: memory becomes what the store now holds. */
   settle(plan: Plan): void {
-    for (const t of plan.takes) this.reserved.delete(addressKey(t));
+    for (const t of plan.takes) this.unreserve(t);
     for (const h of plan.ends) this.dropHold(h);
     for (const f of plan.frees) this.takenSet(f.space, f.family).delete(f.value);
     for (const h of plan.holds) this.addHold(h);
@@ -220,7 +231,7 @@ export class AddressState implements StateView {
    * address either outcome leaves taken (takes stay, frees wait) until the space is re-read.
    */
   settleUnsure(plan: Plan): void {
-    for (const t of plan.takes) this.reserved.delete(addressKey(t));
+    for (const t of plan.takes) this.unreserve(t);
     for (const h of plan.ends) this.ending.delete(holdKey(h.space, h.ip));
     for (const h of plan.holds) this.addHold(h);
   }
