@@ -112,7 +112,7 @@ export class SqliteChanges {
         if (this.unhold(change.hold)) this.holdEventOf(change.hold, change.event, now);
         return;
       case "limit":
-        return; // applyAll's
+        return; // counted by applyAll, which knows the caller's own allocations
       case "bind": {
         const b = change.binding;
         this.s.upsertBinding!.run(b.space, b.pod, b.family, b.ip, b.releasedAt);

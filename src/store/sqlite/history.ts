@@ -5,8 +5,7 @@
  * only. SQLite ends every index entry with the row's id, and ids grow in the order events are
  * recorded, so an index on `ip` already lists one address's events in order, and the table
  * itself is the list of all events in order: no index on the time is needed (five b-trees
- * written per event; six with the time columns this replaced, measured ~5% of the daemon's
- * CPU under 256 clients).
+ * written per event where there were six, and each index entry shorter).
  *
  * So "newest first" is the order events were recorded in. `at` is the wall clock when they
  * were: after a clock step backwards the two differ for the events around it, and pruning by
