@@ -115,4 +115,28 @@ describe("the first etcd layout", () => {
     await store.prepare();
     expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key.slice(p.length)).sort()).toEqual(keys);
   }, 30_000);
+
+  test("a store of layout 3 gets the pod key of an allocation with a namespace but no pod name, once", async () => {
+    const client = new EtcdClient(etcd.endpoints);
+    const p = `/v3-${process.pid}/`;
+    const store = new EtcdStore(client, p, "node-a");
+    await store.prepare();
+    await store.commit([
+      { op: "allocate", record: record("10.0.0.7", "c6", { podNamespace: "batch", podName: null }) },
+      { op: "allocate", record: record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }) },
+    ]);
+    // As a daemon of layout 3 left it: no pod/ key without a pod name.
+    const unnamedKeys = (await client.rangePrefix(`${p}pod/batch//`, { keysOnly: true })).map((kv) => kv.key);
+    expect(unnamedKeys).toHaveLength(1);
+    await client.txn([], [{ delete: { key: unnamedKeys[0]! } }, { put: { key: `${p}layout`, value: "3" } }]);
+    expect((await store.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.8"]);
+
+    const upgraded = new EtcdStore(client, p, "node-a");
+    await upgraded.prepare();
+    expect((await upgraded.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.7", "10.0.0.8"]);
+    const keys = (await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort();
+    expect((await client.range(`${p}layout`))[0]?.value).toBe("4");
+    await upgraded.prepare();
+    expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort()).toEqual(keys);
+  }, 30_000);
 });

@@ -9,7 +9,8 @@
  *   att/CID/NETWORK/IFNAME/SPACE/ADDR  the record again, found by attachment or container
  *   n/NODE/NETWORK/CID/IFNAME/SPACE/ADDR  ""  a node's allocations (leak sweep, GC, by node)
  *   ip/ADDR/SPACE                      ""  who holds an address, in any space
- *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations
+ *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations (NAME empty: a namespace was
+ *                                      given without a pod name)
  *   nsp/POOL/NAMESPACE/SPACE/ADDR      ""  a namespace's allocations from a named pool:
  *                                      counted for maxPerNamespace
  *   ev/TIME-NODE-SEQ                   the history events of one commit (values.ts)
@@ -25,7 +26,7 @@ import { addressOrderKey, type Family, formatIp, parseIp } from "../../ipam/addr
 import type { AllocationRecord, HistoryEvent } from "../store.ts";
 
 /** The layout version this code writes (older ones are migrated; see migrate.ts). */
-export const LAYOUT_VERSION = "3";
+export const LAYOUT_VERSION = "4";
 
 const SAFE = /^[A-Za-z0-9._~:@-]*$/;
 
@@ -81,7 +82,8 @@ export class Layout {
   holderEntry = (r: { space: string; ip: string }): string => this.key("ip", addressPart(r.ip), part(r.space));
 
   pod = (namespace: string, name?: string): string => this.key("pod", part(namespace), ...(name === undefined ? [] : [part(name)]), "");
-  podEntry = (r: AllocationRecord): string | null => (r.podNamespace && r.podName ? this.pod(r.podNamespace, r.podName) + `${part(r.space)}/${addressPart(r.ip)}` : null);
+  /** Under its namespace whether or not it names the pod, so a namespace's list finds every one. */
+  podEntry = (r: AllocationRecord): string | null => (r.podNamespace ? this.pod(r.podNamespace, r.podName ?? "") + `${part(r.space)}/${addressPart(r.ip)}` : null);
 
   namespaceUse = (pool: string, namespace?: string): string => this.key("nsp", part(pool), ...(namespace === undefined ? [] : [part(namespace)]), "");
   namespaceEntry = (r: AllocationRecord): string | null => (r.pool !== null && r.podNamespace ? this.namespaceUse(r.pool, r.podNamespace) + `${part(r.space)}/${addressPart(r.ip)}` : null);

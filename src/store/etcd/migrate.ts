@@ -115,18 +115,25 @@ export async function migrateFromV1(client: EtcdClient, L: Layout): Promise<void
   if (ops.length > 0) await client.txn([], ops);
 }
 
-/** From layout 2: allocations from named pools gain their nsp/ key (maxPerNamespace counts them). */
-export async function migrateFromV2(client: EtcdClient, L: Layout): Promise<void> {
+/**
+ * From layout 2 or 3, the secondary keys later layouts added: from 2, an allocation from a
+ * named pool gains its nsp/ key (maxPerNamespace counts them); from 2 and 3, one with a pod
+ * namespace but no pod name gains its pod/ key (layout 4 lists it under its namespace).
+ */
+export async function migrateFromV2orV3(client: EtcdClient, L: Layout, from: "2" | "3"): Promise<void> {
+  const added = (r: AllocationRecord): (string | null)[] => [from === "2" ? L.namespaceEntry(r) : null, r.podNamespace && !r.podName ? L.podEntry(r) : null];
   let ops: Op[] = [];
   for (const kv of await client.rangePrefix(L.allocations())) {
     const value = JSON.parse(kv.value) as AllocationRecord | HoldMarker;
-    const key = isHold(value) ? null : L.namespaceEntry(value);
-    if (key === null) continue;
-    if (ops.length >= MAX_OPS) {
-      await client.txn([], ops);
-      ops = [];
+    if (isHold(value)) continue;
+    for (const key of added(value)) {
+      if (key === null) continue;
+      if (ops.length >= MAX_OPS) {
+        await client.txn([], ops);
+        ops = [];
+      }
+      ops.push({ put: { key, value: "" } });
     }
-    ops.push({ put: { key, value: "" } });
   }
   if (ops.length > 0) await client.txn([], ops);
 }

@@ -51,4 +51,19 @@ export function readContract(target: ContractTarget): void {
     expect(ips(await store.allocations({ node: "node-b", containerID: "c1", limit: 1 }))).toEqual(["net1 10.0.0.10"]);
     await store.close();
   }, 30_000);
+
+  test("a namespace's allocations include those whose pod has no name (CNI_ARGS gave only a namespace), until released", async () => {
+    const store = await target.open();
+    const unnamed = record("10.0.0.7", "c6", { podNamespace: "batch", podName: null });
+    await store.commit([
+      { op: "allocate", record: unnamed },
+      { op: "allocate", record: record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }) },
+    ]);
+    const ips = (rs: AllocationRecord[]) => rs.map((r) => r.ip);
+    expect(ips(await store.allocations({ podNamespace: "batch" }))).toEqual(["10.0.0.7", "10.0.0.8"]);
+    expect(ips(await store.allocations({ podNamespace: "batch", podName: "job-0" }))).toEqual(["10.0.0.8"]);
+    await store.commit([{ op: "release", record: unnamed, cause: "cni del" }]);
+    expect(ips(await store.allocations({ podNamespace: "batch" }))).toEqual(["10.0.0.8"]);
+    await store.close();
+  }, 30_000);
 }
