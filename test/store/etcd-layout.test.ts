@@ -1,7 +1,7 @@
 /**
  * The etcd layout's promises on a real etcd: a node's periodic work and the admin questions
  * read about as many keys as their answers hold, however many nodes share the store; and a
- * store written by the first layout is carried over whole.
+ * store written by an older layout is carried over whole.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
@@ -75,7 +75,7 @@ describe("etcd reads per question", () => {
   }, 120_000);
 });
 
-describe("the first etcd layout", () => {
+describe("older etcd layouts", () => {
   test("a store written by the first layout is migrated at start: allocations, holds, cursors, subnets, blocks and history", async () => {
     const client = new EtcdClient(etcd.endpoints);
     const p = `/v1-${process.pid}/`;
@@ -116,27 +116,32 @@ describe("the first etcd layout", () => {
     expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key.slice(p.length)).sort()).toEqual(keys);
   }, 30_000);
 
-  test("a store of layout 3 gets the pod key of an allocation with a namespace but no pod name, once", async () => {
-    const client = new EtcdClient(etcd.endpoints);
-    const p = `/v3-${process.pid}/`;
-    const store = new EtcdStore(client, p, "node-a");
-    await store.prepare();
-    await store.commit([
-      { op: "allocate", record: record("10.0.0.7", "c6", { podNamespace: "batch", podName: null }) },
-      { op: "allocate", record: record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }) },
-    ]);
-    // As a daemon of layout 3 left it: no pod/ key without a pod name.
-    const unnamedKeys = (await client.rangePrefix(`${p}pod/batch//`, { keysOnly: true })).map((kv) => kv.key);
-    expect(unnamedKeys).toHaveLength(1);
-    await client.txn([], [{ delete: { key: unnamedKeys[0]! } }, { put: { key: `${p}layout`, value: "3" } }]);
-    expect((await store.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.8"]);
+  for (const from of ["2", "3"] as const) {
+    test(`a store of layout ${from} gets the keys later layouts added, once`, async () => {
+      const client = new EtcdClient(etcd.endpoints);
+      const p = `/v${from}-${process.pid}/`;
+      const store = new EtcdStore(client, p, "node-a");
+      await store.prepare();
+      const named = { ...record("10.0.0.9", "c8", { podNamespace: "batch", podName: "job-1" }), space: "@ipv4", pool: "v4", rangeSet: null };
+      await store.commit([
+        { op: "allocate", record: record("10.0.0.7", "c6", { podNamespace: "batch", podName: null }) },
+        { op: "allocate", record: record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }) },
+        { op: "allocate", record: named },
+      ]);
+      // As a daemon of that layout left them: no pod/ key without a pod name; before 3, no nsp/ keys.
+      const missing = [...(await client.rangePrefix(`${p}pod/batch//`, { keysOnly: true })), ...(from === "2" ? await client.rangePrefix(`${p}nsp/`, { keysOnly: true }) : [])].map((kv) => kv.key);
+      expect(missing).toHaveLength(from === "2" ? 2 : 1);
+      await client.txn([], [...missing.map((key) => ({ delete: { key } })), { put: { key: `${p}layout`, value: from } }]);
+      expect((await store.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.9", "10.0.0.8"]);
 
-    const upgraded = new EtcdStore(client, p, "node-a");
-    await upgraded.prepare();
-    expect((await upgraded.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.7", "10.0.0.8"]);
-    const keys = (await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort();
-    expect((await client.range(`${p}layout`))[0]?.value).toBe("4");
-    await upgraded.prepare();
-    expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort()).toEqual(keys);
-  }, 30_000);
+      const upgraded = new EtcdStore(client, p, "node-a");
+      await upgraded.prepare();
+      expect((await upgraded.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.9", "10.0.0.7", "10.0.0.8"]);
+      expect(Object.fromEntries(await upgraded.namespaceUse("v4"))).toEqual({ batch: 1 });
+      expect((await client.range(`${p}layout`))[0]?.value).toBe("4");
+      const keys = (await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort();
+      await upgraded.prepare();
+      expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort()).toEqual(keys);
+    }, 30_000);
+  }
 });
