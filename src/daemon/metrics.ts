@@ -13,7 +13,10 @@ const labelText = (labels: Labels, extra?: [string, string]): string => {
   if (extra) pairs.push(`${extra[0]}="${escape(extra[1])}"`);
   return pairs.length ? `{${pairs.join(",")}}` : "";
 };
-/** A series' key: its labels in name order, each value length-prefixed (so no two label sets share one). Built on every request, so no JSON and no sort of one label. */
+/**
+ * A series' key: its labels in name order, each value length-prefixed, so no two label sets
+ * share one. Built on every request: no JSON, and no sort of a single label.
+ */
 const keyOf = (labels: Labels): string => {
   const names = Object.keys(labels);
   if (names.length > 1) names.sort();

@@ -49,7 +49,7 @@ export class EtcdStore implements Store {
   }
 
   /**
-   * Brings the prefix to this layout: an empty one is marked, one written by the first layout
+   * Brings the prefix to this layout: an empty one is marked, one written by an older layout
    * is migrated (see migrate.ts). Every daemon calls it at start; the marker makes it once.
    */
   async prepare(): Promise<void> {
