@@ -39,16 +39,41 @@ export function ownView(owned: ReadonlyMap<bigint, string>, set: RangeSet, sizes
   return { family: set.family, ranges, key: set.key, size: ranges.reduce((n, r) => n + r.end - r.start + 1n, 0n) };
 }
 
-/** The lowest block of the set that nobody owns and that has a free address (null: time to borrow). */
-export function freeBlock(owners: Set<bigint>, set: RangeSet, taken: TakenAddresses, sizes: BlockSizes): string | null {
+/** Where a node's search for a free block starts: its own place in the pool's blocks, the same on every call. */
+export function searchStart(node: string, blocks: bigint): bigint {
+  let hash = 2166136261; // FNV-1a
+  for (let i = 0; i < node.length; i++) hash = Math.imul(hash ^ node.charCodeAt(i), 16777619) >>> 0;
+  return blocks > 0n ? BigInt(hash) % blocks : 0n;
+}
+
+/**
+ * A block of the set that nobody owns and that has a free address (null: time to borrow),
+ * searched in the set's order from the node's own starting place (searchStart), wrapping
+ * around. Nodes that all started at the lowest block raced each other for the same one every
+ * time their blocks filled, and a node that lost eight races in a row went borrowing from
+ * other nodes' blocks, where it raced again. Calico seeds its block order with the host name
+ * for the same reason.
+ */
+export function freeBlock(owners: Set<bigint>, set: RangeSet, taken: TakenAddresses, sizes: BlockSizes, node: string): string | null {
   const span = spanOf(sizes, set.family);
-  for (const r of set.ranges) {
-    for (let b = r.start - (r.start % span); b <= r.end; b += span) {
-      if (owners.has(b)) continue;
-      const lo = b > r.start ? b : r.start;
-      const hi = b + span - 1n < r.end ? b + span - 1n : r.end;
-      const free = taken.firstFree(lo, hi);
-      if (free !== null && !(free === r.gateway && taken.firstFree(free + 1n, hi) === null)) return formatCidr(b, set.family, prefixOf(sizes, set.family));
+  const grid = set.ranges.map((r) => ({ r, first: r.start - (r.start % span), count: (r.end - (r.end % span) - (r.start - (r.start % span))) / span + 1n }));
+  const total = grid.reduce((n, g) => n + g.count, 0n);
+  const start = searchStart(node, total);
+  for (const [from, to] of [[start, total], [0n, start]] as const) {
+    let index = 0n;
+    for (const { r, first, count } of grid) {
+      // This range's blocks with an index in [from, to).
+      const lo = from > index ? from - index : 0n;
+      const hi = to - index < count ? to - index : count;
+      for (let i = lo; i < hi; i++) {
+        const b = first + i * span;
+        if (owners.has(b)) continue;
+        const low = b > r.start ? b : r.start;
+        const high = b + span - 1n < r.end ? b + span - 1n : r.end;
+        const free = taken.firstFree(low, high);
+        if (free !== null && !(free === r.gateway && taken.firstFree(free + 1n, high) === null)) return formatCidr(b, set.family, prefixOf(sizes, set.family));
+      }
+      index += count;
     }
   }
   return null;

@@ -282,7 +282,7 @@ export class Engine {
       claim = (async () => {
         for (let attempt = 0; attempt < 8; attempt++) {
           const owners = new Set((await this.store.blocks(t.space)).flatMap((b) => blockStart(b.cidr) ?? []));
-          const cidr = freeBlock(owners, t.rangeSet, this.state.takenSet(t.space, t.rangeSet.family), this.blockSizes);
+          const cidr = freeBlock(owners, t.rangeSet, this.state.takenSet(t.space, t.rangeSet.family), this.blockSizes, this.node);
           if (cidr === null) return false;
           try {
             await this.applier.apply(planClaim({ space: t.space, cidr, node: this.node }));
