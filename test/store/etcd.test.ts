@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Engine } from "../../src/engine/engine.ts";
+import { searchStart } from "../../src/engine/blocks.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { ConflictError, LimitError } from "../../src/store/store.ts";
@@ -300,18 +301,22 @@ describe("etcd specifics", () => {
     const c = new CountingClient(etcd.endpoints);
     const prefix = `/claims-${process.pid}/`;
     const service = await Engine.start(new EtcdStore(c, prefix, "node-a"), { node: "node-a", blockSizes: { v4: 28, v6: 122 } });
-    // 10.5.0.0/24 cut into /28 blocks: the first holds 14 addresses (.0 and the gateway .1 are
-    // never handed out), the others 16. Fill the first, then 50 ADDs at once need 4 more.
+    // 10.5.0.0/24 cut into /28 blocks, searched from node-a's own place (engine/blocks.ts):
+    // blocks hold 16 addresses but the lowest (.0 and the gateway .1 are never handed out) and
+    // the highest (.255). Fill node-a's first block, then 50 ADDs at once need 4 more.
+    const start = Number(searchStart("node-a", 16n));
+    const mine = [0, 1, 2, 3, 4].map((i) => (start + i) % 16);
+    const capacity = (b: number) => 16 - (b === 0 ? 2 : 0) - (b === 15 ? 1 : 0);
     const add = (id: string) => service.add({ network: "claims", containerID: id, ifname: "eth0", ranges: [[{ subnet: "10.5.0.0/24" }]] });
-    for (let i = 0; i < 14; i++) await add(`first-${i}`);
+    for (let i = 0; i < capacity(mine[0]!); i++) await add(`first-${i}`);
     const before = c.claims;
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => add(`c${i}`)));
     const claims = c.claims - before;
-    const blocks = (await new EtcdStore(c, prefix).blocks()).map((b) => ({ block: b.cidr, node: b.node }));
-    expect(blocks).toEqual(["0", "16", "32", "48", "64"].map((b) => ({ block: `10.5.0.${b}/28`, node: "node-a" })));
+    const blocks = (await new EtcdStore(c, prefix).blocks()).map((b) => `${b.cidr} ${b.node}`).sort();
+    expect(blocks).toEqual(mine.map((b) => `10.5.0.${b * 16}/28 node-a`).sort());
     const last = answers.map((a) => Number(a[0]!.address.split(".")[3]));
     expect(new Set(last).size).toBe(50);
-    expect(last.filter((n) => n < 16 || n >= 80)).toEqual([]);
+    expect(last.filter((n) => !mine.slice(1).includes(Math.floor(n / 16)))).toEqual([]);
     // Shared: one claim per block the 50 needed, however their requests interleave.
     expect(claims).toBe(4);
   }, 30_000);
