@@ -23,6 +23,11 @@ export const DEFAULT_BLOCK_SIZES: BlockSizes = { v4: 26, v6: 122 };
 const prefixOf = (sizes: BlockSizes, family: Family): number => (family === 4 ? sizes.v4 : sizes.v6);
 const spanOf = (sizes: BlockSizes, family: Family): bigint => 1n << BigInt(bitsOf(family) - prefixOf(sizes, family));
 
+/** The part of range `r` inside the block that starts at `b`: its first and last address (lo > hi: none). */
+function partIn(b: bigint, span: bigint, r: Range): [lo: bigint, hi: bigint] {
+  return [b > r.start ? b : r.start, b + span - 1n < r.end ? b + span - 1n : r.end];
+}
+
 /** The part of a range set inside this node's blocks, as a range set of its own (same key; empty: none). */
 export function ownView(owned: ReadonlyMap<bigint, string>, set: RangeSet, sizes: BlockSizes): RangeSet {
   const blocks = [...owned.keys()].sort((a, b) => (a < b ? -1 : 1));
@@ -30,8 +35,7 @@ export function ownView(owned: ReadonlyMap<bigint, string>, set: RangeSet, sizes
   const ranges: Range[] = [];
   for (const r of set.ranges) {
     for (const b of blocks) {
-      const lo = b > r.start ? b : r.start;
-      const hi = b + span - 1n < r.end ? b + span - 1n : r.end;
+      const [lo, hi] = partIn(b, span, r);
       if (lo <= hi) ranges.push({ ...r, start: lo, end: hi });
     }
   }
@@ -56,7 +60,8 @@ export function searchStart(node: string, blocks: bigint): bigint {
  */
 export function freeBlock(owners: Set<bigint>, set: RangeSet, taken: TakenAddresses, sizes: BlockSizes, node: string): string | null {
   const span = spanOf(sizes, set.family);
-  const grid = set.ranges.map((r) => ({ r, first: r.start - (r.start % span), count: (r.end - (r.end % span) - (r.start - (r.start % span))) / span + 1n }));
+  const blockOf = (ip: bigint) => ip - (ip % span);
+  const grid = set.ranges.map((r) => ({ r, first: blockOf(r.start), count: (blockOf(r.end) - blockOf(r.start)) / span + 1n }));
   const total = grid.reduce((n, g) => n + g.count, 0n);
   const start = searchStart(node, total);
   for (const [from, to] of [[start, total], [0n, start]] as const) {
@@ -68,8 +73,7 @@ export function freeBlock(owners: Set<bigint>, set: RangeSet, taken: TakenAddres
       for (let i = lo; i < hi; i++) {
         const b = first + i * span;
         if (owners.has(b)) continue;
-        const low = b > r.start ? b : r.start;
-        const high = b + span - 1n < r.end ? b + span - 1n : r.end;
+        const [low, high] = partIn(b, span, r);
         const free = taken.firstFree(low, high);
         if (free !== null && !(free === r.gateway && taken.firstFree(free + 1n, high) === null)) return formatCidr(b, set.family, prefixOf(sizes, set.family));
       }
