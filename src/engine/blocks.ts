@@ -43,6 +43,24 @@ export function ownView(owned: ReadonlyMap<bigint, string>, set: RangeSet, sizes
   return { family: set.family, ranges, key: set.key, size: ranges.reduce((n, r) => n + r.end - r.start + 1n, 0n) };
 }
 
+/**
+ * ownView remembered per range set until this node's blocks change: working it out walks
+ * every block the node owns (thousands on a big node), which an ADD must not do each time.
+ */
+export class OwnViews {
+  private readonly known = new WeakMap<RangeSet, { space: string; epoch: number; view: RangeSet }>();
+
+  constructor(private readonly sizes: BlockSizes) {}
+
+  of(state: { ownedBlocks(space: string): ReadonlyMap<bigint, string>; readonly blocksEpoch: number }, space: string, set: RangeSet): RangeSet {
+    const known = this.known.get(set);
+    if (known && known.space === space && known.epoch === state.blocksEpoch) return known.view;
+    const view = ownView(state.ownedBlocks(space), set, this.sizes);
+    this.known.set(set, { space, epoch: state.blocksEpoch, view });
+    return view;
+  }
+}
+
 /** Where a node's search for a free block starts: its own place in the pool's blocks, the same on every call. */
 export function searchStart(node: string, blocks: bigint): bigint {
   let hash = 2166136261; // FNV-1a

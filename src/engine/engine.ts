@@ -11,7 +11,7 @@ import type { NamedPool } from "../ipam/named-pool.ts";
 import type { PoolSetup } from "../ipam/pool-choice.ts";
 import { type AllocationRecord, type Binding, ConflictError, type Hold, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
-import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, ownView, planClaim } from "./blocks.ts";
+import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, OwnViews, planClaim } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
 import { readSnapshot } from "./load.ts";
 import { AttachmentLocks } from "./locks.ts";
@@ -55,6 +55,7 @@ export class Engine {
   readonly locks = new AttachmentLocks();
   readonly now: () => number;
   private readonly blockSizes: BlockSizes;
+  private readonly ownViews: OwnViews;
   /** The block claim in flight per range set, shared by the ADDs that wait for it. */
   private readonly claiming = new Map<string, Promise<boolean>>();
 
@@ -66,6 +67,7 @@ export class Engine {
     this.now = options.now ?? Date.now;
     this.sharing = sharingOf(store);
     this.blockSizes = options.blockSizes ?? DEFAULT_BLOCK_SIZES;
+    this.ownViews = new OwnViews(this.blockSizes);
     this.registry = new PoolRegistry(options.node);
     this.applier = new Applier(this.state, store, this.sharing, options.observer);
   }
@@ -194,7 +196,7 @@ export class Engine {
       const bindings = await this.bindingsFor(targets, req);
       let outcome: AddOutcome;
       try {
-        const scopes = targets.map((t) => (this.sharing.blocks ? ownView(this.state.ownedBlocks(t.space), t.rangeSet, this.blockSizes) : null));
+        const scopes = targets.map((t) => (this.sharing.blocks ? this.ownViews.of(this.state, t.space, t.rangeSet) : null));
         outcome = planAdd(this.state, { req, targets, slots, requested, bindings, scopes, borrow, excluded, node: this.node, now: this.now() });
         // Applied in the same turn as planned: no other plan sees the addresses this one takes.
         if ("plan" in outcome) await this.applier.apply(outcome.plan);

@@ -45,6 +45,7 @@ export class AddressState implements StateView {
   private readonly queues = new Map<string, Hold[]>();
   private readonly bindings = new Map<string, Binding>();
   private readonly owned = new Map<string, Map<bigint, string>>();
+  private blockChanges = 0;
   /** Addresses taken by plans still committing, by space and family: a re-read of their space keeps them. */
   private readonly reserved = new Map<string, Set<bigint>>();
   /** Holds being ended by plans still committing. */
@@ -105,6 +106,11 @@ export class AddressState implements StateView {
     return this.holds.values();
   }
 
+  /** Bumped whenever this node's blocks change: what was worked out from them is stale. */
+  get blocksEpoch(): number {
+    return this.blockChanges;
+  }
+
   ownedBlocks(space: string): Map<bigint, string> {
     let m = this.owned.get(space);
     if (!m) this.owned.set(space, (m = new Map()));
@@ -139,6 +145,7 @@ export class AddressState implements StateView {
   }
 
   loadBlocks(blocks: Block[], node: string, parse: (cidr: string) => bigint | null): void {
+    this.blockChanges++;
     for (const b of blocks) {
       const start = b.node === node ? parse(b.cidr) : null;
       if (start !== null) this.ownedBlocks(b.space).set(start, b.cidr);
@@ -220,6 +227,7 @@ export class AddressState implements StateView {
     for (const f of plan.frees) this.takenSet(f.space, f.family).delete(f.value);
     for (const h of plan.holds) this.addHold(h);
     for (const [rangeSet, value] of plan.cursors) this.cursors.set(rangeSet, value);
+    if (plan.claims.length + plan.unclaims.length > 0) this.blockChanges++;
     for (const b of plan.claims) this.ownedBlocks(b.space).set(parseIp(b.cidr.split("/")[0]!)!.value, b.cidr);
     for (const b of plan.unclaims) this.ownedBlocks(b.space).delete(parseIp(b.cidr.split("/")[0]!)!.value);
     for (const r of plan.allocated) this.counts.set(r.space, (this.counts.get(r.space) ?? 0) + 1);

@@ -1,6 +1,8 @@
 /** Where a node looks for a free block (src/engine/blocks.ts): its own place in the pool, wrapping around. */
 import { expect, test } from "bun:test";
-import { freeBlock, searchStart } from "../../src/engine/blocks.ts";
+import { freeBlock, OwnViews, ownView, searchStart } from "../../src/engine/blocks.ts";
+import { emptyPlan } from "../../src/engine/plan.ts";
+import { AddressState } from "../../src/engine/state.ts";
 import { parseIp } from "../../src/ipam/address.ts";
 import { ExtentSet } from "../../src/ipam/freespace.ts";
 import { parseRangeSet } from "../../src/ipam/pool.ts";
@@ -49,4 +51,28 @@ test("ranges that do not start on a block and sets of several ranges are one seq
   // IPv6: a /64 has 2^60 blocks of /124; the search starts somewhere in them and finds one at once.
   const six = parseRangeSet([{ subnet: "fd00::/64" }]);
   expect(freeBlock(new Set(), six, new ExtentSet(), sizes, "node-a")).toMatch(/^fd00::[0-9a-f:]*\/124$/);
+});
+
+test("a node's part of a range set is worked out once, and again whenever its blocks change", () => {
+  const state = new AddressState();
+  const views = new OwnViews(sizes);
+  const space = "net1|10.0.0.0/24";
+  const cidrsOf = (view: ReturnType<typeof ownView>) => view.ranges.map((r) => `${r.start - v("10.0.0.0")}-${r.end - v("10.0.0.0")}`);
+  expect(views.of(state, space, set).ranges).toEqual([]);
+  state.loadBlocks([{ space, cidr: "10.0.0.32/28", node: "node-a" }, { space, cidr: "10.0.0.64/28", node: "node-b" }], "node-a", (cidr) => v(cidr.split("/")[0]!));
+  const first = views.of(state, space, set);
+  expect(cidrsOf(first)).toEqual(["32-47"]);
+  expect(views.of(state, space, set)).toBe(first); // nothing changed: the same view, not worked out again
+  const claim = emptyPlan();
+  claim.claims.push({ space, cidr: "10.0.0.0/28", node: "node-a" });
+  state.settle(claim);
+  expect(cidrsOf(views.of(state, space, set))).toEqual(["1-15", "32-47"]); // the subnet's own address is not handed out
+  const unclaim = emptyPlan();
+  unclaim.unclaims.push({ space, cidr: "10.0.0.32/28", node: "node-a" });
+  state.settle(unclaim);
+  expect(cidrsOf(views.of(state, space, set))).toEqual(["1-15"]);
+  // Another space's blocks are not this one's, whatever range set they share.
+  expect(views.of(state, "net2|10.0.0.0/24", set).ranges).toEqual([]);
+  // Always what ownView works out from the blocks as they are.
+  expect(views.of(state, space, set)).toEqual(ownView(state.ownedBlocks(space), set, sizes));
 });
