@@ -41,12 +41,16 @@ export class EtcdCommitter implements Transactions {
   private eventSeq = 0;
   /** How callers' commits are batched into transactions and sent (flights.ts). */
   readonly group = new GroupCommit(this);
+  /** Asked of every key of every queued caller (flights.ts): made once. */
+  private readonly cursorPrefix: string;
 
   constructor(
     private readonly client: EtcdClient,
     private readonly layout: Layout,
     private readonly node: string,
-  ) {}
+  ) {
+    this.cursorPrefix = layout.cursors();
+  }
 
   commit(changes: Change[]): Promise<void> {
     return this.group.commit(changes);
@@ -168,7 +172,7 @@ export class EtcdCommitter implements Transactions {
   }
 
   isCursor(key: string): boolean {
-    return key.startsWith(this.layout.cursors());
+    return key.startsWith(this.cursorPrefix);
   }
 
   /**
@@ -195,7 +199,7 @@ export class EtcdCommitter implements Transactions {
     const found: Found = { gone: new Set(), same: new Set() };
     for (let round = 0; ; round++) {
       // An allocation found done already no longer adds to its namespace's count.
-      const limits = limitsOf(pending.flatMap((p) => p.changes.filter((c) => c.op !== "allocate" || !found.same.has(this.layout.allocation(c.record.space, c.record.ip)))));
+      const limits = limitsOf(pending.flatMap((p) => p.changes.filter((c) => c.op !== "allocate" || found.same.size === 0 || !found.same.has(this.layout.allocation(c.record.space, c.record.ip)))));
       const txn = this.txn(now);
       // Moves carried for earlier batches first: the batch's own, planned later, stand.
       for (const move of cursors.extra) txn.ops.push({ put: { key: this.layout.cursor(move.rangeSet), value: move.ip } });

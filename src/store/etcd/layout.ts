@@ -30,25 +30,50 @@ export const LAYOUT_VERSION = "4";
 
 const SAFE = /^[A-Za-z0-9._~:@-]*$/;
 
-/** A key component: any text, escaped so it holds no '/' and no two texts escape alike. */
-export function part(text: string): string {
-  if (SAFE.test(text)) return text;
+/**
+ * Key components made again and again: an allocation's space and address go into seven keys,
+ * each built twice (a caller's cost, then its transaction), and a space always needs escaping
+ * ('|' and '/'). Remembered up to a bound, then forgotten whole: cheap, and enough, since the
+ * same few spaces and the addresses of the commits in the air are what come back.
+ */
+class Remembered {
+  private readonly known = new Map<string, string>();
+  constructor(private readonly make: (text: string) => string) {}
+  get(text: string): string {
+    let made = this.known.get(text);
+    if (made === undefined) {
+      if (this.known.size >= 8192) this.known.clear();
+      made = this.make(text);
+      this.known.set(text, made);
+    }
+    return made;
+  }
+}
+
+const escaped = new Remembered((text) => {
   let out = "";
   for (const byte of new TextEncoder().encode(text)) {
     const c = String.fromCharCode(byte);
     out += byte < 0x80 && SAFE.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   return out;
+});
+
+/** A key component: any text, escaped so it holds no '/' and no two texts escape alike. */
+export function part(text: string): string {
+  return SAFE.test(text) ? text : escaped.get(text);
 }
 
 export const unpart = (escaped: string): string => (escaped.includes("%") ? decodeURIComponent(escaped) : escaped);
 
-/** An address as a key component: hex of its address-order key. */
-export function addressPart(ip: string): string {
+const addressParts = new Remembered((ip) => {
   const parsed = parseIp(ip);
   if (!parsed) throw new Error(`not an IP address: ${ip}`);
   return Buffer.from(addressOrderKey(parsed.family, parsed.value)).toString("hex");
-}
+});
+
+/** An address as a key component: hex of its address-order key. */
+export const addressPart = (ip: string): string => addressParts.get(ip);
 
 /** The address an address part stands for. */
 export function addressOf(hex: string): { family: Family; ip: string } {
