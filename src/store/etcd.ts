@@ -8,7 +8,7 @@ import type { Family } from "../ipam/address.ts";
 import { type EtcdClient, type KeyValue, prefixEnd } from "./etcd-client.ts";
 import { COMMIT_CAPACITY, EtcdCommitter, MAX_OPS } from "./etcd/commit.ts";
 import { addressOf, Layout, LAYOUT_VERSION, unpart } from "./etcd/layout.ts";
-import { migrateFromV1, migrateFromV2orV3 } from "./etcd/migrate.ts";
+import { migrateFromV1, migrateFromV2orV3, registerSpaces } from "./etcd/migrate.ts";
 import { EtcdReads } from "./etcd/reads.ts";
 import { bindingOf, holdOf, looksHeld, recordsOf } from "./etcd/values.ts";
 import { type AllocationFilter, type AllocationRecord, type AttachmentKey, type Binding, type Block, byAddress, type Change, type HistoryEvent, type HistoryFilter, type Hold, type Store, type SubnetChooser } from "./store.ts";
@@ -56,7 +56,8 @@ export class EtcdStore implements Store {
     const [marker] = await this.client.range(this.layout.version());
     if (marker?.value === LAYOUT_VERSION) return;
     if (marker?.value === "2" || marker?.value === "3") await migrateFromV2orV3(this.client, this.layout, marker.value);
-    else await migrateFromV1(this.client, this.layout);
+    else if (marker?.value !== "4") await migrateFromV1(this.client, this.layout);
+    await registerSpaces(this.client, this.layout);
     await this.client.txn([], [{ put: { key: this.layout.version(), value: LAYOUT_VERSION } }]);
   }
 

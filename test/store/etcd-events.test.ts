@@ -28,7 +28,7 @@ async function keysByKind(client: EtcdClient, prefix: string): Promise<Record<st
 }
 
 describe("etcd: keys per allocation", () => {
-  test("concurrent ADDs of one daemon write six keys apiece and one event key per transaction", async () => {
+  test("concurrent ADDs of one daemon write five keys apiece, one event key per transaction and their space's key once", async () => {
     const client = new EtcdClient(etcd.endpoints);
     const prefix = `/keys-${process.pid}/`;
     const store = new EtcdStore(client, prefix, "node-a");
@@ -39,7 +39,7 @@ describe("etcd: keys per allocation", () => {
     const transactions = client.requests - before;
     // The first goes alone; the 23 queued behind it share the next transactions.
     expect(transactions).toBeLessThan(adds.length);
-    expect(await keysByKind(client, prefix)).toEqual({ a: 24, att: 24, n: 24, ip: 24, evi: 48, cur: 1, ev: transactions });
+    expect(await keysByKind(client, prefix)).toEqual({ a: 24, att: 24, n: 24, evi: 48, cur: 1, ev: transactions, sp: 1 });
     const history = await store.history({ limit: 100 });
     expect(history.map((e) => e.ip).sort()).toEqual(adds.map((r) => r.ip).sort());
     expect(new Set(history.map((e) => e.id)).size).toBe(24);

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
+import { addressPart, part } from "../../src/store/etcd/layout.ts";
 import type { AllocationRecord } from "../../src/store/store.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record } from "./contract.ts";
@@ -116,29 +117,34 @@ describe("older etcd layouts", () => {
     expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key.slice(p.length)).sort()).toEqual(keys);
   }, 30_000);
 
-  for (const from of ["2", "3"] as const) {
-    test(`a store of layout ${from} gets the keys later layouts added, once`, async () => {
+  for (const from of ["2", "3", "4"] as const) {
+    test(`a store of layout ${from} gets the keys later layouts added, and loses the ones they dropped, once`, async () => {
       const client = new EtcdClient(etcd.endpoints);
       const p = `/v${from}-${process.pid}/`;
       const store = new EtcdStore(client, p, "node-a");
       await store.prepare();
       const named = { ...record("10.0.0.9", "c8", { podNamespace: "batch", podName: "job-1" }), space: "@ipv4", pool: "v4", rangeSet: null };
-      await store.commit([
-        { op: "allocate", record: record("10.0.0.7", "c6", { podNamespace: "batch", podName: null }) },
-        { op: "allocate", record: record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }) },
-        { op: "allocate", record: named },
-      ]);
-      // As a daemon of that layout left them: no pod/ key without a pod name; before 3, no nsp/ keys.
-      const missing = [...(await client.rangePrefix(`${p}pod/batch//`, { keysOnly: true })), ...(from === "2" ? await client.rangePrefix(`${p}nsp/`, { keysOnly: true }) : [])].map((kv) => kv.key);
-      expect(missing).toHaveLength(from === "2" ? 2 : 1);
-      await client.txn([], [...missing.map((key) => ({ delete: { key } })), { put: { key: `${p}layout`, value: from } }]);
-      expect((await store.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.9", "10.0.0.8"]);
+      const records = [record("10.0.0.7", "c6", { podNamespace: "batch", podName: null }), record("10.0.0.8", "c7", { podNamespace: "batch", podName: "job-0" }), named];
+      await store.commit(records.map((r) => ({ op: "allocate", record: r })));
+      // As a daemon of that layout left them: an ip/ key per allocation and no sp/ keys; before
+      // 4, no pod/ key without a pod name; before 3, no nsp/ keys.
+      const missing = [
+        ...(from === "4" ? [] : await client.rangePrefix(`${p}pod/batch//`, { keysOnly: true })),
+        ...(from === "2" ? await client.rangePrefix(`${p}nsp/`, { keysOnly: true }) : []),
+        ...(await client.rangePrefix(`${p}sp/`, { keysOnly: true })),
+      ].map((kv) => kv.key);
+      expect(missing).toHaveLength({ "2": 4, "3": 3, "4": 2 }[from]);
+      const holderKeys = records.map((r) => `${p}ip/${addressPart(r.ip)}/${part(r.space)}`);
+      await client.txn([], [...missing.map((key) => ({ delete: { key } })), ...holderKeys.map((key) => ({ put: { key, value: "" } })), { put: { key: `${p}layout`, value: from } }]);
 
       const upgraded = new EtcdStore(client, p, "node-a");
       await upgraded.prepare();
       expect((await upgraded.allocations({ podNamespace: "batch" })).map((r) => r.ip)).toEqual(["10.0.0.9", "10.0.0.7", "10.0.0.8"]);
       expect(Object.fromEntries(await upgraded.namespaceUse("v4"))).toEqual({ batch: 1 });
-      expect((await client.range(`${p}layout`))[0]?.value).toBe("4");
+      // Who holds each address is found in its space, without the ip/ keys, which are gone.
+      for (const r of records) expect((await upgraded.holders(r.ip)).map((h) => h.containerID)).toEqual([r.containerID]);
+      expect(await client.rangePrefix(`${p}ip/`, { keysOnly: true })).toEqual([]);
+      expect((await client.range(`${p}layout`))[0]?.value).toBe("5");
       const keys = (await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort();
       await upgraded.prepare();
       expect((await client.rangePrefix(p, { keysOnly: true })).map((kv) => kv.key).sort()).toEqual(keys);

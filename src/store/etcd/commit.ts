@@ -23,9 +23,10 @@ import { holdMarker, parseValue, type StoredEvent, storedEvents } from "./values
 export const MAX_OPS = 120;
 
 /**
- * Allocations one caller may commit at once: each writes up to 9 keys (a/, att/, n/, ip/,
- * pod/, nsp/ and its event's three index keys) under one compare, plus the transaction's one
- * ev/ key, and a caller's changes are never split across transactions.
+ * Allocations one caller may commit at once: each writes up to 9 keys (a/, att/, n/, pod/,
+ * nsp/, its event's three index keys, and sp/ the first time this daemon allocates in its
+ * space) under one compare, plus the transaction's one ev/ key, and a caller's changes are
+ * never split across transactions.
  */
 export const COMMIT_CAPACITY = Math.floor(MAX_OPS / 10);
 
@@ -43,6 +44,13 @@ export class EtcdCommitter implements Transactions {
   readonly group = new GroupCommit(this);
   /** Asked of every key of every queued caller (flights.ts): made once. */
   private readonly cursorPrefix: string;
+  private readonly spacePrefix: string;
+  /**
+   * The sp/ keys of spaces this daemon has committed an allocation in: written with its first
+   * one there (a put of an empty value: harmless when another daemon wrote it first), so any
+   * space with an allocation has its key, and holders() finds the address in it.
+   */
+  private readonly registered = new Set<string>();
 
   constructor(
     private readonly client: EtcdClient,
@@ -50,6 +58,7 @@ export class EtcdCommitter implements Transactions {
     private readonly node: string,
   ) {
     this.cursorPrefix = layout.cursors();
+    this.spacePrefix = layout.spaces();
   }
 
   commit(changes: Change[]): Promise<void> {
@@ -113,6 +122,8 @@ export class EtcdCommitter implements Transactions {
         if (!first(key, () => ({ compare: absent(key), orSame: value }))) return;
         const { attachment, references } = L.entries(r);
         ops.push({ put: { key, value } }, { put: { key: attachment, value } }, ...references.map((ref) => ({ put: { key: ref, value: "" } })));
+        const space = L.space(r.space);
+        if (!this.registered.has(space)) ops.push({ put: { key: space, value: "" } });
         return this.event(txn, change.kind ?? (r.static ? "static" : "allocated"), r, change.cause ?? "cni add", now);
       }
       case "release": {
@@ -171,8 +182,8 @@ export class EtcdCommitter implements Transactions {
     }
   }
 
-  isCursor(key: string): boolean {
-    return key.startsWith(this.cursorPrefix);
+  unguarded(key: string): boolean {
+    return key.startsWith(this.cursorPrefix) || key.startsWith(this.spacePrefix);
   }
 
   /**
@@ -215,7 +226,10 @@ export class EtcdCommitter implements Transactions {
       }
       const compares = txn.guards.map((g) => g.compare);
       const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
-      if (result.succeeded) return;
+      if (result.succeeded) {
+        for (const key of byKey.keys()) if (key.startsWith(this.spacePrefix)) this.registered.add(key);
+        return;
+      }
       // A limit's range compare is not judged here (its range may be long): when nothing else
       // failed, it did, and the count is taken again.
       const failed = txn.guards.flatMap((g, i) => (g.limit || holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));

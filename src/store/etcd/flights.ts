@@ -9,7 +9,8 @@
  * What a single flight gave for free is kept by two rules:
  * - No two callers writing one key (an address, its secondary keys, a block, a binding) are in
  *   the air at once, in one batch or in two: the guards of each would judge the state before
- *   the other. A caller whose keys are in flight waits at the head of the queue.
+ *   the other. A caller whose keys are in flight waits at the head of the queue. (A space's
+ *   sp/ key is the exception: an empty value no guard reads, written by whoever is first.)
  * - Cursors (cur/ keys) move in the order the plans were made: only one flight at a time, the
  *   carrier, writes them. A batch that flies beside the carrier leaves its cursor moves to the
  *   next carrier, and its callers are answered only once that carrier is durable too.
@@ -37,7 +38,8 @@ export interface Cost {
 /** The transaction side (commit.ts): one batch as one transaction, its cursor moves written or left out. */
 export interface Transactions {
   cost(changes: Change[]): Cost;
-  isCursor(key: string): boolean;
+  /** Keys several callers may write at once, in one batch or in flights side by side (cursors, the sp/ registry). */
+  unguarded(key: string): boolean;
   commitOne(pending: Pending[], now: number, cursors: { write: boolean; extra: CursorMove[] }): Promise<void>;
 }
 
@@ -144,7 +146,7 @@ export class GroupCommit {
       batch.push(this.queue.shift()!);
       for (const key of cost.keys) {
         keys.add(key);
-        if (!this.txns.isCursor(key)) guarded.add(key);
+        if (!this.txns.unguarded(key)) guarded.add(key);
       }
       guards += cost.guards;
       if (cost.limited) break;

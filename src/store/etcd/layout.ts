@@ -8,7 +8,8 @@
  *                                      sticky): the compare-and-swap key of the address
  *   att/CID/NETWORK/IFNAME/SPACE/ADDR  the record again, found by attachment or container
  *   n/NODE/NETWORK/CID/IFNAME/SPACE/ADDR  ""  a node's allocations (leak sweep, GC, by node)
- *   ip/ADDR/SPACE                      ""  who holds an address, in any space
+ *   sp/SPACE                           every space that ever had an allocation: who holds an
+ *                                      address in any space is its a/ key in each of them
  *   pod/NAMESPACE/NAME/SPACE/ADDR      ""  a pod's allocations (NAME empty: a namespace was
  *                                      given without a pod name)
  *   nsp/POOL/NAMESPACE/SPACE/ADDR      ""  a namespace's allocations from a named pool:
@@ -20,13 +21,15 @@
  *   block/SPACE/CIDR (value: node)     node/NAME (leased: alive)   health/NODE   layout
  *
  * Each secondary key lets one question read about as many keys as its answer holds, so a
- * node's periodic work reads that node's share of the cluster, not the whole cluster.
+ * node's periodic work reads that node's share of the cluster, not the whole cluster. Every
+ * key an allocation writes costs etcd CPU on every ADD and DEL, so a question that can be
+ * answered from the few spaces instead (who holds an address) has no key per allocation.
  */
 import { addressOrderKey, type Family, formatIp, parseIp } from "../../ipam/address.ts";
 import type { AllocationRecord, HistoryEvent } from "../store.ts";
 
 /** The layout version this code writes (older ones are migrated; see migrate.ts). */
-export const LAYOUT_VERSION = "4";
+export const LAYOUT_VERSION = "5";
 
 const SAFE = /^[A-Za-z0-9._~:@-]*$/;
 
@@ -103,8 +106,10 @@ export class Layout {
   node = (node: string, network?: string): string => this.key("n", part(node), ...(network === undefined ? [] : [part(network)]), "");
   nodeEntry = (r: AllocationRecord): string => this.key("n", part(r.node), part(r.network), part(r.containerID), part(r.ifname), part(r.space), addressPart(r.ip));
 
-  holders = (ip: string): string => this.key("ip", addressPart(ip), "");
-  holderEntry = (r: { space: string; ip: string }): string => this.key("ip", addressPart(r.ip), part(r.space));
+  spaces = (): string => this.key("sp", "");
+  space = (space: string): string => this.key("sp", part(space));
+  /** Layouts 2 to 4 kept ip/ADDR/SPACE per allocation; layout 5 reads the a/ key of each space (sp/). */
+  formerHolders = (): string => this.key("ip", "");
 
   pod = (namespace: string, name?: string): string => this.key("pod", part(namespace), ...(name === undefined ? [] : [part(name)]), "");
   /** Under its namespace whether or not it names the pod, so a namespace's list finds every one. */
@@ -116,7 +121,7 @@ export class Layout {
   /** The secondary keys of an allocation (att/ holds the record; the others are references). */
   entries(r: AllocationRecord): { attachment: string; references: string[] } {
     const optional = [this.podEntry(r), this.namespaceEntry(r)].filter((key): key is string => key !== null);
-    return { attachment: this.attachmentEntry(r), references: [this.nodeEntry(r), this.holderEntry(r), ...optional] };
+    return { attachment: this.attachmentEntry(r), references: [this.nodeEntry(r), ...optional] };
   }
 
   events = (): string => this.key("ev", "");

@@ -1,15 +1,17 @@
 /**
- * From the first etcd layout to this one. The first kept raw text in keys (a/SPACE/IP,
- * att/NETWORK/CID/IFNAME/SPACE/IP, subnets and blocks with their '/' unescaped) and had no
- * secondary keys. Each old key is rewritten with its replacements in one transaction, so a
- * migration cut short leaves every entity either old or new, and the next start finishes it.
- * What it writes follows from what it reads, so two daemons migrating at once agree.
- * Daemons of the first layout must all be stopped first: they would go on writing old keys.
+ * From older etcd layouts to this one (5), each in its steps: from 1 (migrateFromV1), from 2
+ * or 3 (migrateFromV2orV3), and from every one of them the last step into 5 (registerSpaces).
+ * The first layout kept raw text in keys (a/SPACE/IP, att/NETWORK/CID/IFNAME/SPACE/IP, subnets
+ * and blocks with their '/' unescaped) and had no secondary keys. Each old key is rewritten
+ * with its replacements in one transaction, so a migration cut short leaves every entity
+ * either old or new, and the next start finishes it. What it writes follows from what it
+ * reads, so two daemons migrating at once agree. Daemons of an older layout must all be
+ * stopped first: they would go on writing its keys.
  */
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import type { AllocationRecord, Binding, HistoryEvent, Hold } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
-import type { Layout } from "./layout.ts";
+import { type Layout, unpart } from "./layout.ts";
 import { type HoldMarker, holdMarker, isHold } from "./values.ts";
 
 /** The first layout's cooldown value (now a hold of kind cooling). */
@@ -136,4 +138,19 @@ export async function migrateFromV2orV3(client: EtcdClient, L: Layout, from: "2"
     }
   }
   if (ops.length > 0) await client.txn([], ops);
+}
+
+/**
+ * Into layout 5, from any older one (after its own steps): who holds an address is now read
+ * from the address's a/ key in every space, so each space with a key at a/ gets its sp/ key,
+ * and the ip/ keys layouts 2 to 4 wrote per allocation go. Puts first, so a migration cut
+ * short leaves every address findable, and the next start does it again.
+ */
+export async function registerSpaces(client: EtcdClient, L: Layout): Promise<void> {
+  const base = L.allocations();
+  const spaces = new Set<string>();
+  for (const kv of await client.rangePrefix(base, { keysOnly: true })) spaces.add(unpart(kv.key.slice(base.length).split("/")[0]!));
+  const puts: Op[] = [...spaces].map((space) => ({ put: { key: L.space(space), value: "" } }));
+  for (let i = 0; i < puts.length; i += MAX_OPS) await client.txn([], puts.slice(i, i + MAX_OPS));
+  await client.deletePrefix(L.formerHolders());
 }

@@ -46,11 +46,11 @@ export class EtcdReads {
     }
   }
 
+  /** Who holds an address: its a/ key in every space there is (a few: one per network and range set). */
   async holders(ip: string): Promise<AllocationRecord[]> {
-    const base = this.L.holders(ip);
-    const refs = await this.client.range(base, prefixEnd(base), { keysOnly: true });
-    const spaces = refs.map((kv) => kv.key.slice(base.length));
-    return this.records(spaces.map((space) => `${this.L.prefix}a/${space}/${addressPart(ip)}`));
+    const base = this.L.spaces();
+    const spaces = await this.client.range(base, prefixEnd(base), { keysOnly: true });
+    return this.records(spaces.map((kv) => `${this.L.prefix}a/${kv.key.slice(base.length)}/${addressPart(ip)}`));
   }
 
   /** One node's allocations (of one network), by its n/ keys. */
