@@ -36,6 +36,17 @@ const LIMIT_ROUNDS = 16;
 /** What an event tells of its address's holder: an allocation, or nobody (a reservation). */
 type EventSubject = Pick<AllocationRecord, "network" | "ip"> & { [K in "containerID" | "ifname" | "podNamespace" | "podName" | "podUid"]: string | null };
 
+/**
+ * An allocation's record as its a/ and att/ keys hold it, made once per record: a caller's
+ * changes are translated twice (its cost, then its transaction) and a release compares it.
+ */
+const stored = new WeakMap<AllocationRecord, string>();
+function recordValue(r: AllocationRecord): string {
+  let value = stored.get(r);
+  if (value === undefined) stored.set(r, (value = JSON.stringify(r)));
+  return value;
+}
+
 const reservationSubject = (ip: string): EventSubject => ({ network: "", ip, containerID: null, ifname: null, podNamespace: null, podName: null, podUid: null });
 
 export class EtcdCommitter implements Transactions {
@@ -116,7 +127,7 @@ export class EtcdCommitter implements Transactions {
       case "allocate": {
         const r = change.record;
         const key = L.allocation(r.space, r.ip);
-        const value = JSON.stringify(r);
+        const value = recordValue(r);
         // This very record there already: the transaction was applied by an attempt whose
         // answer was lost (the client sends it again on another member), so it is done.
         if (!first(key, () => ({ compare: absent(key), orSame: value }))) return;
@@ -134,7 +145,7 @@ export class EtcdCommitter implements Transactions {
         for (const ref of [attachment, ...references]) ops.push({ delete: { key: ref } });
         // A stale release (released elsewhere and handed out again meanwhile) must not touch
         // the newer owner's key: only the value this very allocation wrote may go.
-        if (!first(key, () => ({ compare: equal(key, JSON.stringify(r)), orAbsent: true }))) return;
+        if (!first(key, () => ({ compare: equal(key, recordValue(r)), orAbsent: true }))) return;
         ops.push({ delete: { key } });
         return this.event(txn, change.kind ?? "released", r, change.cause, now);
       }

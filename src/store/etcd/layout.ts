@@ -96,15 +96,15 @@ export class Layout {
   private key = (...parts: string[]): string => this.prefix + parts.join("/");
 
   allocations = (space?: string): string => (space === undefined ? this.key("a", "") : this.key("a", part(space), ""));
-  allocation = (space: string, ip: string): string => this.key("a", part(space), addressPart(ip));
+  allocation = (space: string, ip: string): string => `${this.prefix}a/${part(space)}/${addressPart(ip)}`;
 
-  attachment = (containerID: string, network: string, ifname: string): string => this.key("att", part(containerID), part(network), part(ifname), "");
+  attachment = (containerID: string, network: string, ifname: string): string => `${this.prefix}att/${part(containerID)}/${part(network)}/${part(ifname)}/`;
   containers = (): string => this.key("att", "");
   container = (containerID: string): string => this.key("att", part(containerID), "");
   attachmentEntry = (r: AllocationRecord): string => this.attachment(r.containerID, r.network, r.ifname) + `${part(r.space)}/${addressPart(r.ip)}`;
 
   node = (node: string, network?: string): string => this.key("n", part(node), ...(network === undefined ? [] : [part(network)]), "");
-  nodeEntry = (r: AllocationRecord): string => this.key("n", part(r.node), part(r.network), part(r.containerID), part(r.ifname), part(r.space), addressPart(r.ip));
+  nodeEntry = (r: AllocationRecord): string => `${this.prefix}n/${part(r.node)}/${part(r.network)}/${part(r.containerID)}/${part(r.ifname)}/${part(r.space)}/${addressPart(r.ip)}`;
 
   spaces = (): string => this.key("sp", "");
   space = (space: string): string => this.key("sp", part(space));
