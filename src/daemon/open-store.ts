@@ -88,7 +88,10 @@ async function openEtcdStore(settings: ServeSettings): Promise<EtcdStore> {
   if (endpoints.some((e) => e.startsWith("https:")) && (!tls.cert || !tls.key)) {
     throw new IpamError(ErrorCode.InvalidNetworkConfig, "https etcd endpoints need --etcd-cert and --etcd-key (and usually --etcd-cacert)");
   }
-  const client = new EtcdClient(endpoints, tls, 1500);
+  // Requests end within 2 s: an ADD makes one (its commit; no read before it), so one whose
+  // etcd has lost quorum is answered 11 within the plugin's deadline, and one that meets a
+  // leader election (~1-1.5 s here after a leader is killed) still gets through.
+  const client = new EtcdClient(endpoints, tls, 2000);
   try {
     await client.range(prefix, undefined, { limit: 1, keysOnly: true });
   } catch (err) {

@@ -9,7 +9,8 @@ import { ErrorCode, IpamError } from "../errors.ts";
 import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
 import type { PoolSetup } from "../ipam/pool-choice.ts";
-import { type AllocationRecord, type Binding, ConflictError, type Hold, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
+import { StorageFault } from "../store/storage-fault.ts";
+import { type AllocationRecord, AttachmentHeld, type Binding, ConflictError, type Hold, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
 import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, OwnViews, planClaim } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
@@ -120,12 +121,20 @@ export class Engine {
       return ip;
     });
     return this.locks.run(req.network, req, async () => {
-      const existing = await this.store.attachment(req.network, req);
       // An attachment that holds addresses is answered with them, even where the rules have
-      // changed since (a reload): they stay until released, like any other out of scope.
-      if (existing.length > 0) return existing.map((r) => answerFor(r, selection instanceof IpamError ? [] : selection.targets));
-      if (selection instanceof IpamError) throw selection;
-      return (await this.allocate(req, selection, requested)).map(toAnswer);
+      // changed since (a reload): they stay until released, like any other out of scope. No
+      // read comes first (a round trip per ADD on a shared store): the commit refuses an ADD
+      // whose attachment holds addresses (AttachmentHeld), and a refusal of the request (a
+      // taken static address, an exhausted pool) is checked so. A store that is away is not:
+      // the read would wait out the plugin's deadline too, and the runtime's retry checks.
+      const held = async (err: unknown): Promise<Answer[]> => {
+        const refusal = err instanceof AttachmentHeld || (err instanceof IpamError && !(err instanceof StorageFault) && err.code !== ErrorCode.TryAgainLater);
+        const existing = refusal ? await this.store.attachment(req.network, req).catch(() => null) : null;
+        if (existing?.length) return existing.map((r) => answerFor(r, selection instanceof IpamError ? [] : selection.targets));
+        throw err instanceof AttachmentHeld ? new IpamError(ErrorCode.TryAgainLater, `${err.message}, but none were found: try again`) : err;
+      };
+      if (selection instanceof IpamError) return held(selection);
+      return this.allocate(req, selection, requested).then((records) => records.map(toAnswer), held);
     });
   }
 

@@ -194,6 +194,9 @@ function pickInSlot(view: StateView, input: AddInput, slot: number[], unclaimed:
 export function planAdd(view: StateView, input: AddInput): AddOutcome {
   const { req, targets } = input;
   const plan = emptyPlan();
+  // The attachment's first addresses: a repeated ADD is refused by the commit (AttachmentHeld)
+  // and answered with what it holds, so no ADD waits for a read before it (engine.ts).
+  plan.changes.push({ op: "unheld", network: req.network, containerID: req.containerID, ifname: req.ifname });
   const unclaimed = new Set(input.requested);
   for (const slot of input.slots) {
     const picked = pickInSlot(view, input, slot, unclaimed);

@@ -3,7 +3,7 @@
  * (Store.shared). It is decided here, once, and the engine asks this object — never the store's
  * type or which methods it has.
  */
-import { ConflictError, LimitError, type Store } from "../store/store.ts";
+import { AttachmentHeld, ConflictError, LimitError, type Store } from "../store/store.ts";
 
 export interface Sharing {
   /** Blocks apply: each node allocates from blocks it claimed (see blocks.ts). */
@@ -45,9 +45,9 @@ export function sharingOf(store: Store): Sharing {
     conflictRetries: 16,
     rereadWhenExhausted: true,
     memoryMayLag: true,
-    // A refused transaction did not apply (a conflict, or a limit counted before it was
-    // sent); a timeout may have (the raft commit can land after the client gave up).
-    mayHaveApplied: (err) => !(err instanceof ConflictError || err instanceof LimitError),
+    // A refused transaction did not apply (a conflict, a held attachment, or a limit counted
+    // before it was sent); a timeout may have (the raft commit can land after the client gave up).
+    mayHaveApplied: (err) => !(err instanceof ConflictError || err instanceof LimitError || err instanceof AttachmentHeld),
     collectOf: (node) => node,
     announces: true,
   };

@@ -22,6 +22,9 @@ export * from "./records.ts";
  * - claim: the block must be unclaimed or this node's already; unclaim: only the owner's goes.
  * - limit: after the commit, the namespace holds at most `max` of the pool's allocations (in
  *   every space, on every node), else LimitError; counted exactly, whoever else commits.
+ * - unheld: the attachment holds no address in its network before the commit, else
+ *   AttachmentHeld (an ADD's check that it is the attachment's first, made in its commit
+ *   rather than by a read before it: on a shared store that read was a round trip per ADD).
  */
 export type Change =
   /** kind defaults to "static" or "allocated" after record.static. */
@@ -36,7 +39,8 @@ export type Change =
   | { op: "cursor"; rangeSet: string; ip: string }
   | { op: "claim"; block: Block }
   | { op: "unclaim"; block: Block }
-  | { op: "limit"; pool: string; namespace: string; max: number };
+  | { op: "limit"; pool: string; namespace: string; max: number }
+  | { op: "unheld"; network: string; containerID: string; ifname: string };
 
 /** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
 export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
@@ -145,6 +149,21 @@ export class LimitError extends Error {
   ) {
     super(`namespace ${namespace} holds ${count} of pool ${pool}'s addresses, its limit (maxPerNamespace) is ${max}`);
     this.name = "LimitError";
+  }
+}
+
+/**
+ * A commit refused because its attachment holds addresses already (see the unheld change): an
+ * ADD the runtime repeated. Nothing of the commit was applied; the caller answers with what the
+ * attachment holds.
+ */
+export class AttachmentHeld extends Error {
+  readonly attachment: { network: string; containerID: string; ifname: string };
+
+  constructor({ network, containerID, ifname }: { network: string; containerID: string; ifname: string }) {
+    super(`container ${containerID} interface ${ifname} holds addresses in network ${network} already`);
+    this.name = "AttachmentHeld";
+    this.attachment = { network, containerID, ifname };
   }
 }
 

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { EtcdClient, type Op } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
-import { LimitError } from "../../src/store/store.ts";
+import { AttachmentHeld, LimitError } from "../../src/store/store.ts";
 import { addressPart, Layout } from "../../src/store/etcd/layout.ts";
 import { cleanup } from "../e2e/harness.ts";
 import { record } from "./contract/support.ts";
@@ -163,6 +163,19 @@ describe("etcd: a commit sent twice", () => {
     expect(client.resent).toBe(true);
     expect((await store.allocations({})).map((r) => r.containerID)).toEqual(["r1", "r2"]);
     expect((await store.history({})).map((e) => `${e.kind} ${e.containerID}`)).toEqual(["allocated r2", "allocated r1"]);
+  }, 30_000);
+
+  test("an ADD's commit sent twice is not refused by its own first attempt as a held attachment", async () => {
+    const client = new ResendingClient(etcd.endpoints);
+    const store = new EtcdStore(client, `/resent-unheld-${process.pid}/`, "node-a");
+    const v4 = record("10.0.12.2", "dual");
+    const v6 = record("fd00::12", "dual");
+    await store.commit([{ op: "unheld", network: "net1", containerID: "dual", ifname: "eth0" }, { op: "allocate", record: v4 }, { op: "allocate", record: v6 }]);
+    expect(client.resent).toBe(true);
+    expect(await store.attachment("net1", { containerID: "dual", ifname: "eth0" })).toEqual([v4, v6]);
+    expect((await store.history({})).map((e) => e.ip)).toEqual(["fd00::12", "10.0.12.2"]);
+    // Another ADD of it, sent twice too, is refused: what it found there is not its own.
+    await expect(store.commit([{ op: "unheld", network: "net1", containerID: "dual", ifname: "eth0" }, { op: "allocate", record: record("10.0.12.3", "dual") }])).rejects.toBeInstanceOf(AttachmentHeld);
   }, 30_000);
 
   test("a commit at its namespace's limit, sent twice, commits once and is not refused by its own first attempt", async () => {

@@ -8,9 +8,10 @@
  */
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import { ErrorCode, IpamError } from "../../errors.ts";
-import { type AllocationRecord, type Change, ConflictError, type HistoryEvent } from "../store.ts";
+import { type AllocationRecord, AttachmentHeld, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
 import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
+import { prefixEnd } from "../etcd-client.ts";
 import { limitCompares, limitsOf } from "./limits.ts";
 import { type Cost, type CursorMove, GroupCommit, type Pending, type Transactions } from "./flights.ts";
 import { holdMarker, parseValue, type StoredEvent, storedEvents } from "./values.ts";
@@ -115,8 +116,17 @@ export class EtcdCommitter implements Transactions {
       if (change.op === "allocate" || change.op === "release" || change.op === "hold" || change.op === "unhold") this.addressChange(change, now, first, txn);
       // Limits are counted and guarded per transaction (commitOne), not per change; cursor
       // moves are left out of a batch flying beside the carrier (flights.ts).
-      else if (change.op !== "limit" && (writeCursors || change.op !== "cursor")) this.otherChange(change, first, txn.ops);
+      else if (change.op !== "limit" && change.op !== "unheld" && (writeCursors || change.op !== "cursor")) this.otherChange(change, first, txn.ops);
     }
+    for (const change of changes) if (change.op === "unheld") this.unheld(change, changes, first);
+  }
+
+  /** No att/ key under the attachment: one range compare, answered with what is there when it fails. */
+  private unheld(attachment: Extract<Change, { op: "unheld" }>, changes: Change[], first: (key: string, guard: () => Guard) => boolean): void {
+    const prefix = this.layout.attachment(attachment.containerID, attachment.network, attachment.ifname);
+    const own = new Map<string, string>();
+    for (const c of changes) if (c.op === "allocate" && this.layout.attachmentEntry(c.record).startsWith(prefix)) own.set(this.layout.attachmentEntry(c.record), recordValue(c.record));
+    first(prefix, () => ({ compare: { ...absent(prefix), rangeEnd: prefixEnd(prefix) }, unheld: { attachment, own } }));
   }
 
   /** A change at an address's a/ key, with its secondary keys and its event. */
@@ -236,26 +246,34 @@ export class EtcdCommitter implements Transactions {
         byKey.set(keyOf(op), op);
       }
       const compares = txn.guards.map((g) => g.compare);
-      const result = await this.client.txn(compares, [...byKey.values()], compares.map((c) => ({ range: { key: c.key } })));
+      // On failure, each guarded key is read; an attachment's whole range (a limit's is too long).
+      const reads = txn.guards.map((g) => ({ range: { key: g.compare.key, ...(g.unheld ? { rangeEnd: prefixEnd(g.compare.key) } : {}) } }));
+      const result = await this.client.txn(compares, [...byKey.values()], reads);
       if (result.succeeded) {
         for (const key of byKey.keys()) if (key.startsWith(this.spacePrefix)) this.registered.add(key);
         return;
       }
       // A limit's range compare is not judged here (its range may be long): when nothing else
       // failed, it did, and the count is taken again.
-      const failed = txn.guards.flatMap((g, i) => (g.limit || holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0] }]));
+      const failed = txn.guards.flatMap((g, i) => (g.limit || holds(g.compare, result.ranges[i]![0]) ? [] : [{ g, kv: result.ranges[i]![0], i }]));
       if (failed.length === 0 && limits.length > 0) {
         if (round < LIMIT_ROUNDS) continue;
         throw new IpamError(ErrorCode.TryAgainLater, `the count of a namespace limit (${limits.map((l) => `${l.namespace} in ${l.pool}`).join(", ")}) kept changing under ${LIMIT_ROUNDS} tries; try again`);
       }
-      const settled = failed.filter(({ g, kv }) => (g.orAbsent && kv === undefined) || (g.orSame !== undefined && kv?.value === g.orSame));
+      const ownAttempt = (g: Guard, i: number) => g.unheld !== undefined && result.ranges[i]!.length > 0 && result.ranges[i]!.every((kv) => g.unheld!.own.get(kv.key) === kv.value);
+      const settled = failed.filter(({ g, kv, i }) => (g.orAbsent && kv === undefined) || (g.orSame !== undefined && kv?.value === g.orSame) || ownAttempt(g, i));
       if (failed.length === 0 || settled.length < failed.length) throw this.conflict(failed.filter((f) => !settled.includes(f)));
       for (const { g, kv } of settled) (kv === undefined ? found.gone : found.same).add(g.compare.key);
     }
   }
 
-  /** What a batch lost: the addresses and blocks whose keys were not as its guards required. */
-  private conflict(failed: { g: Guard; kv: KeyValue | undefined }[]): ConflictError {
+  /**
+   * What a batch lost: the addresses and blocks whose keys were not as its guards required,
+   * or (first: the caller answers with what it holds) an attachment that holds addresses.
+   */
+  private conflict(failed: { g: Guard; kv: KeyValue | undefined }[]): ConflictError | AttachmentHeld {
+    const held = failed.find(({ g }) => g.unheld);
+    if (held) return new AttachmentHeld(held.g.unheld!.attachment);
     const blockBase = this.layout.blocks();
     const taken: { space: string; family: 4 | 6; ip: string }[] = [];
     const blocks: { space: string; cidr: string; node: string }[] = [];

@@ -15,7 +15,7 @@
  *   carrier, writes them. A batch that flies beside the carrier leaves its cursor moves to the
  *   next carrier, and its callers are answered only once that carrier is durable too.
  */
-import { type Change, ConflictError } from "../store.ts";
+import { AttachmentHeld, type Change, ConflictError } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
 
 export interface Pending {
@@ -207,9 +207,9 @@ export class GroupCommit {
       for (const p of batch) answer(p);
     } catch (err) {
       failure = err;
-      if (batch.length <= 1 || !(err instanceof ConflictError)) for (const p of batch) p.reject(err);
+      if (batch.length <= 1 || !(err instanceof ConflictError || err instanceof AttachmentHeld)) for (const p of batch) p.reject(err);
       else for (const p of batch) await this.txns.commitOne([p], now, { write: carrier, extra: [] }).then(() => answer(p), p.reject);
-      if (!carried && err instanceof ConflictError) {
+      if (!carried && (err instanceof ConflictError || err instanceof AttachmentHeld)) {
         try {
           await this.txns.commitOne([], now, { write: true, extra });
           carried = true;

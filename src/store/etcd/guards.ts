@@ -18,6 +18,12 @@ export interface Guard {
   orSame?: string;
   /** A namespace limit's range compare (limits.ts): when it fails, the count is taken again. */
   limit?: boolean;
+  /**
+   * An attachment's range compare (no att/ key under it; the unheld change). When it fails,
+   * the keys found there are read: exactly the caller's own att/ keys with their values (key
+   * to value here) is its own earlier attempt, done; anything else is AttachmentHeld.
+   */
+  unheld?: { attachment: { network: string; containerID: string; ifname: string }; own: Map<string, string> };
 }
 
 /** What a batch writes, as it is built: its events go to one ev/ key, eventId (see commit.ts). */

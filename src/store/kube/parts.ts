@@ -5,7 +5,7 @@
  * is written by the pending/primary protocol (see working-block.ts).
  */
 import { parseCidr } from "../../ipam/address.ts";
-import type { Change } from "../store.ts";
+import { AttachmentHeld, type Change } from "../store.ts";
 import type { BlockCache } from "./cache.ts";
 import { type BlockPrefixes, blockCidr, blockName, usageName } from "./names.ts";
 import { type UsageAdd, usageAdds } from "./usage.ts";
@@ -96,6 +96,11 @@ export function translate(changes: Change[], cache: BlockCache, prefixes: BlockP
         return;
       case "limit":
         return; // counted below, against what the commit allocates
+      case "unheld":
+        // As the watch-fed cache has it (a read before the commit was no stronger), before
+        // any change of this commit: an ADD repeated under the engine's attachment lock.
+        if (cache.ofAttachment(change.network, change.containerID, change.ifname).length > 0) throw new AttachmentHeld(change);
+        return;
     }
     if (!part) return;
     part.changes.push(change as BlockChange);

@@ -5,7 +5,7 @@
  * group commit rolls back that caller's savepoint alone.
  */
 import type { Statement } from "bun:sqlite";
-import { type AllocationRecord, type Block, type Change, ConflictError, type Hold, type HoldEvent, LimitError } from "../store.ts";
+import { type AllocationRecord, AttachmentHeld, type Block, type Change, ConflictError, type Hold, type HoldEvent, LimitError } from "../store.ts";
 import { ipOrder } from "./schema.ts";
 
 type Row = Record<string, string | number | null>;
@@ -24,6 +24,7 @@ export class SqliteChanges {
           $podNamespace, $podName, $podUid, $node, $createdAt, $static, $ipOrder, $rangeSet)`,
       ),
       allocationAt: prepare("SELECT network, container_id, ifname, created_at FROM allocations WHERE space = ? AND ip = ?"),
+      attachmentHeld: prepare("SELECT 1 FROM allocations WHERE container_id = ? AND network = ? AND ifname = ? LIMIT 1"),
       // Exactly this allocation: a stale release (another attachment's now) deletes nothing.
       deleteAllocation: prepare("DELETE FROM allocations WHERE space = ? AND ip = ? AND network = ? AND container_id = ? AND ifname = ? AND created_at = ?"),
       event: prepare(
@@ -69,6 +70,8 @@ export class SqliteChanges {
     // Allocations of this caller's so far, by pool and namespace: a limit reports what the
     // namespace held before the caller, whatever part of its allocations the count includes.
     const own = new Map<string, number>();
+    // Judged on the store as it was before the commit, whatever their place in it.
+    for (const change of changes) if (change.op === "unheld" && this.s.attachmentHeld!.get(change.containerID, change.network, change.ifname) !== null) throw new AttachmentHeld(change);
     for (const change of changes) {
       if (change.op === "allocate" && change.record.pool !== null && change.record.podNamespace) {
         const key = `${change.record.pool}\0${change.record.podNamespace}`;
@@ -113,6 +116,8 @@ export class SqliteChanges {
         return;
       case "limit":
         return; // counted by applyAll, which knows the caller's own allocations
+      case "unheld":
+        return; // judged by applyAll before any change
       case "bind": {
         const b = change.binding;
         this.s.upsertBinding!.run(b.space, b.pod, b.family, b.ip, b.releasedAt);

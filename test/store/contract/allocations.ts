@@ -1,6 +1,6 @@
 /** The Store contract: allocations and releases — committed atomically, never one address twice. */
 import { expect, test } from "bun:test";
-import { ConflictError } from "../../../src/store/store.ts";
+import { AttachmentHeld, ConflictError } from "../../../src/store/store.ts";
 import { type ContractTarget, failureOf, record, taken } from "./support.ts";
 
 export function allocationContract(target: ContractTarget): void {
@@ -42,6 +42,30 @@ export function allocationContract(target: ContractTarget): void {
     // Nothing of the failed commit is left half-written.
     expect(await store.attachment("net1", { containerID: "c2", ifname: "eth0" })).toEqual([]);
     expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/4/10.0.0.4", "net2/4/10.0.0.2"]);
+    await store.close();
+  }, 30_000);
+
+  test("unheld: an attachment's first addresses commit; a commit for one that holds addresses already fails whole with AttachmentHeld", async () => {
+    const store = await target.open();
+    const unheld = (containerID: string, network = "net1", ifname = "eth0") => ({ op: "unheld" as const, network, containerID, ifname });
+    await store.commit([unheld("c1"), { op: "allocate", record: record("10.0.0.2", "c1") }, { op: "allocate", record: record("fd00::2", "c1") }]);
+    const results = await Promise.all([
+      // A repeated ADD (another address planned): refused, nothing of it written.
+      failureOf(store.commit([unheld("c1"), { op: "allocate", record: record("10.0.0.3", "c1") }, { op: "cursor", rangeSet: "net1|p", ip: "10.0.0.3" }])),
+      // The same container on another interface, or in another network, is another attachment.
+      failureOf(store.commit([unheld("c1", "net1", "eth1"), { op: "allocate", record: record("10.0.0.4", "c1", { ifname: "eth1" }) }])),
+      failureOf(store.commit([unheld("c1", "net2"), { op: "allocate", record: record("10.0.0.2", "c1", { network: "net2", space: "net2" }) }])),
+      failureOf(store.commit([unheld("c2"), { op: "allocate", record: record("10.0.0.5", "c2") }])),
+    ]);
+    expect(results[0]).toBeInstanceOf(AttachmentHeld);
+    expect((results[0] as AttachmentHeld).attachment).toEqual({ network: "net1", containerID: "c1", ifname: "eth0" });
+    expect(results.slice(1)).toEqual([null, null, null]);
+    expect((await store.attachment("net1", { containerID: "c1", ifname: "eth0" })).map((r) => r.ip)).toEqual(["10.0.0.2", "fd00::2"]);
+    expect(await taken(store)).toEqual(["net1/4/10.0.0.2", "net1/4/10.0.0.4", "net1/4/10.0.0.5", "net1/6/fd00::2", "net2/4/10.0.0.2"]);
+    expect(await store.cursors()).toEqual(new Map());
+    // Released, the attachment is unheld again.
+    await store.commit([{ op: "release", record: record("10.0.0.2", "c1"), cause: "cni del" }, { op: "release", record: record("fd00::2", "c1"), cause: "cni del" }]);
+    expect(await failureOf(store.commit([unheld("c1"), { op: "allocate", record: record("10.0.0.3", "c1") }]))).toBeNull();
     await store.close();
   }, 30_000);
 
