@@ -7,7 +7,7 @@
  * borrowing is safe, only slower). Blocks of a node that is gone are given up once empty.
  * The functions here are pure; the engine reads the owners and applies the claims.
  */
-import { bitsOf, type Family, formatCidr } from "../ipam/address.ts";
+import { bitsOf, type Family, formatCidr, parseCidr } from "../ipam/address.ts";
 import type { TakenAddresses } from "../ipam/freespace.ts";
 import type { Range, RangeSet } from "../ipam/pool.ts";
 import type { Block } from "../store/store.ts";
@@ -19,6 +19,9 @@ export interface BlockSizes {
 }
 
 export const DEFAULT_BLOCK_SIZES: BlockSizes = { v4: 26, v6: 122 };
+
+/** A block's first address. */
+export const blockStart = (cidr: string): bigint | null => parseCidr(cidr)?.address ?? null;
 
 const prefixOf = (sizes: BlockSizes, family: Family): number => (family === 4 ? sizes.v4 : sizes.v6);
 const spanOf = (sizes: BlockSizes, family: Family): bigint => 1n << BigInt(bitsOf(family) - prefixOf(sizes, family));

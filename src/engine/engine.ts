@@ -1,19 +1,20 @@
 /**
  * The engine: every allocation decision of the daemon, made by the pure planners (plan-*.ts)
  * from memory (state.ts) and carried out by the one apply path (apply.ts). This file is the
- * shell around them: it reads what a plan needs from the store first (the attachment, fresh
- * bindings, block owners), serialises operations per attachment, and retries what a shared
- * store's races call for (sharing.ts). Releases are in releases.ts, imports in import.ts.
+ * shell around them: it reads what a plan needs from the store first (fresh bindings; this
+ * node's blocks: node-blocks.ts), serialises operations per attachment, and retries what a
+ * shared store's races call for (sharing.ts). Releases are in releases.ts, imports in import.ts.
  */
 import { ErrorCode, IpamError } from "../errors.ts";
-import { type Family, type Ip, parseCidr, parseIp } from "../ipam/address.ts";
+import { type Family, type Ip, parseIp } from "../ipam/address.ts";
 import type { NamedPool } from "../ipam/named-pool.ts";
 import type { PoolSetup } from "../ipam/pool-choice.ts";
 import { StorageFault } from "../store/storage-fault.ts";
 import { type AllocationRecord, AttachmentHeld, type Binding, ConflictError, type Hold, LimitError, type ReleaseKind, type Store } from "../store/store.ts";
 import { type AllocationObserver, Applier } from "./apply.ts";
-import { type BlockSizes, DEFAULT_BLOCK_SIZES, freeBlock, OwnViews, planClaim } from "./blocks.ts";
+import { blockStart, type BlockSizes, DEFAULT_BLOCK_SIZES } from "./blocks.ts";
 import { importAllocations } from "./import.ts";
+import { NodeBlocks } from "./node-blocks.ts";
 import { readSnapshot } from "./load.ts";
 import { AttachmentLocks } from "./locks.ts";
 import { type AddOutcome, bindingKey, planAdd } from "./plan-add.ts";
@@ -25,7 +26,7 @@ import { type Sharing, sharingOf } from "./sharing.ts";
 import { refreshNamedSpaces, refuseSpaceMoves, spaceMoves } from "./space-moves.ts";
 import { AddressState } from "./state.ts";
 import type { AddRequest, Answer, Attachment, GcRequest, ImportRequest, ImportResult } from "./requests.ts";
-import { answerFor, cursorOf, stickyKey, type Target, toAnswer } from "./target.ts";
+import { answerFor, stickyKey, type Target, toAnswer } from "./target.ts";
 
 /** Run-out holds one ADD ends before allocating; more wait for the next ADD, so none waits long. */
 const MAX_EXPIRED_PER_ADD = 32;
@@ -44,9 +45,6 @@ export interface EngineOptions {
   now?: () => number;
 }
 
-/** A block's first address. */
-export const blockStart = (cidr: string): bigint | null => parseCidr(cidr)?.address ?? null;
-
 export class Engine {
   readonly state = new AddressState();
   readonly registry: PoolRegistry;
@@ -55,10 +53,7 @@ export class Engine {
   readonly applier: Applier;
   readonly locks = new AttachmentLocks();
   readonly now: () => number;
-  private readonly blockSizes: BlockSizes;
-  private readonly ownViews: OwnViews;
-  /** The block claim in flight per range set, shared by the ADDs that wait for it. */
-  private readonly claiming = new Map<string, Promise<boolean>>();
+  private readonly blocks: NodeBlocks;
 
   private constructor(
     readonly store: Store,
@@ -67,10 +62,9 @@ export class Engine {
     this.node = options.node;
     this.now = options.now ?? Date.now;
     this.sharing = sharingOf(store);
-    this.blockSizes = options.blockSizes ?? DEFAULT_BLOCK_SIZES;
-    this.ownViews = new OwnViews(this.blockSizes);
     this.registry = new PoolRegistry(options.node);
     this.applier = new Applier(this.state, store, this.sharing, options.observer);
+    this.blocks = new NodeBlocks(this.state, store, this.applier, options.blockSizes ?? DEFAULT_BLOCK_SIZES, this.node);
   }
 
   /** Reads what the store holds, claims this node's subnets, and (shared stores) announces the node. */
@@ -205,7 +199,7 @@ export class Engine {
       const bindings = await this.bindingsFor(targets, req);
       let outcome: AddOutcome;
       try {
-        const scopes = targets.map((t) => (this.sharing.blocks ? this.ownViews.of(this.state, t.space, t.rangeSet) : null));
+        const scopes = targets.map((t) => (this.sharing.blocks ? this.blocks.scopeOf(t) : null));
         outcome = planAdd(this.state, { req, targets, slots, requested, bindings, scopes, borrow, excluded, node: this.node, now: this.now() });
         // Applied in the same turn as planned: no other plan sees the addresses this one takes.
         if ("plan" in outcome) await this.applier.apply(outcome.plan);
@@ -231,7 +225,7 @@ export class Engine {
         continue;
       }
       if ("plan" in outcome) return outcome.plan.allocated;
-      if (!(await this.claimBlock(targets[outcome.needsBlock]!))) borrow.add(outcome.needsBlock);
+      if (!(await this.blocks.claim(targets[outcome.needsBlock]!))) borrow.add(outcome.needsBlock);
     }
   }
 
@@ -279,34 +273,5 @@ export class Engine {
       bindings.set(bindingKey(t.space, pod), binding);
     }
     return bindings;
-  }
-
-  /**
-   * Claims a free block of the target for this node (false: the pool has none left, time to
-   * borrow). ADDs that find their blocks full together share one claim instead of racing
-   * each other for the same free block, a read and a compare-and-swap apiece.
-   */
-  private claimBlock(t: Target): Promise<boolean> {
-    const key = cursorOf(t);
-    let claim = this.claiming.get(key);
-    if (!claim) {
-      claim = (async () => {
-        for (let attempt = 0; attempt < 8; attempt++) {
-          const owners = new Set((await this.store.blocks(t.space)).flatMap((b) => blockStart(b.cidr) ?? []));
-          const cidr = freeBlock(owners, t.rangeSet, this.state.takenSet(t.space, t.rangeSet.family), this.blockSizes, this.node);
-          if (cidr === null) return false;
-          try {
-            await this.applier.apply(planClaim({ space: t.space, cidr, node: this.node }));
-            return true;
-          } catch (err) {
-            if (!(err instanceof ConflictError)) throw err;
-            // Another node claimed it between our read and our write: look again.
-          }
-        }
-        return false;
-      })().finally(() => this.claiming.delete(key));
-      this.claiming.set(key, claim);
-    }
-    return claim;
   }
 }
