@@ -6,12 +6,11 @@
  * commit is durable (raft quorum) before it resolves. A hold (cooldown, a sticky pod's parked address) keeps its a/ key with a marker
  * instead of a record, so no other daemon can create it meanwhile.
  */
-import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
+import { type EtcdClient, type KeyValue, type Op, prefixEnd } from "../etcd-client.ts";
 import { ErrorCode, IpamError } from "../../errors.ts";
 import { type AllocationRecord, AttachmentHeld, type Change, ConflictError, type HistoryEvent } from "../store.ts";
 import { eventId, type Layout } from "./layout.ts";
 import { absent, equal, type Found, type Guard, holds, keyOf, type Txn } from "./guards.ts";
-import { prefixEnd } from "../etcd-client.ts";
 import { limitCompares, limitsOf } from "./limits.ts";
 import { type Cost, type CursorMove, GroupCommit, type Pending, type Transactions } from "./flights.ts";
 import { holdMarker, parseValue, type StoredEvent, storedEvents } from "./values.ts";
@@ -125,7 +124,11 @@ export class EtcdCommitter implements Transactions {
   private unheld(attachment: Extract<Change, { op: "unheld" }>, changes: Change[], first: (key: string, guard: () => Guard) => boolean): void {
     const prefix = this.layout.attachment(attachment.containerID, attachment.network, attachment.ifname);
     const own = new Map<string, string>();
-    for (const c of changes) if (c.op === "allocate" && this.layout.attachmentEntry(c.record).startsWith(prefix)) own.set(this.layout.attachmentEntry(c.record), recordValue(c.record));
+    for (const c of changes) {
+      if (c.op !== "allocate") continue;
+      const key = this.layout.attachmentEntry(c.record);
+      if (key.startsWith(prefix)) own.set(key, recordValue(c.record));
+    }
     first(prefix, () => ({ compare: { ...absent(prefix), rangeEnd: prefixEnd(prefix) }, unheld: { attachment, own } }));
   }
 
