@@ -321,6 +321,21 @@ describe("etcd specifics", () => {
     expect(claims).toBe(4);
   }, 30_000);
 
+  test("an ADD costs one etcd request, its commit; a repeated ADD is answered with what the attachment holds", async () => {
+    const c = client();
+    const service = await Engine.start(new EtcdStore(c, `/add-requests-${process.pid}/`, "node-a"), { node: "node-a" });
+    const req = (containerID: string) => ({ network: "plain", containerID, ifname: "eth0", ranges: [[{ subnet: "10.4.0.0/24" }]], pod: { namespace: "default", name: containerID } });
+    await service.add(req("first")); // claims the node's block too
+    let before = c.requests;
+    const [answer] = await service.add(req("c1"));
+    expect(c.requests - before).toBe(1);
+    // Repeated: its commit is refused (the attachment holds an address), then that address is read.
+    before = c.requests;
+    expect(await service.add(req("c1"))).toEqual([answer!]);
+    expect(c.requests - before).toBe(2);
+    expect((await service.store.attachment("plain", { containerID: "c1", ifname: "eth0" })).length).toBe(1);
+  }, 30_000);
+
   test("a pod's DEL in a pool that is not sticky costs two etcd requests: its lookup and its commit", async () => {
     const c = client();
     const service = await Engine.start(new EtcdStore(c, `/del-requests-${process.pid}/`, "node-a"), { node: "node-a" });
