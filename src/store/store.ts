@@ -40,7 +40,10 @@ export type Change =
   | { op: "claim"; block: Block }
   | { op: "unclaim"; block: Block }
   | { op: "limit"; pool: string; namespace: string; max: number }
-  | { op: "unheld"; network: string; containerID: string; ifname: string };
+  | ({ op: "unheld" } & NetworkAttachment);
+
+/** An attachment and the network it is in: what an unheld change and AttachmentHeld name. */
+export type NetworkAttachment = AttachmentKey & { network: string };
 
 /** Picks this node's subnet: keeps `mine` when still right, or returns a free one (null: none left). */
 export type SubnetChooser = (claimedByOthers: string[], mine: string | null) => string | null;
@@ -158,9 +161,9 @@ export class LimitError extends Error {
  * attachment holds.
  */
 export class AttachmentHeld extends Error {
-  readonly attachment: { network: string; containerID: string; ifname: string };
+  readonly attachment: NetworkAttachment;
 
-  constructor({ network, containerID, ifname }: { network: string; containerID: string; ifname: string }) {
+  constructor({ network, containerID, ifname }: NetworkAttachment) {
     super(`container ${containerID} interface ${ifname} holds addresses in network ${network} already`);
     this.name = "AttachmentHeld";
     this.attachment = { network, containerID, ifname };

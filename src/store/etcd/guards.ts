@@ -3,6 +3,7 @@
  * fails: the compare-and-swap vocabulary of commit.ts.
  */
 import type { Compare, KeyValue, Op } from "../etcd-client.ts";
+import type { NetworkAttachment } from "../store.ts";
 import type { StoredEvent } from "./values.ts";
 
 /**
@@ -23,7 +24,7 @@ export interface Guard {
    * the keys found there are read: exactly the caller's own att/ keys with their values (key
    * to value here) is its own earlier attempt, done; anything else is AttachmentHeld.
    */
-  unheld?: { attachment: { network: string; containerID: string; ifname: string }; own: Map<string, string> };
+  unheld?: { attachment: NetworkAttachment; own: Map<string, string> };
 }
 
 /** What a batch writes, as it is built: its events go to one ev/ key, eventId (see commit.ts). */

@@ -11,7 +11,7 @@
 import type { EtcdClient, KeyValue, Op } from "../etcd-client.ts";
 import type { AllocationRecord, Binding, HistoryEvent, Hold } from "../store.ts";
 import { MAX_OPS } from "./commit.ts";
-import { type Layout, unpart } from "./layout.ts";
+import type { Layout } from "./layout.ts";
 import { type HoldMarker, holdMarker, isHold } from "./values.ts";
 
 /** The first layout's cooldown value (now a hold of kind cooling). */
@@ -149,7 +149,7 @@ export async function migrateFromV2orV3(client: EtcdClient, L: Layout, from: "2"
 export async function registerSpaces(client: EtcdClient, L: Layout): Promise<void> {
   const base = L.allocations();
   const spaces = new Set<string>();
-  for (const kv of await client.rangePrefix(base, { keysOnly: true })) spaces.add(unpart(kv.key.slice(base.length).split("/")[0]!));
+  for (const kv of await client.rangePrefix(base, { keysOnly: true })) spaces.add(L.partsOf(kv.key, base)[0]!);
   const puts: Op[] = [...spaces].map((space) => ({ put: { key: L.space(space), value: "" } }));
   for (let i = 0; i < puts.length; i += MAX_OPS) await client.txn([], puts.slice(i, i + MAX_OPS));
   await client.deletePrefix(L.formerHolders());

@@ -50,7 +50,7 @@ export class EtcdReads {
   async holders(ip: string): Promise<AllocationRecord[]> {
     const base = this.L.spaces();
     const spaces = await this.client.range(base, prefixEnd(base), { keysOnly: true });
-    return this.records(spaces.map((kv) => `${this.L.prefix}a/${kv.key.slice(base.length)}/${addressPart(ip)}`));
+    return this.records(spaces.map((kv) => this.L.allocation(this.L.partsOf(kv.key, base)[0]!, ip)));
   }
 
   /** One node's allocations (of one network), by its n/ keys. */
