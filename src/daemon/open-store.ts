@@ -11,6 +11,10 @@ import { KubeStore } from "../store/kube.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import { StorageFault } from "../store/storage-fault.ts";
 import type { ServeSettings } from "./config.ts";
+import { CALL_TIMEOUT_MS } from "../protocol-command.ts";
+
+/** What an ADD on etcd needs besides its commit (planning, answering: a fraction of a millisecond): ample. */
+const ETCD_MARGIN_MS = 200;
 
 const LOOPBACK = /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\/?$/;
 
@@ -88,10 +92,11 @@ async function openEtcdStore(settings: ServeSettings): Promise<EtcdStore> {
   if (endpoints.some((e) => e.startsWith("https:")) && (!tls.cert || !tls.key)) {
     throw new IpamError(ErrorCode.InvalidNetworkConfig, "https etcd endpoints need --etcd-cert and --etcd-key (and usually --etcd-cacert)");
   }
-  // Requests end within 2 s: an ADD makes one (its commit; no read before it), so one whose
-  // etcd has lost quorum is answered 11 within the plugin's deadline, and one that meets a
-  // leader election (~1-1.5 s here after a leader is killed) still gets through.
-  const client = new EtcdClient(endpoints, tls, 2000);
+  // An ADD makes one etcd request (its commit; no read before it), so that request may take
+  // the plugin's whole wait for the daemon but a margin for the rest of the ADD: one that
+  // meets a leader election (~1-2 s here after a leader is killed, more on a busy machine)
+  // still gets through, and one whose etcd has lost quorum is answered 11 within the wait.
+  const client = new EtcdClient(endpoints, tls, CALL_TIMEOUT_MS - ETCD_MARGIN_MS);
   try {
     await client.range(prefix, undefined, { limit: 1, keysOnly: true });
   } catch (err) {
