@@ -7,7 +7,7 @@
  */
 import type { KubeClient } from "../../src/kube/client.ts";
 import { IPAMBlocks } from "../../src/kube/resources.ts";
-import type { IPAMBlock, StoredAllocation } from "../../src/kube/schemas/store.ts";
+import { blockSpecWire, type IPAMBlock, type StoredAllocation } from "../../src/kube/schemas/store.ts";
 import { p } from "./cluster-load.ts";
 
 const allocation = (i: number): StoredAllocation => ({
@@ -18,10 +18,11 @@ const allocation = (i: number): StoredAllocation => ({
 export async function blockWriteCost(client: KubeClient, namespace: string, sizes: number[], samples: number): Promise<Map<number, number>> {
   const blocks = new Map<number, IPAMBlock>();
   const times = new Map<number, number[]>(sizes.map((n) => [n, []]));
-  const spec = (n: number, round: number) => ({
-    space: "bench", cidr: `10.201.${n}.0/24`, node: "node-a",
-    allocations: Object.fromEntries(Array.from({ length: n }, (_, i) => [`10.201.${n}.${i}`, allocation(i === 0 ? round : i)])),
-  });
+  const spec = (n: number, round: number) =>
+    blockSpecWire({
+      space: "bench", cidr: `10.201.${n}.0/24`, node: "node-a",
+      allocations: Object.fromEntries(Array.from({ length: n }, (_, i) => [`10.201.${n}.${i}`, allocation(i === 0 ? round : i)])),
+    });
   // managedFields: [{}] as the store writes them (no field ownership kept).
   for (const n of sizes) blocks.set(n, await client.create(IPAMBlocks, { metadata: { name: `write-cost-${n}`, namespace, managedFields: [{}] } as never, spec: spec(n, 0) }));
   for (let round = 1; round <= samples; round++) {

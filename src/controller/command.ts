@@ -43,7 +43,7 @@ export async function controllerCommand(flags: ControllerFlags): Promise<number>
   const lease = leaseSeconds(flags.leaseDuration);
   const controller = await runController({
     client: KubeClient.connect(connection),
-    openStore: () => openStore(settings),
+    openStore: () => openStore(settings, log),
     node: settings.node,
     blockSizes: { v4: settings.etcd.blockPrefixV4, v6: settings.etcd.blockPrefixV6 },
     nodeTtlSeconds: settings.etcd.nodeTtlSeconds,

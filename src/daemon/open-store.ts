@@ -4,6 +4,7 @@
  * client certificate, an endpoint that does not answer, RBAC, CRDs not applied) stops the
  * daemon at start-up with a message saying what.
  */
+import type { ConsolaInstance } from "consola/core";
 import { ErrorCode, IpamError } from "../errors.ts";
 import { EtcdClient, type EtcdTls } from "../store/etcd-client.ts";
 import { EtcdStore } from "../store/etcd.ts";
@@ -33,12 +34,12 @@ async function makeDbDir(db: string): Promise<void> {
   await mkdir(dirname(db), { recursive: true, mode: 0o700 });
 }
 
-export async function openStore(settings: ServeSettings): Promise<OpenedStore> {
+export async function openStore(settings: ServeSettings, log?: ConsolaInstance): Promise<OpenedStore> {
   if (settings.store === "sqlite") {
     await makeDbDir(settings.db);
     return SqliteStore.open(settings.db);
   }
-  if (settings.store === "kubernetes") return openKubeStore(settings);
+  if (settings.store === "kubernetes") return openKubeStore(settings, log);
   return openEtcdStore(settings);
 }
 
@@ -54,7 +55,7 @@ export function storeLocation(store: OpenedStore, settings: ServeSettings): Reco
  * ServiceAccount or ~/.kube/config; its objects in --kube-namespace (the credentials'
  * namespace by default: the DaemonSet's own); --db holds the node's history and cursors.
  */
-async function openKubeStore(settings: ServeSettings): Promise<KubeStore> {
+async function openKubeStore(settings: ServeSettings, log: ConsolaInstance | undefined): Promise<KubeStore> {
   const { KubeClient } = await import("../kube/client.ts");
   const { loadConnection } = await import("../kube/in-cluster.ts");
   let connection: ReturnType<typeof loadConnection>;
@@ -69,7 +70,11 @@ async function openKubeStore(settings: ServeSettings): Promise<KubeStore> {
   const { blockPrefixV4: v4, blockPrefixV6: v6 } = settings.kubernetes;
   await makeDbDir(settings.db);
   try {
-    return await KubeStore.open({ client, namespace, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 } });
+    return await KubeStore.open({
+      client, namespace, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 },
+      onWatchError: (err) => log?.warn("watching IPAMBlocks failed; retrying", err),
+      onInvalidBlock: ({ name, resourceVersion, message }) => log?.error("an IPAMBlock ipamd cannot read is left out; writes that meet it fail until it is mended", { block: name, resourceVersion, problem: message }),
+    });
   } catch (err) {
     if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
     const why = err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message;

@@ -98,7 +98,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   const { unlink } = await import("node:fs/promises");
   // The store's lock first: a second daemon for the same store stops here, before it has
   // touched the socket the first one serves.
-  const store = await openStore(settings);
+  const store = await openStore(settings, log);
   const socketClaim = await claimSocket(settings.socket).catch(async (err) => {
     await store.close();
     throw err;

@@ -8,7 +8,7 @@
 import { safeParse } from "valibot";
 import type { KubeConnection } from "./connection.ts";
 import { describeIssues, KubeInvalidResponseError } from "./errors.ts";
-import { apiVersionOf, type ObjectOf, type ResourceType, resourcePath } from "./resources.ts";
+import { apiVersionOf, type ObjectOf, type ResourceType, resourcePath, type WireOf } from "./resources.ts";
 import { type ListPage, listAllPages, type ListOptions, listPage } from "./list.ts";
 import type { ObjectMeta } from "./schemas/meta.ts";
 import { KubeTransport, type TransportOptions } from "./transport.ts";
@@ -48,7 +48,7 @@ const writeQuery = (options: WriteOptions) => ({
 });
 
 /** An object as a caller writes it: metadata with at least a name (or generateName on create). */
-type Writable<R extends ResourceType> = Omit<ObjectOf<R>, "metadata" | "apiVersion" | "kind"> & { metadata: ObjectMeta; apiVersion?: string | null; kind?: string | null };
+type Writable<R extends ResourceType> = Omit<WireOf<R>, "metadata" | "apiVersion" | "kind"> & { metadata: ObjectMeta; apiVersion?: string | null; kind?: string | null };
 
 export class KubeClient {
   constructor(readonly transport: KubeTransport) {}

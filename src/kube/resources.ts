@@ -4,7 +4,7 @@
  * The kinds ipamd uses are listed here; a manifest of any other kind gets a generic one
  * (manifests.ts finds its plural through discovery).
  */
-import type { BaseIssue, BaseSchema, InferOutput } from "valibot";
+import type { BaseIssue, BaseSchema, InferInput, InferOutput } from "valibot";
 import { IPAddressClaimV1beta1Schema, IPAddressClaimV1beta2Schema, IPAddressV1beta1Schema, IPAddressV1beta2Schema } from "./schemas/capi.ts";
 import { ConfigMapSchema, CustomResourceDefinitionSchema, LeaseSchema, NamespaceSchema } from "./schemas/core.ts";
 import { AnyObjectSchema, type ObjectMeta } from "./schemas/meta.ts";
@@ -25,6 +25,8 @@ export interface ResourceType<S extends ObjectSchema = ObjectSchema> {
 }
 
 export type ObjectOf<R extends ResourceType> = InferOutput<R["schema"]>;
+/** An object as the API server takes it (what its schema reads; differs where a field is stored encoded). */
+export type WireOf<R extends ResourceType> = InferInput<R["schema"]>;
 
 export const apiVersionOf = (type: ResourceType): string => (type.group ? `${type.group}/${type.version}` : type.version);
 

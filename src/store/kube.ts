@@ -11,6 +11,7 @@
 import type { Family } from "../ipam/address.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
+import type { InvalidObject } from "../kube/list.ts";
 import { IPAMBlocks } from "../kube/resources.ts";
 import type { IPAMBlock } from "../kube/schemas/store.ts";
 import { StoreApi } from "./kube/api.ts";
@@ -38,6 +39,11 @@ export interface KubeStoreOptions {
   blockPrefixes: BlockPrefixes;
   /** Told of what the cache's watch could not do (it retries by itself). */
   onWatchError?: (error: unknown) => void;
+  /**
+   * Told of a block the store cannot read (hand-edited into a shape ipamd does not write): it is
+   * left out of the cache, and a write that meets it fails as a storage fault.
+   */
+  onInvalidBlock?: (invalid: InvalidObject) => void;
 }
 
 export class KubeStore implements Store {
@@ -95,6 +101,7 @@ export class KubeStore implements Store {
         else if (BigInt(this.cache.blocks.get(event.object.metadata.name!)?.object.metadata.resourceVersion ?? "0") <= BigInt(event.object.metadata.resourceVersion ?? "0")) this.cache.remove(event.object.metadata.name!);
       },
       onError: this.options.onWatchError,
+      onInvalid: this.options.onInvalidBlock,
     }).start();
     await this.informer.synced;
   }

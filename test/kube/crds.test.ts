@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { safeParse } from "valibot";
 import { resolve } from "node:path";
 import { cleanup } from "../e2e/harness.ts";
 import type { KubeClient } from "../../src/kube/client.ts";
@@ -17,7 +18,8 @@ import {
 } from "../../src/kube/resources.ts";
 import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
 import {
-  BlockSpecSchema, CommitMarkerSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredAllocationSchema, StoredBindingSchema, StoredHoldSchema, UsageRefSchema, UsageSpecSchema,
+  ALLOCATION_FIELDS, AllocationFieldsSchema, BlockSpecSchema, blockSpecWire, CommitMarkerSchema, IPAMBlockSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredBindingSchema,
+  StoredHoldSchema, UsageRefSchema, UsageSpecSchema,
 } from "../../src/kube/schemas/store.ts";
 import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, STORE_CRDS, startWithAdmin } from "./helpers.ts";
 
@@ -157,15 +159,41 @@ describe("the Kubernetes-API store's kinds", () => {
 
   test("the CRDs and src/kube/schemas/store.ts name the same fields, at every level", () => {
     expect(properties(STORE_CRDS[0]!, "")).toEqual(keys(BlockSpecSchema));
-    expect(properties(STORE_CRDS[0]!, "allocations.*")).toEqual(keys(StoredAllocationSchema));
     expect(properties(STORE_CRDS[0]!, "holds.*")).toEqual(keys(StoredHoldSchema));
     expect(properties(STORE_CRDS[0]!, "bindings.*")).toEqual(keys(StoredBindingSchema));
     expect(properties(STORE_CRDS[0]!, "pending.*")).toEqual(keys(PendingChangeSchema));
-    expect(properties(STORE_CRDS[0]!, "pending.*.allocations.*")).toEqual(keys(StoredAllocationSchema));
     expect(properties(STORE_CRDS[0]!, "commits.*")).toEqual(keys(CommitMarkerSchema));
     expect(properties(STORE_CRDS[1]!, "")).toEqual(keys(UsageSpecSchema));
     expect(properties(STORE_CRDS[1]!, "addresses.*")).toEqual(keys(UsageRefSchema));
     expect(properties(STORE_CRDS[2]!, "")).toEqual(keys(NodeSubnetSpecSchema));
+  });
+
+  test("an allocation is one string in the CRD, whose description lists every field in the order ipamd writes them", () => {
+    const spec = crdVersion(STORE_CRDS[0]!).schema.openAPIV3Schema.properties.spec;
+    expect(spec.properties.allocations.additionalProperties).toEqual({ type: "string" });
+    expect(spec.properties.pending.additionalProperties.properties.allocations.additionalProperties).toEqual({ type: "string" });
+    expect([...ALLOCATION_FIELDS].sort() as string[]).toEqual(keys(AllocationFieldsSchema));
+    const described = spec.properties.allocations.description.replace(/\s+/g, " ");
+    const at = ALLOCATION_FIELDS.map((field) => described.search(new RegExp(`\\b${field}\\b`)));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect(at).toEqual([...at].sort((a, b) => a - b));
+  });
+
+  test("an allocation entry that is not its array of fields is refused when read, naming what is wrong", () => {
+    const block = (entry: string) => safeParse(IPAMBlockSchema, { metadata: { name: "b" }, spec: { space: "s", cidr: "10.0.0.0/26", node: "n", allocations: { "10.0.0.1": entry } } });
+    const good = JSON.stringify(["c", "eth0", "net", "node-a", 1, 24, null, null, null, null, null, null, null, false]);
+    expect(block(good).output).toMatchObject({ spec: { allocations: { "10.0.0.1": { containerID: "c", ifname: "eth0", network: "net", node: "node-a", createdAt: 1, prefix: 24 } } } });
+    for (const [entry, says] of [
+      ["not json", "JSON"],
+      [JSON.stringify(["c", "eth0"]), "length"],
+      [good.replace("24", "129"), "128"],
+      [good.replace('"eth0"', "null"), "ifname"],
+      [good.replace("1,24", '"x",24'), "createdAt"],
+    ] as const) {
+      const read = block(entry);
+      expect(read.success).toBe(false);
+      expect(JSON.stringify(read.issues)).toContain(says);
+    }
   });
 
   test("they apply and become Established; a block is stored and read back typed; the server refuses one that breaks the schema", async () => {
@@ -173,13 +201,22 @@ describe("the Kubernetes-API store's kinds", () => {
     expect(installed.map((c) => c.metadata.name).sort()).toEqual(["ipamblocks.ipamd.io", "ipamnamespaceusages.ipamd.io", "ipamnodesubnets.ipamd.io"]);
     const spec = {
       space: "@ipv4", cidr: "10.30.0.0/26", node: "node-a",
-      allocations: { "10.30.0.2": { network: "n", containerID: "c", ifname: "eth0", node: "node-a", createdAt: 1_700_000_000_000, prefix: 24, pool: "v4" } },
+      allocations: {
+        "10.30.0.2": { network: "n", containerID: "c", ifname: "eth0", node: "node-a", createdAt: 1_700_000_000_000, prefix: 24, pool: "v4" },
+        "10.30.0.5": {
+          network: "n", containerID: "d", ifname: "net1", netns: '/run/netns/a "quoted" one', podNamespace: "ns", podName: "p", podUid: "u", node: "node-a",
+          createdAt: 1_700_000_000_001, static: true, prefix: 26, gateway: "10.30.0.1", rangeSet: "10.30.0.0/24[10.30.0.1-10.30.0.254 gw 10.30.0.1]",
+        },
+      },
       holds: { "10.30.0.3": { kind: "cooling" as const, until: 1_700_000_060_000 } },
-      pending: { "x-1": { primary: "b-other", node: "node-a", at: 1, removeAllocations: ["10.30.0.4"] } },
+      pending: {
+        "x-1": { primary: "b-other", node: "node-a", at: 1, removeAllocations: ["10.30.0.4"] },
+        "x-2": { primary: "b-other", node: "node-a", at: 2, allocations: { "10.30.0.6": { network: "n", containerID: "e", ifname: "eth0", node: "node-a", createdAt: 3, prefix: 24 } } },
+      },
     };
-    await client.create(IPAMBlocks, { metadata: { name: "b-test", namespace: NS }, spec }, { fieldValidation: "Strict" });
+    await client.create(IPAMBlocks, { metadata: { name: "b-test", namespace: NS }, spec: blockSpecWire(spec) }, { fieldValidation: "Strict" });
     expect((await client.get(IPAMBlocks, "b-test", { namespace: NS })).spec).toEqual(spec);
-    const bad = await client.create(IPAMBlocks, { metadata: { name: "b-bad", namespace: NS }, spec: { ...spec, holds: { "10.30.0.3": { kind: "lent" } } } } as never, { dryRun: true }).then(() => null, (e) => e);
+    const bad = await client.create(IPAMBlocks, { metadata: { name: "b-bad", namespace: NS }, spec: { ...blockSpecWire(spec), holds: { "10.30.0.3": { kind: "lent" } } } } as never, { dryRun: true }).then(() => null, (e) => e);
     expect(bad).toBeInstanceOf(InvalidError);
     expect(bad.message).toContain("spec.holds.10.30.0.3.kind: Unsupported value");
   });

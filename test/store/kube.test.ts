@@ -10,8 +10,11 @@ import { join } from "node:path";
 import { KubeClient } from "../../src/kube/client.ts";
 import { KubeConnectionError } from "../../src/kube/errors.ts";
 import { KubeTransport } from "../../src/kube/transport.ts";
+import { IPAMBlocks, resourcePath } from "../../src/kube/resources.ts";
+import { blockSpecWire, type IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { blockName } from "../../src/store/kube/names.ts";
+import { StorageFault } from "../../src/store/storage-fault.ts";
 import { ConflictError, LimitError, type Store } from "../../src/store/store.ts";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import type { KubeApiserver } from "../kube/apiserver.ts";
@@ -19,7 +22,7 @@ import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kub
 import { startTcpProxy } from "../kube/tcp-proxy.ts";
 import { storeContract } from "./contract.ts";
 import { record } from "./contract/support.ts";
-import { freshNamespace, HookedClient, openStore, storedBlocks } from "./kube-env.ts";
+import { freshNamespace, HookedClient, openStore, PREFIXES, storedBlocks } from "./kube-env.ts";
 
 let kube: KubeApiserver;
 let client: KubeClient;
@@ -161,6 +164,29 @@ describe("Kubernetes-API store specifics", () => {
       await again.close();
     }, 30_000);
   }
+
+  test("a block edited by hand into a shape ipamd cannot read is reported, is never written over, and serves again once mended", async () => {
+    const namespace = await freshNamespace(client);
+    const reported: string[] = [];
+    const store = await KubeStore.open({ client, namespace, node: "node-a", db: join(tempDir("ipamd-invalid-"), "local.db"), blockPrefixes: PREFIXES, onInvalidBlock: (i) => reported.push(`${i.name}: ${i.message}`) });
+    await store.commit([{ op: "allocate", record: record("10.0.0.2", "a") }]);
+    const good = (await client.get(IPAMBlocks, V4, { namespace })) as IPAMBlock;
+    const wire = blockSpecWire(good.spec);
+    // Written and read raw: our own client refuses to read such a block, as the store does.
+    const path = resourcePath(IPAMBlocks, { namespace, name: V4 });
+    const raw = async (method: string, body?: object) => (await client.transport.request(method, path, { body })) as { metadata: { resourceVersion: string } };
+    const broken = await raw("PUT", { apiVersion: "ipamd.io/v1alpha1", kind: "IPAMBlock", metadata: good.metadata, spec: { ...wire, allocations: { ...wire.allocations, "10.0.0.2": "not an entry" } } });
+    await waitFor(() => reported.length > 0, 5000, "the unreadable block to be reported");
+    expect(reported[0]).toContain(V4);
+    const refused = await store.commit([{ op: "allocate", record: record("10.0.0.3", "b") }]).then(() => null, (e) => e);
+    expect(refused).toBeInstanceOf(StorageFault);
+    expect(refused.message).toContain("10.0.0.2");
+    expect((await raw("GET")).metadata.resourceVersion).toBe(broken.metadata.resourceVersion);
+    await client.update(IPAMBlocks, { metadata: { name: V4, namespace, resourceVersion: broken.metadata.resourceVersion }, spec: wire });
+    await store.commit([{ op: "allocate", record: record("10.0.0.3", "b") }]);
+    expect((await store.allocations({})).map((r) => r.ip)).toEqual(["10.0.0.2", "10.0.0.3"]);
+    await store.close();
+  }, 30_000);
 
   test("the API server unreachable: a commit fails with 'try again later' (code 11) at once; reachable again, it works without a restart", async () => {
     const proxy = startTcpProxy(kube.url);

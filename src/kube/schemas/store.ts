@@ -7,7 +7,10 @@
  * (a block's space, an entry's address) and every empty field, so each watch event a write
  * sends to every daemon is as small as it can be.
  */
-import { array, boolean, type InferOutput, integer, literal, looseObject, maxValue, minValue, nullish, number, object, optional, picklist, pipe, record, string } from "valibot";
+import {
+  array, boolean, type InferInput, type InferOutput, integer, length, literal, looseObject, maxValue, minValue, nullish, number, object, optional, parseJson, picklist,
+  pipe, record, string, transform, unknown,
+} from "valibot";
 import { ObjectMetaSchema } from "./meta.ts";
 
 export const STORE_GROUP = "ipamd.io";
@@ -16,8 +19,8 @@ const API_VERSION = `${STORE_GROUP}/${STORE_VERSION}`;
 
 const time = pipe(number(), integer());
 
-/** An allocation record without space, ip and family (the block and the key say them); absent fields are null. */
-export const StoredAllocationSchema = object({
+/** An allocation record without space, ip and family (the block and the key say them); absent fields are left out. */
+export const AllocationFieldsSchema = object({
   network: string(),
   containerID: string(),
   ifname: string(),
@@ -33,7 +36,39 @@ export const StoredAllocationSchema = object({
   pool: optional(string()),
   rangeSet: optional(string()),
 });
-export type StoredAllocation = InferOutput<typeof StoredAllocationSchema>;
+export type StoredAllocation = InferOutput<typeof AllocationFieldsSchema>;
+
+/**
+ * An allocation as a block stores it: one string, the JSON array of its fields in this order,
+ * null (static: false) for an absent one. The API server decodes, prunes, validates and
+ * re-encodes every field of an object on each write, and a block is written whole on each
+ * ADD: one string per allocation instead of its fourteen fields made one write of a block
+ * holding 64 allocations 11.4 → 3.5 ms here (32: 6.5 → 2.8). ipamd checks every field when
+ * it reads the entry.
+ */
+export const ALLOCATION_FIELDS = [
+  "containerID", "ifname", "network", "node", "createdAt", "prefix", "gateway", "pool", "rangeSet", "netns", "podNamespace", "podName", "podUid", "static",
+] as const satisfies readonly (keyof StoredAllocation)[];
+
+export const StoredAllocationSchema = pipe(
+  string(),
+  parseJson(),
+  array(unknown()),
+  length(ALLOCATION_FIELDS.length),
+  transform((values) => {
+    const fields: Record<string, unknown> = {};
+    ALLOCATION_FIELDS.forEach((name, i) => {
+      if (values[i] !== null && values[i] !== false) fields[name] = values[i];
+    });
+    return fields;
+  }),
+  AllocationFieldsSchema,
+);
+
+/** The stored string of an allocation; StoredAllocationSchema reads it back equal. */
+export function allocationEntry(a: StoredAllocation): string {
+  return JSON.stringify(ALLOCATION_FIELDS.map((name) => a[name] ?? (name === "static" ? false : null)));
+}
 
 export const StoredHoldSchema = object({
   kind: picklist(["cooling", "sticky", "reserved"]),
@@ -79,6 +114,24 @@ export const BlockSpecSchema = object({
   commits: optional(record(string(), CommitMarkerSchema)),
 });
 export type BlockSpec = InferOutput<typeof BlockSpecSchema>;
+/** A block's spec as the API server takes it: its allocations as their stored strings. */
+export type BlockSpecWire = InferInput<typeof BlockSpecSchema>;
+
+const entriesOf = (allocations: Record<string, StoredAllocation> | undefined): Record<string, string> | undefined => {
+  if (!allocations) return undefined;
+  const out: Record<string, string> = {};
+  for (const ip in allocations) out[ip] = allocationEntry(allocations[ip]!);
+  return out;
+};
+
+/** The spec to write for a block as ipamd works with it. */
+export function blockSpecWire(spec: BlockSpec): BlockSpecWire {
+  const { allocations, pending, ...rest } = spec;
+  const wire: BlockSpecWire = { ...rest };
+  if (allocations) wire.allocations = entriesOf(allocations);
+  if (pending) wire.pending = Object.fromEntries(Object.entries(pending).map(([txn, { allocations: puts, ...change }]) => [txn, puts ? { ...change, allocations: entriesOf(puts) } : change]));
+  return wire;
+}
 
 export const IPAMBlockSchema = looseObject({
   apiVersion: nullish(literal(API_VERSION)),

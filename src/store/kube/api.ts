@@ -6,7 +6,7 @@
  */
 import type { KubeClient } from "../../kube/client.ts";
 import { AlreadyExistsError, ConflictError as KubeConflict, NotFoundError } from "../../kube/errors.ts";
-import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, resourcePath } from "../../kube/resources.ts";
+import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, resourcePath, type WireOf } from "../../kube/resources.ts";
 import { apiFault, kindMissing, mayHaveApplied } from "./faults.ts";
 import { allowed } from "./rbac.ts";
 
@@ -87,7 +87,7 @@ export class StoreApi {
   }
 
   /** Creates the object, or replaces the version `base` was read at. */
-  write<R extends ResourceType>(type: R, name: string, base: ObjectOf<R> | undefined, body: Omit<ObjectOf<R>, "metadata">, unsure: () => void): Promise<ObjectOf<R>> {
+  write<R extends typeof IPAMBlocks | typeof IPAMNamespaceUsages>(type: R, name: string, base: ObjectOf<R> | undefined, body: { spec: WireOf<R>["spec"] }, unsure: () => void): Promise<ObjectOf<R>> {
     // managedFields: [{}] strips field ownership, which would otherwise repeat every field of
     // the spec in the object and so double what each watch event sends to every daemon.
     const metadata = { name, namespace: this.namespace, managedFields: [{}], ...(base ? { resourceVersion: base.metadata.resourceVersion, labels: base.metadata.labels, annotations: base.metadata.annotations } : {}) };

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, IpamError } from "../../errors.ts";
 import { IPAMBlocks, IPAMNamespaceUsages } from "../../kube/resources.ts";
-import type { IPAMBlock, IPAMNamespaceUsage } from "../../kube/schemas/store.ts";
+import { blockSpecWire, type IPAMBlock, type IPAMNamespaceUsage } from "../../kube/schemas/store.ts";
 import type { LimitError } from "../store.ts";
 import { lostRace, type StoreApi } from "./api.ts";
 import type { BlockCache } from "./cache.ts";
@@ -79,7 +79,7 @@ export class ObjectWriter {
         return;
       }
       try {
-        const written = await this.api.write(IPAMBlocks, name, base, { spec: block.toSpec() }, () => this.cache.unsure.add(name));
+        const written = await this.api.write(IPAMBlocks, name, base, { spec: blockSpecWire(block.toSpec()) }, () => this.cache.unsure.add(name));
         this.cache.put(written);
         this.txns.written(name, new Set(Object.keys(written.spec.pending ?? {})));
         for (const txn of before) if (!written.spec.commits?.[txn]) this.txns.forget(txn);

@@ -8,6 +8,7 @@
  * is written once more (a fence) so the lost write can never land later.
  */
 import { IPAMBlocks, IPAMNamespaceUsages } from "../../kube/resources.ts";
+import { blockSpecWire } from "../../kube/schemas/store.ts";
 import { lostRace, type StoreApi } from "./api.ts";
 import type { BlockCache } from "./cache.ts";
 import type { KubeCommitter } from "./commit.ts";
@@ -64,7 +65,7 @@ export class Tidier {
       // Not there: a write of the primary now makes the lost one fail if it ever arrives.
       const annotations = { ...(block.metadata.annotations ?? {}), "ipamd.io/fenced-commit": txn };
       try {
-        const fenced = await this.api.write(IPAMBlocks, primary, { ...block, metadata: { ...block.metadata, annotations } }, { spec: block.spec }, () => this.cache.unsure.add(primary));
+        const fenced = await this.api.write(IPAMBlocks, primary, { ...block, metadata: { ...block.metadata, annotations } }, { spec: blockSpecWire(block.spec) }, () => this.cache.unsure.add(primary));
         this.cache.put(fenced);
         return this.txns.end(txn, false);
       } catch (err) {
