@@ -8,7 +8,7 @@
  * sends to every daemon is as small as it can be.
  */
 import {
-  array, boolean, type InferInput, type InferOutput, integer, length, literal, looseObject, maxValue, minValue, nullish, number, object, optional, parseJson, picklist,
+  array, boolean, cache, type InferInput, type InferOutput, integer, length, literal, looseObject, maxValue, minValue, nullish, number, object, optional, parseJson, picklist,
   pipe, record, string, transform, unknown,
 } from "valibot";
 import { ObjectMetaSchema } from "./meta.ts";
@@ -50,19 +50,28 @@ export const ALLOCATION_FIELDS = [
   "containerID", "ifname", "network", "node", "createdAt", "prefix", "gateway", "pool", "rangeSet", "netns", "podNamespace", "podName", "podUid", "static",
 ] as const satisfies readonly (keyof StoredAllocation)[];
 
-export const StoredAllocationSchema = pipe(
-  string(),
-  parseJson(),
-  array(unknown()),
-  length(ALLOCATION_FIELDS.length),
-  transform((values) => {
-    const fields: Record<string, unknown> = {};
-    ALLOCATION_FIELDS.forEach((name, i) => {
-      if (values[i] !== null && values[i] !== false) fields[name] = values[i];
-    });
-    return fields;
-  }),
-  AllocationFieldsSchema,
+/**
+ * Entries read lately, by their string (valibot's LRU cache): a block is sent whole on each
+ * write, to its writer and to every daemon's watch, and all but one or two of its entries are
+ * the strings read the time before. Entries are never changed in place, so sharing is safe;
+ * 8,192 covers 128 full blocks in use at once, a few MB.
+ */
+export const StoredAllocationSchema = cache(
+  pipe(
+    string(),
+    parseJson(),
+    array(unknown()),
+    length(ALLOCATION_FIELDS.length),
+    transform((values) => {
+      const fields: Record<string, unknown> = {};
+      ALLOCATION_FIELDS.forEach((name, i) => {
+        if (values[i] !== null && values[i] !== false) fields[name] = values[i];
+      });
+      return fields;
+    }),
+    AllocationFieldsSchema,
+  ),
+  { maxSize: 8192 },
 );
 
 /** The stored string of an allocation; StoredAllocationSchema reads it back equal. */
