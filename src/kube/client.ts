@@ -76,7 +76,7 @@ export class KubeClient {
     return listAllPages(this.transport, type, options);
   }
 
-  watch<R extends ResourceType>(type: R, options: WatchOptions = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
+  watch<R extends ResourceType>(type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
     return watchObjects(this.transport, type, options);
   }
 

@@ -33,6 +33,8 @@ export interface InformerOptions<T> {
   /** After each complete list (the first, and every re-list after a 410). */
   onSynced?: () => void;
   onInvalid?: (invalid: InvalidObject) => void;
+  /** The object at this version if the consumer holds it already (see WatchOptions.known). */
+  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string) => T | undefined;
   /** A failed list or watch (it is retried) or a handler that threw. */
   onError?: (error: unknown) => void;
 }
@@ -156,7 +158,7 @@ export class Informer<R extends ResourceType> {
     const openedAt = this.#clock.now();
     const events = this.client.watch(this.type, {
       namespace, labelSelector, fieldSelector, timeoutSeconds,
-      resourceVersion: this.stats.resourceVersion, allowWatchBookmarks: true, signal: this.#stop.signal,
+      resourceVersion: this.stats.resourceVersion, allowWatchBookmarks: true, signal: this.#stop.signal, known: this.options.known,
     });
     try {
       for await (const event of events) this.#apply(event);

@@ -18,7 +18,7 @@ export type WatchEvent<T> =
   | { type: "BOOKMARK"; resourceVersion: string; initialEventsEnd: boolean }
   | { type: "INVALID"; eventType: string; resourceVersion: string | undefined; namespace: string | undefined; name: string | undefined; message: string };
 
-export interface WatchOptions {
+export interface WatchOptions<T = unknown> {
   /** A namespaced kind's namespace; none: every namespace. */
   namespace?: string;
   labelSelector?: string;
@@ -32,6 +32,11 @@ export interface WatchOptions {
   /** Stream the current objects as ADDED first, then a BOOKMARK with initialEventsEnd (a "watch-list"). */
   sendInitialEvents?: boolean;
   signal?: AbortSignal;
+  /**
+   * The object at this version if the caller holds it already (the answer to its own write),
+   * taken instead of checking the event's copy against the schema again.
+   */
+  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string) => T | undefined;
 }
 
 const WireEventSchema = looseObject({ type: string(), object: unknown() });
@@ -39,7 +44,7 @@ const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 /** A watch the server should have ended by now is a dead connection (e.g. a silent network cut). */
 const DEADLINE_GRACE_MS = 30_000;
 
-export async function* watchObjects<R extends ResourceType>(transport: KubeTransport, type: R, options: WatchOptions = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
+export async function* watchObjects<R extends ResourceType>(transport: KubeTransport, type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
   const abort = new AbortController();
   const signals = [abort.signal, ...(options.signal ? [options.signal] : [])];
   if (options.timeoutSeconds) signals.push(AbortSignal.timeout(options.timeoutSeconds * 1000 + DEADLINE_GRACE_MS));
@@ -57,7 +62,7 @@ export async function* watchObjects<R extends ResourceType>(transport: KubeTrans
     signal: AbortSignal.any(signals),
   });
   try {
-    for await (const line of lines(res, `watch ${path}`)) yield parseEvent(type, line, path);
+    for await (const line of lines(res, `watch ${path}`)) yield parseEvent(type, line, path, options.known);
   } finally {
     abort.abort();
   }
@@ -84,7 +89,7 @@ async function* lines(res: Response, what: string): AsyncGenerator<string> {
   if (buffer.trim()) yield buffer.trim();
 }
 
-function parseEvent<R extends ResourceType>(type: R, line: string, path: string): WatchEvent<ObjectOf<R>> {
+function parseEvent<R extends ResourceType>(type: R, line: string, path: string, known: WatchOptions<ObjectOf<R>>["known"]): WatchEvent<ObjectOf<R>> {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -108,6 +113,8 @@ function parseEvent<R extends ResourceType>(type: R, line: string, path: string)
   if (eventType !== "ADDED" && eventType !== "MODIFIED" && eventType !== "DELETED") {
     return { type: "INVALID", eventType, resourceVersion, ...key, message: `unknown watch event type ${eventType}` };
   }
+  const held = resourceVersion && key.name && eventType !== "DELETED" ? known?.({ namespace: key.namespace, name: key.name }, resourceVersion) : undefined;
+  if (held) return { type: eventType, object: held, resourceVersion: resourceVersion! };
   const parsed = safeParse(type.schema, object);
   if (!parsed.success || !resourceVersion) {
     const message = parsed.success ? "no metadata.resourceVersion" : describeIssues(parsed.issues);

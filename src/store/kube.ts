@@ -102,6 +102,11 @@ export class KubeStore implements Store {
       },
       onError: this.options.onWatchError,
       onInvalid: this.options.onInvalidBlock,
+      // This daemon's own writes come back on the watch: their answers are in the cache already.
+      known: ({ name }, resourceVersion) => {
+        const cached = this.cache.blocks.get(name)?.object;
+        return cached?.metadata.resourceVersion === resourceVersion ? cached : undefined;
+      },
     }).start();
     await this.informer.synced;
   }
