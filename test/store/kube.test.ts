@@ -175,7 +175,7 @@ describe("Kubernetes-API store specifics", () => {
     // Written and read raw: our own client refuses to read such a block, as the store does.
     const path = resourcePath(IPAMBlocks, { namespace, name: V4 });
     const raw = async (method: string, body?: object) => (await client.transport.request(method, path, { body })) as { metadata: { resourceVersion: string } };
-    const broken = await raw("PUT", { apiVersion: "ipamd.io/v1alpha1", kind: "IPAMBlock", metadata: good.metadata, spec: { ...wire, allocations: { ...wire.allocations, "10.0.0.2": "not an entry" } } });
+    const broken = await raw("PUT", { apiVersion: "ipamd.io/v1alpha1", kind: "IPAMBlock", metadata: good.metadata, spec: { ...wire, allocations: "10.0.0.2 not an entry" } });
     await waitFor(() => reported.length > 0, 5000, "the unreadable block to be reported");
     expect(reported[0]).toContain(V4);
     const refused = await store.commit([{ op: "allocate", record: record("10.0.0.3", "b") }]).then(() => null, (e) => e);
