@@ -54,14 +54,20 @@ function encodeValue(value: string): string {
   return SPECIAL.test(value) ? value.replace(SPECIALS, escapeChar) : value;
 }
 
+/** Each allocation's text as read or last written: most lines of a block are written again unchanged. */
+const textOf = new WeakMap<StoredAllocation, string>();
+
 /** The stored fields of an allocation (one line's text after its address). */
 export function allocationEntry(a: StoredAllocation): string {
+  const known = textOf.get(a);
+  if (known !== undefined) return known;
   let out = "";
   for (const name of ALLOCATION_FIELDS) {
     const value = a[name];
     const text = value === undefined || value === false ? ABSENT : value === true ? "1" : typeof value === "number" ? String(value) : encodeValue(value);
     out = out ? `${out}${SEPARATOR}${text}` : text;
   }
+  textOf.set(a, out);
   return out;
 }
 
@@ -133,6 +139,7 @@ export const AllocationsSchema = pipe(
         return NEVER;
       }
       out[ip] = read!.output as StoredAllocation;
+      textOf.set(out[ip]!, line.slice(space + 1));
     }
     return out;
   }),

@@ -79,9 +79,13 @@ export class WorkingBlock {
     return new WorkingBlock({ space, cidr, node: "" }, () => "unknown");
   }
 
+  /** A copy to judge a caller's changes on (entries are never changed in place, so they are shared). */
   clone(): WorkingBlock {
-    const copy = new WorkingBlock(this.toSpec(), () => "unknown");
+    const copy = WorkingBlock.empty(this.space, this.cidr);
+    copy.node = this.node;
     copy.changed = this.changed;
+    const sections = ["allocations", "holds", "bindings", "pending", "commits", "locks"] as const;
+    for (const section of sections) for (const [key, value] of this[section] as Map<string, unknown>) (copy[section] as Map<string, unknown>).set(key, value);
     return copy;
   }
 
