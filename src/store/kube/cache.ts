@@ -112,7 +112,8 @@ export class BlockCache {
   private reindex(name: string, before: WorkingBlock | undefined, after: WorkingBlock | undefined): void {
     for (const [ip, old] of before?.allocations ?? []) {
       const now = after?.allocations.get(ip);
-      if (now && sameAllocation(now, old)) continue;
+      // The same object when the line did not change (entries read lately are shared).
+      if (now && (now === old || sameAllocation(now, old))) continue;
       const keys = keysOf(old);
       const ref = refOf(name, ip);
       this.byAttachment.delete(keys.attachment, ref);
@@ -122,7 +123,7 @@ export class BlockCache {
     }
     for (const [ip, now] of after?.allocations ?? []) {
       const old = before?.allocations.get(ip);
-      if (old && sameAllocation(now, old)) continue;
+      if (old && (now === old || sameAllocation(now, old))) continue;
       const keys = keysOf(now);
       const ref = refOf(name, ip);
       this.byAttachment.add(keys.attachment, ref);
