@@ -23,6 +23,8 @@ export type NewEvent = Omit<HistoryEvent, "id">;
 export class LocalDb {
   private readonly insertEvent: Statement;
   private readonly upsertCursor: Statement;
+  /** Built once: bun:sqlite's transaction() makes a new wrapper on every call otherwise. */
+  private readonly recordAll: (events: NewEvent[], cursors: [string, string][]) => void;
 
   private constructor(
     private readonly db: Database,
@@ -31,6 +33,10 @@ export class LocalDb {
     this.insertEvent = db.prepare(`INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
       VALUES ($at, $kind, $network, $ip, $containerID, $ifname, $podNamespace, $podName, $podUid, $cause)`);
     this.upsertCursor = db.prepare("INSERT OR REPLACE INTO cursors VALUES (?, ?)");
+    this.recordAll = db.transaction((events: NewEvent[], cursors: [string, string][]) => {
+      for (const e of events) this.insertEvent.run(e as never);
+      for (const [rangeSet, ip] of cursors) this.upsertCursor.run(rangeSet, ip);
+    });
   }
 
   static async open(path: string): Promise<LocalDb> {
@@ -59,10 +65,7 @@ export class LocalDb {
   record(events: NewEvent[], cursors: [string, string][]): void {
     if (events.length === 0 && cursors.length === 0) return;
     try {
-      this.db.transaction(() => {
-        for (const e of events) this.insertEvent.run(e as never);
-        for (const [rangeSet, ip] of cursors) this.upsertCursor.run(rangeSet, ip);
-      })();
+      this.recordAll(events, cursors);
     } catch (err) {
       throw sqliteFault(this.path, err) ?? err;
     }
