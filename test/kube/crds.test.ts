@@ -18,7 +18,7 @@ import {
 } from "../../src/kube/resources.ts";
 import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
 import {
-  ALLOCATION_FIELDS, AllocationFieldsSchema, BlockSpecSchema, blockSpecWire, CommitMarkerSchema, IPAMBlockSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredBindingSchema,
+  ALLOCATION_FIELDS, AllocationFieldsSchema, AllocationsSchema, allocationsText, BlockSpecSchema, blockSpecWire, CommitMarkerSchema, IPAMBlockSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredBindingSchema,
   StoredHoldSchema, UsageRefSchema, UsageSpecSchema,
 } from "../../src/kube/schemas/store.ts";
 import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, STORE_CRDS, startWithAdmin } from "./helpers.ts";
@@ -177,6 +177,15 @@ describe("the Kubernetes-API store's kinds", () => {
     const at = ALLOCATION_FIELDS.map((field) => described.search(new RegExp(`\\b${field}\\b`)));
     expect(at.every((i) => i >= 0)).toBe(true);
     expect(at).toEqual([...at].sort((a, b) => a - b));
+  });
+
+  test("a line this daemon wrote comes back (in the write's answer, on the watch) as the allocation it wrote, unparsed", () => {
+    const mine = { network: "n", containerID: "written-here", ifname: "eth0", node: "node-a", createdAt: 5, prefix: 24, netns: "/run/netns/x|y" };
+    const text = allocationsText({ "10.0.0.9": mine });
+    const read = safeParse(IPAMBlockSchema, { metadata: { name: "b" }, spec: { space: "s", cidr: "10.0.0.0/26", node: "n", allocations: text } });
+    expect((read.output as { spec: { allocations: Record<string, unknown> } }).spec.allocations["10.0.0.9"]).toBe(mine);
+    // Read by another daemon (its own copy of the text), it parses to the same fields.
+    expect(safeParse(AllocationsSchema, `${text}`.replace("written-here", "written-there")).output).toEqual({ "10.0.0.9": { ...mine, containerID: "written-there" } });
   });
 
   test("allocations that are not lines of an address and its fields are refused when read, naming the line and what is wrong", () => {

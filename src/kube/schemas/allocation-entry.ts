@@ -67,7 +67,8 @@ export function allocationEntry(a: StoredAllocation): string {
     const text = value === undefined || value === false ? ABSENT : value === true ? "1" : typeof value === "number" ? String(value) : encodeValue(value);
     out = out ? `${out}${SEPARATOR}${text}` : text;
   }
-  textOf.set(a, out);
+  // What this daemon writes comes back in the write's answer and on its watch: read as is.
+  recent.add(out, a);
   return out;
 }
 

@@ -8,7 +8,7 @@
  * block (stage 1), then into the primary for good with a commit marker (stage 2), whose write
  * is the moment the commit happens; a failure before it leaves only pending changes nobody
  * reads as done, which this daemon removes. Events and cursors go to the local database once
- * the API server has the commit.
+ * the API server has the commit (just after its callers are answered: LocalDb.record).
  */
 import { ConflictError, type Change } from "../store.ts";
 import type { HistoryEvent } from "../records.ts";
@@ -204,11 +204,7 @@ export class KubeCommitter {
       });
       cursors.push(...c.translated!.cursors);
     }
-    try {
-      this.local.record(events, cursors);
-    } catch {
-      // The API server has the commits: a local database that cannot write loses their history, not them.
-    }
+    this.local.record(events, cursors);
     for (const c of callers) (c.error ? c.reject(c.error) : c.resolve());
     return committed.length;
   }

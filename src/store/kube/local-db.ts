@@ -19,12 +19,20 @@ CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, ip TEXT NOT NULL) WIT
 
 /** One history event as written (its id is the database's). */
 export type NewEvent = Omit<HistoryEvent, "id">;
+/** What one commit leaves here: its events and the range sets' cursors it moved. */
+interface Recorded {
+  events: NewEvent[];
+  cursors: [string, string][];
+}
 
 export class LocalDb {
   private readonly insertEvent: Statement;
   private readonly upsertCursor: Statement;
   /** Built once: bun:sqlite's transaction() makes a new wrapper on every call otherwise. */
-  private readonly recordAll: (events: NewEvent[], cursors: [string, string][]) => void;
+  private readonly recordAll: (commits: Recorded[]) => void;
+  /** What record() was given and is not written yet (see there). */
+  private queued: Recorded[] = [];
+  private writeScheduled = false;
 
   private constructor(
     private readonly db: Database,
@@ -33,9 +41,11 @@ export class LocalDb {
     this.insertEvent = db.prepare(`INSERT INTO events (at, kind, network, ip, container_id, ifname, pod_namespace, pod_name, pod_uid, cause)
       VALUES ($at, $kind, $network, $ip, $containerID, $ifname, $podNamespace, $podName, $podUid, $cause)`);
     this.upsertCursor = db.prepare("INSERT OR REPLACE INTO cursors VALUES (?, ?)");
-    this.recordAll = db.transaction((events: NewEvent[], cursors: [string, string][]) => {
-      for (const e of events) this.insertEvent.run(e as never);
-      for (const [rangeSet, ip] of cursors) this.upsertCursor.run(rangeSet, ip);
+    this.recordAll = db.transaction((commits: Recorded[]) => {
+      for (const { events, cursors } of commits) {
+        for (const e of events) this.insertEvent.run(e as never);
+        for (const [rangeSet, ip] of cursors) this.upsertCursor.run(rangeSet, ip);
+      }
     });
   }
 
@@ -61,30 +71,53 @@ export class LocalDb {
     return new LocalDb(db, path);
   }
 
-  /** Events and cursors of one commit, in one transaction. */
+  /**
+   * Events and cursors of one commit the API server has. They are written just after the
+   * commit's callers are answered, in one transaction with any others queued meanwhile: the
+   * write (~0.15 ms when the node is otherwise idle) is off a pod start's path. Every read
+   * here writes what is queued first, so none reads around them; a crash in between loses
+   * that history, never an address (as a lost file would).
+   */
   record(events: NewEvent[], cursors: [string, string][]): void {
     if (events.length === 0 && cursors.length === 0) return;
+    this.queued.push({ events, cursors });
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => this.writeQueued());
+  }
+
+  /** Writes what record() queued: how many commits' worth (none when the database refused: that history is lost). */
+  writeQueued(): number {
+    this.writeScheduled = false;
+    const commits = this.queued.splice(0);
+    if (commits.length === 0) return 0;
     try {
-      this.recordAll(events, cursors);
-    } catch (err) {
-      throw sqliteFault(this.path, err) ?? err;
+      this.recordAll(commits);
+      return commits.length;
+    } catch {
+      // The API server has the commits: a local database that cannot write loses their history, not them.
+      return 0;
     }
   }
 
   cursors(): Map<string, string> {
+    this.writeQueued();
     return new Map(this.db.query("SELECT pool, ip FROM cursors").values() as [string, string][]);
   }
 
   history(filter: HistoryFilter): HistoryEvent[] {
+    this.writeQueued();
     const { sql, params } = historyQuery(filter);
     return this.db.query(sql).all(...params) as HistoryEvent[];
   }
 
   pruneHistory(before: number): number {
+    this.writeQueued();
     return pruneHistory(this.db, before);
   }
 
   close(): void {
+    this.writeQueued();
     this.insertEvent.finalize();
     this.upsertCursor.finalize();
     this.db.close(true);
