@@ -199,6 +199,7 @@ describe("the Kubernetes-API store's kinds", () => {
     });
     for (const [text, says] of [
       ["not-an-entry", "line 1: not an address, a space and the fields"],
+      [good.replace("10.0.0.1", "__proto__"), "line 1: not an address, a space and the fields"],
       ["10.0.0.1 c|eth0", "line 1 (10.0.0.1): an allocation has 14 fields"],
       [`${good}\n${good}`, "line 2 (10.0.0.1): 10.0.0.1 is listed twice"],
       [`${good}\n${good.replace("10.0.0.1", "10.0.0.2").replace("|24|", "|129|")}`, "line 2 (10.0.0.2): prefix"],

@@ -58,7 +58,7 @@ function encodeValue(value: string): string {
 const textOf = new WeakMap<StoredAllocation, string>();
 
 /** The stored fields of an allocation (one line's text after its address). */
-export function allocationEntry(a: StoredAllocation): string {
+function allocationEntry(a: StoredAllocation): string {
   const known = textOf.get(a);
   if (known !== undefined) return known;
   let out = "";
@@ -96,7 +96,7 @@ function fieldsOf(entry: string): Record<string, unknown> | string {
 }
 
 /** One allocation's fields, from the text after its address. */
-export const StoredAllocationSchema = pipe(
+const StoredAllocationSchema = pipe(
   string(),
   rawTransform(({ dataset, addIssue, NEVER }) => {
     const fields = fieldsOf(dataset.value);
@@ -145,6 +145,8 @@ export function allocationsText(allocations: Record<string, StoredAllocation>): 
   return out;
 }
 
+const ADDRESS_CHARS = /^[0-9A-Fa-f.:]+$/;
+
 /** A block's allocations by address, from their text; a line that cannot be read is an issue naming it. */
 export const AllocationsSchema = pipe(
   string(),
@@ -153,11 +155,12 @@ export const AllocationsSchema = pipe(
     if (dataset.value === "") return out;
     for (const [i, line] of dataset.value.split("\n").entries()) {
       const space = line.indexOf(" ");
-      const ip = space > 0 ? line.slice(0, space) : "";
+      // Only what an address is made of: no other key (such as __proto__) can reach the record.
+      const ip = space > 0 && ADDRESS_CHARS.test(line.slice(0, space)) ? line.slice(0, space) : "";
       const text = line.slice(space + 1);
-      const known = space > 0 ? recent.get(text) : undefined;
-      const read = known || space <= 0 ? undefined : safeParse(StoredAllocationSchema, text);
-      const wrong = space <= 0 ? "not an address, a space and the fields" : ip in out ? `${ip} is listed twice` : read && !read.success ? read.issues.map((e) => `${e.path?.map((p) => p.key).join(".") || ""}${e.path ? ": " : ""}${e.message}`).join("; ") : null;
+      const known = ip ? recent.get(text) : undefined;
+      const read = known || !ip ? undefined : safeParse(StoredAllocationSchema, text);
+      const wrong = !ip ? "not an address, a space and the fields" : ip in out ? `${ip} is listed twice` : read && !read.success ? read.issues.map((e) => `${e.path?.map((p) => p.key).join(".") || ""}${e.path ? ": " : ""}${e.message}`).join("; ") : null;
       if (wrong !== null) {
         addIssue({ message: `line ${i + 1}${ip ? ` (${ip})` : ""}: ${wrong}` });
         return NEVER;
