@@ -27,6 +27,8 @@ import type { PoolSource } from "../pool-source/pool-source.ts";
 
 export interface RunningDaemon {
   settings: ServeSettings;
+  /** Resolves on SIGTERM or SIGINT, taken from the moment a listener could take a request. */
+  signalled: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,14 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
   // One read gate for both listeners: they share the event loop that answers pod starts.
   const appOptions = { onUnexpectedError: (err: unknown) => log.error("unexpected error", err), reload, reclaimer, metrics, log, health, readGate: new ReadGate() };
   const app = createApp(engine, appOptions);
+  // From the moment a listener may take a request, a signal must drain it, not kill it: the
+  // start-up still has a step after that (the store's first health check, a round trip on
+  // etcd), and the default action would close every connection unanswered. Before, nothing is
+  // in flight, and a signal stops a start that may be stuck (a store out of reach) at once.
+  const signalled = new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
   const adminServer = flags.adminListen
     ? await startAdminListener(engine, { listen: flags.adminListen, tlsCert: flags.tlsCert, tlsKey: flags.tlsKey, clientCa: flags.clientCa, hosts: flags.adminHosts }, appOptions)
     : undefined;
@@ -145,7 +155,7 @@ export async function startDaemon(flags: ServeFlags): Promise<RunningDaemon> {
       await socketClaim.release();
       log.info("ipamd stopped");
     })());
-  return { settings, stop };
+  return { settings, signalled, stop };
 }
 
 /** The `serve` subcommand: run until SIGTERM/SIGINT. */
@@ -158,11 +168,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     process.stderr.write(`ipamd serve: ${msg}\n`);
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = () => resolve();
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-  });
+  await daemon.signalled;
   await daemon.stop();
   return 0;
 }

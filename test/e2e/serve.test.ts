@@ -107,6 +107,31 @@ describe("ipamd serve", () => {
     expect({ socket: await accepts(daemon.socket), admin: await accepts(admin), file: existsSync(daemon.socket) }).toEqual({ socket: false, admin: false, file: false });
   }, 60_000);
 
+  test("SIGTERM the moment the socket takes a request, start-up not yet done (etcd's first health check): the request is answered", async () => {
+    const etcd = await startEtcd();
+    // Five starts: the window is a round trip to etcd, and a daemon that dies in it does so in most starts.
+    for (let round = 0; round < 5; round++) {
+      const dir = tempDir();
+      const socket = join(dir, "ipamd.sock");
+      const proc = Bun.spawn([BINARY, "serve", "--socket", socket, "--db", join(dir, "ipamd.db"), "--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", `/early-${process.pid}-${round}/`], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      onCleanup(async () => {
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+        await proc.exited;
+      });
+      let held: Awaited<ReturnType<typeof holdRequest>> | undefined;
+      const deadline = Date.now() + 10_000;
+      while (!held && Date.now() < deadline) {
+        if (existsSync(socket)) held = await holdRequest(socket, "/v1/cni/add", addBody(`early-${round}`)).catch(() => undefined);
+        if (!held) await Bun.sleep(0);
+      }
+      if (!held) throw new Error(`the daemon's socket took no request within 10 s: ${await new Response(proc.stderr).text()}`);
+      await held.reached;
+      proc.kill("SIGTERM");
+      const answer = await held.finish();
+      expect({ round, answer: `${answer.status} ${answer.error ?? ""}`.trim(), exit: await proc.exited }).toEqual({ round, answer: "200", exit: 0 });
+    }
+  }, 60_000);
+
   test("SIGTERM with the etcd store: requests in flight are answered and in etcd, then the socket is removed", async () => {
     const etcd = await startEtcd();
     const prefix = `/serve-${process.pid}/`;
