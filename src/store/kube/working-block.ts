@@ -79,7 +79,11 @@ export class WorkingBlock {
     return new WorkingBlock({ space, cidr, node: "" }, () => "unknown");
   }
 
-  /** A copy to judge a caller's changes on (entries are never changed in place, so they are shared). */
+  /**
+   * A copy to judge a caller's changes on. Its maps are its own; the entries in them are shared:
+   * allocations, holds and bindings are only ever replaced, and a pending change is shared as it
+   * was when copies went through toSpec (only its own commit's judgement adds to it).
+   */
   clone(): WorkingBlock {
     const copy = WorkingBlock.empty(this.space, this.cidr);
     copy.node = this.node;
