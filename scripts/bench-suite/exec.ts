@@ -1,8 +1,9 @@
 /**
  * Plugin exec cost (sections 1–3): the wall time of one exec, spawn to exit, of a CNI plugin
  * with real CNI_* env and the netconf on stdin — what kubelet's runtime pays per pod. Samples
- * are interleaved round-robin (floor, round trip, ipamd, host-local, floor, …) so drift and
- * noise hit all alike. Figures: exec-figures.ts.
+ * are interleaved: every round runs each program once per command, in an order drawn afresh
+ * per round (measure), so drift, noise and what one exec leaves for the next hit all alike.
+ * Figures: exec-figures.ts.
  *
  * - floor: a program that only does `await Bun.write(Bun.stdout, "{}\n")`, compiled with the
  *   same bun and flags as dist/ipamd. No Bun plugin can be faster.
@@ -117,14 +118,38 @@ export type Samples = Record<string, Partial<Record<Impl, number[]>>>;
 const ONCE_PER_ROUND: ReadonlySet<Impl> = new Set(["floor", "stdin", "roundTrip", "durable"]);
 const measures = (impl: Impl, command: string) => (!ONCE_PER_ROUND.has(impl) || command === "ADD") && (impl !== "hostLocal" || command !== "STATUS");
 
-/** Per round, each command once per implementation, in order. */
+/** xorshift32 from a fixed seed: every run draws the same sequence of round orders. */
+let orderSeed = 0x2545f491;
+function nextOrderDraw(): number {
+  orderSeed ^= orderSeed << 13;
+  orderSeed ^= orderSeed >>> 17;
+  orderSeed ^= orderSeed << 5;
+  return (orderSeed >>> 0) / 2 ** 32;
+}
+
+/**
+ * Per round, each command once per implementation: each implementation's commands in the
+ * order given (its DEL removes the container its ADD of the round made), the implementations
+ * interleaved in an order drawn afresh every round. With one fixed order every exec had the
+ * same predecessor in every round, and what a program leaves behind (its disk writes, the
+ * caches it evicted) lands on the next one: at 10,000 in use ipamd's DEL always came right
+ * after host-local's ADD, which reads its whole directory, while its peer never did. In one
+ * run in random order, an exec right after host-local's at 10,000 took 0.3–0.55 ms longer
+ * (ipamd's DEL p50 7.60 ms against 7.20–7.31 after a floor or its own ADD; the round-trip
+ * floor 6.68 against 6.04–6.13).
+ */
 export async function measure(commands: string[], impls: Impl[], tag: string, rounds = SAMPLES): Promise<Samples> {
   const samples: Samples = {};
   for (const c of commands) samples[c] = Object.fromEntries(impls.filter((i) => measures(i, c)).map((i) => [i, []]));
   for (let round = 0; round < rounds; round++) {
     const ids = Object.fromEntries(impls.map((i) => [i, freshId(tag)])) as Record<Impl, string>;
-    for (const command of commands) {
-      for (const impl of impls) if (measures(impl, command)) samples[command]![impl]!.push(await exec(impl, command, ids[impl]));
+    const pending = impls.map((impl) => ({ impl, commands: commands.filter((c) => measures(impl, c)) })).filter((p) => p.commands.length > 0);
+    while (pending.length > 0) {
+      const at = Math.floor(nextOrderDraw() * pending.length);
+      const next = pending[at]!;
+      const command = next.commands.shift()!;
+      samples[command]![next.impl]!.push(await exec(next.impl, command, ids[next.impl]));
+      if (next.commands.length === 0) pending.splice(at, 1);
     }
   }
   return samples;
