@@ -128,10 +128,10 @@ function nextOrderDraw(): number {
 }
 
 /**
- * Per round, each command once per implementation: each implementation's commands in the
- * order given (its DEL removes the container its ADD of the round made), the implementations
- * interleaved in an order drawn afresh every round. With one fixed order every exec had the
- * same predecessor in every round, and what a program leaves behind (its disk writes, the
+ * Per round, each command once per implementation: each implementation's commands in the order
+ * given (its DEL removes the container its ADD of the round made), and each next exec drawn at
+ * random among the implementations with a command left. With one fixed order every exec had
+ * the same predecessor in every round, and what a program leaves behind (its disk writes, the
  * caches it evicted) lands on the next one: at 10,000 in use ipamd's DEL always came right
  * after host-local's ADD, which reads its whole directory, while its peer never did. In one
  * run in random order, an exec right after host-local's at 10,000 took 0.3–0.55 ms longer
