@@ -102,7 +102,8 @@ export class KubeStore implements Store {
       },
       onError: this.options.onWatchError,
       onInvalid: this.options.onInvalidBlock,
-      // This daemon's own writes come back on the watch: their answers are in the cache already.
+      // This daemon's own writes come back on the watch: when the write's answer came first, the
+      // cache holds that version already (the event often comes first, and is then read as any other).
       known: ({ name }, resourceVersion) => {
         const cached = this.cache.blocks.get(name)?.object;
         return cached?.metadata.resourceVersion === resourceVersion ? cached : undefined;
