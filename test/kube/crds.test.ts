@@ -19,7 +19,7 @@ import {
 import { PoolSpecSchema, PoolStatusSchema } from "../../src/kube/schemas/pools.ts";
 import {
   ALLOCATION_FIELDS, AllocationFieldsSchema, AllocationsSchema, allocationsText, BlockSpecSchema, blockSpecWire, CommitMarkerSchema, IPAMBlockSchema, NodeSubnetSpecSchema, PendingChangeSchema, StoredBindingSchema,
-  StoredHoldSchema, UsageRefSchema, UsageSpecSchema,
+  StoredHoldSchema, type StoredAllocation, UsageRefSchema, UsageSpecSchema,
 } from "../../src/kube/schemas/store.ts";
 import { CAPI_CRDS, FIELD_MANAGER, installCrds, POOL_CRDS, ROOT, STORE_CRDS, startWithAdmin } from "./helpers.ts";
 
@@ -188,6 +188,45 @@ describe("the Kubernetes-API store's kinds", () => {
     expect(safeParse(AllocationsSchema, `${text}`.replace("written-here", "written-there")).output).toEqual({ "10.0.0.9": { ...mine, containerID: "written-there" } });
   });
 
+  test("values most lines share are written once, in a first '* ' line, and read back into every line that says '^'", () => {
+    const line = (i: number, more: object = {}) => ({
+      network: "k8s-pod-network", containerID: `c${i}`, ifname: "eth0", node: "node-a", createdAt: 1_700_000_000_000 + i, prefix: 26, gateway: "10.0.0.1",
+      pool: "default-v4", rangeSet: "10.0.0.0/26[10.0.0.1-10.0.0.62 gw 10.0.0.1]", netns: `/var/run/netns/cni-${i}`, ...more,
+    });
+    // One line borrowed by another node, one of another network: the majority is shared, they keep theirs.
+    const allocations = { "10.0.0.2": line(2), "10.0.0.3": line(3), "10.0.0.4": line(4, { node: "node-b" }), "10.0.0.5": line(5, { network: "other", ifname: "net1" }) };
+    const text = allocationsText(allocations);
+    const lines = text.split("\n");
+    expect(lines[0]).toBe("* ~|eth0|k8s-pod-network|node-a|~|26|10.0.0.1|default-v4|10.0.0.0/26[10.0.0.1-10.0.0.62 gw 10.0.0.1]|~|~|~|~|~");
+    expect(lines[1]).toBe("10.0.0.2 c2|^|^|^|1700000000002|^|^|^|^|/var/run/netns/cni-2|~|~|~|~");
+    expect(lines[3]).toBe("10.0.0.4 c4|^|^|node-b|1700000000004|^|^|^|^|/var/run/netns/cni-4|~|~|~|~");
+    expect(lines[4]).toStartWith("10.0.0.5 c5|net1|other|^|");
+    const unshared = Object.entries(allocations).map(([ip, a]) => allocationsText({ [ip]: a }).length + 1).reduce((x, y) => x + y);
+    expect(text.length).toBeLessThan(unshared * 0.75);
+    // Another daemon's copy of the text (not the allocations this one wrote) reads the same fields.
+    const copy = text.replaceAll("|/var/run/netns/", "|/run/netns/");
+    const read = safeParse(AllocationsSchema, copy);
+    expect(read.output).toEqual(Object.fromEntries(Object.entries(allocations).map(([ip, a]) => [ip, { ...a, netns: a.netns.replace("/var/run/", "/run/") }])));
+    // The same line under another shared line means other values: read afresh, not from what was read before.
+    expect((safeParse(AllocationsSchema, copy.replace("|k8s-pod-network|", "|net-2|")).output as Record<string, { network: string }>)["10.0.0.2"]!.network).toBe("net-2");
+    // One allocation alone, or nothing worth sharing: no shared line.
+    expect(allocationsText({ "10.0.0.2": line(2) })).not.toContain("^");
+    expect(allocationsText({ "10.0.0.2": line(2, { ifname: "a" }), "10.0.0.3": line(3, { ifname: "b", network: "x", node: "y", prefix: 24, gateway: "g", pool: "p", rangeSet: "r" }) })).not.toContain("*");
+  });
+
+  test("a value '^' is written escaped; in a block written before shared lines (none, '^' bare) it is read as it is", () => {
+    const caret = { network: "^", containerID: "c", ifname: "eth0", node: "node-a", createdAt: 1, prefix: 24 };
+    const text = allocationsText({ "10.0.0.1": caret, "10.0.0.2": { ...caret, containerID: "d" } });
+    expect(text).toContain("|%5E|");
+    expect(safeParse(AllocationsSchema, text.replaceAll("|1|", "|2|")).output).toEqual({ "10.0.0.1": { ...caret, createdAt: 2 }, "10.0.0.2": { ...caret, containerID: "d", createdAt: 2 } });
+    const before = safeParse(AllocationsSchema, "10.0.0.1 c|eth0|^|node-a|3|24|~|~|~|~|~|~|~|~\n10.0.0.2 d|eth0|^|node-a|3|24|~|~|~|~|~|~|~|~");
+    expect(before.output).toEqual({ "10.0.0.1": { ...caret, createdAt: 3 }, "10.0.0.2": { ...caret, containerID: "d", createdAt: 3 } });
+    // Written again, it keeps its meaning.
+    const again = allocationsText(before.output as Record<string, StoredAllocation>);
+    expect(again).not.toContain("|^|node-a|");
+    expect(safeParse(AllocationsSchema, again.replaceAll("|3|", "|4|")).output).toEqual({ "10.0.0.1": { ...caret, createdAt: 4 }, "10.0.0.2": { ...caret, containerID: "d", createdAt: 4 } });
+  });
+
   test("allocations that are not lines of an address and its fields are refused when read, naming the line and what is wrong", () => {
     const block = (allocations: string) => safeParse(IPAMBlockSchema, { metadata: { name: "b" }, spec: { space: "s", cidr: "10.0.0.0/26", node: "n", allocations } });
     const good = "10.0.0.1 c|eth0|net|node-a|1|24|~|~|~|~|~|~|~|~";
@@ -207,6 +246,8 @@ describe("the Kubernetes-API store's kinds", () => {
       [good.replace("|1|", "|x|"), "createdAt"],
       [good.replace("|net|", "|n%zz|"), "network: a malformed % escape"],
       [good.replace(/~$/, "yes"), "static"],
+      [`* ~|eth0\n${good}`, "line 1: the shared values are 14 fields"],
+      [`* ~|~|net|~|~|~|~|~|~|~|~|~|~|~\n${good.replace("|net|", "|^|").replace("|24|", "|^|")}`, "line 2 (10.0.0.1): prefix"],
     ] as const) {
       const read = block(text);
       expect(read.success).toBe(false);
