@@ -55,8 +55,8 @@ const ABSENT = "~";
 const SHARED = "^";
 /** How the line of shared values starts (no address does). */
 const SHARED_LINE = "* ";
-/** The fields most lines of a block have in common, so worth writing once. */
-const SHAREABLE = ["ifname", "network", "node", "prefix", "gateway", "pool", "rangeSet"].map((name) => ALLOCATION_FIELDS.indexOf(name as never));
+/** Where the fields most lines of a block have in common are, in a line: worth writing once. */
+const SHAREABLE = (["ifname", "network", "node", "prefix", "gateway", "pool", "rangeSet"] as const).map((name) => ALLOCATION_FIELDS.indexOf(name));
 const NUMBERS = new Set<string>(["createdAt", "prefix"]);
 /** What a value may not hold as it is: the separator, the absent and shared marks, "%" itself, and what JSON (or Go's encoder) escapes. */
 const SPECIAL = /[%|~^"\\<>&\u0000-\u001f\u007f\u2028\u2029]/;
@@ -90,18 +90,18 @@ function fieldTexts(a: StoredAllocation): readonly string[] {
  */
 function sharedFields(entries: StoredAllocation[]): string[] | undefined {
   if (entries.length < 2) return undefined;
+  const lines = entries.map(fieldTexts);
   let shared: string[] | undefined;
   for (const i of SHAREABLE) {
     let candidate = "";
     let votes = 0;
-    for (const entry of entries) {
-      const text = fieldTexts(entry)[i]!;
-      if (votes === 0) (candidate = text), (votes = 1);
-      else votes += text === candidate ? 1 : -1;
+    for (const texts of lines) {
+      if (votes === 0) candidate = texts[i]!;
+      votes += texts[i] === candidate ? 1 : -1;
     }
     if (candidate.length < 2) continue;
     let count = 0;
-    for (const entry of entries) if (fieldTexts(entry)[i] === candidate) count++;
+    for (const texts of lines) if (texts[i] === candidate) count++;
     if (count < 2) continue;
     shared ??= ALLOCATION_FIELDS.map(() => ABSENT);
     shared[i] = candidate;
