@@ -214,6 +214,27 @@ describe("the Kubernetes-API store's kinds", () => {
     expect(allocationsText({ "10.0.0.2": line(2, { ifname: "a" }), "10.0.0.3": line(3, { ifname: "b", network: "x", node: "y", prefix: 24, gateway: "g", pool: "p", rangeSet: "r" }) })).not.toContain("*");
   });
 
+  test("any values, shared or not, read back as written (random blocks, values with every mark the text uses)", () => {
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const pick = <T,>(values: readonly T[]): T => values[random(values.length)]!;
+    const texts = ["^", "~", "*", "* x", "%", "%5E", "|", "a^b", "x\ny", "é", "\u2028", "", "k8s-pod-network", "node-a", "eth0", "<&>", '"q"', "10.0.0.1"] as const;
+    for (let round = 0; round < 300; round++) {
+      const allocations: Record<string, StoredAllocation> = {};
+      for (let i = 0, n = 1 + random(12); i < n; i++) {
+        const optional = (): string | undefined => (random(3) === 0 ? undefined : pick(texts));
+        const a: StoredAllocation = { containerID: `cid-${round}-${i}${pick(texts)}`, network: pick(texts), ifname: pick(texts), node: pick(texts), createdAt: random(2 ** 30), prefix: pick([24, 26, 64, 128]) };
+        for (const [name, value] of [["netns", optional()], ["podNamespace", optional()], ["podName", optional()], ["podUid", optional()], ["gateway", optional()], ["pool", optional()], ["rangeSet", optional()]] as const) if (value !== undefined) a[name] = value;
+        if (random(2)) a.static = true;
+        allocations[`10.${round >> 8}.${round & 255}.${i}`] = a;
+      }
+      // Read as another daemon would (not the allocations this one wrote): its container IDs differ.
+      const read = safeParse(AllocationsSchema, allocationsText(allocations).replaceAll("cid-", "cix-"));
+      expect(read.issues).toBeUndefined();
+      expect(read.output).toEqual(Object.fromEntries(Object.entries(allocations).map(([ip, a]) => [ip, { ...a, containerID: a.containerID.replace("cid-", "cix-") }])));
+    }
+  });
+
   test("a value '^' is written escaped; in a block written before shared lines (none, '^' bare) it is read as it is", () => {
     const caret = { network: "^", containerID: "c", ifname: "eth0", node: "node-a", createdAt: 1, prefix: 24 };
     const text = allocationsText({ "10.0.0.1": caret, "10.0.0.2": { ...caret, containerID: "d" } });
