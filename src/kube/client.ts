@@ -14,7 +14,7 @@ import type { ObjectMeta } from "./schemas/meta.ts";
 import { KubeTransport, type TransportOptions } from "./transport.ts";
 import { type WatchEvent, type WatchOptions, watchObjects } from "./watch.ts";
 
-export interface WriteOptions {
+export interface WriteOptions<T = unknown> {
   namespace?: string;
   signal?: AbortSignal;
   dryRun?: boolean;
@@ -22,6 +22,11 @@ export interface WriteOptions {
   fieldManager?: string;
   /** Unknown or duplicate fields: Strict refuses the write, Warn (the server's default) drops them. */
   fieldValidation?: "Strict" | "Warn" | "Ignore";
+  /**
+   * The answer's object if the caller can tell it from the answer as sent (unchecked), without
+   * checking it against the schema: what it wrote, as it holds it already. Else undefined.
+   */
+  known?: (answer: unknown) => T | undefined;
 }
 
 export interface ApplyOptions extends WriteOptions {
@@ -80,11 +85,11 @@ export class KubeClient {
     return watchObjects(this.transport, type, options);
   }
 
-  async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions = {}): Promise<ObjectOf<R>> {
+  async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
     const path = resourcePath(type, { namespace: this.#namespace(type, options.namespace ?? object.metadata.namespace) });
     const query = writeQuery(options);
     const answer = await this.transport.request("POST", path, { query, body: this.#typed(type, object), signal: options.signal });
-    return this.#parse(type, answer, `POST ${path}`);
+    return options.known?.(answer) ?? this.#parse(type, answer, `POST ${path}`);
   }
 
   /** Server-side apply: the object states the fields this manager owns; the server merges. */
@@ -102,12 +107,12 @@ export class KubeClient {
    * write is optimistic: a ConflictError if anyone changed the object since. Status is ignored
    * by kinds with a status subresource; use updateStatus.
    */
-  async update<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions = {}): Promise<ObjectOf<R>> {
+  async update<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
     return this.#put(type, object, options, undefined);
   }
 
   /** Replaces only the status (PUT …/status), optimistic like update. */
-  async updateStatus<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions = {}): Promise<ObjectOf<R>> {
+  async updateStatus<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
     return this.#put(type, object, options, "status");
   }
 
@@ -123,11 +128,11 @@ export class KubeClient {
     await this.transport.request("DELETE", path, { query: { dryRun: options.dryRun ? "All" : undefined }, body });
   }
 
-  async #put<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions, subresource: "status" | undefined): Promise<ObjectOf<R>> {
+  async #put<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>>, subresource: "status" | undefined): Promise<ObjectOf<R>> {
     const path = this.#objectPath(type, object, options.namespace, subresource);
     const query = writeQuery(options);
     const answer = await this.transport.request("PUT", path, { query, body: this.#typed(type, object), signal: options.signal });
-    return this.#parse(type, answer, `PUT ${path}`);
+    return options.known?.(answer) ?? this.#parse(type, answer, `PUT ${path}`);
   }
 
   #objectPath(type: ResourceType, object: { metadata: ObjectMeta }, namespace: string | undefined, subresource?: string): string {

@@ -34,7 +34,7 @@ export interface InformerOptions<T> {
   onSynced?: () => void;
   onInvalid?: (invalid: InvalidObject) => void;
   /** The object at this version if the consumer holds it already (see WatchOptions.known). */
-  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string) => T | undefined;
+  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => T | undefined;
   /** A failed list or watch (it is retried) or a handler that threw. */
   onError?: (error: unknown) => void;
 }

@@ -33,10 +33,11 @@ export interface WatchOptions<T = unknown> {
   sendInitialEvents?: boolean;
   signal?: AbortSignal;
   /**
-   * The object at this version if the caller holds it already (the answer to its own write),
-   * taken instead of checking the event's copy against the schema again.
+   * The object at this version if the caller holds it already (the answer to its own write, or
+   * the write itself: `object` is the event's copy, unchecked), taken instead of checking that
+   * copy against the schema again.
    */
-  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string) => T | undefined;
+  known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => T | undefined;
 }
 
 const WireEventSchema = looseObject({ type: string(), object: unknown() });
@@ -113,7 +114,7 @@ function parseEvent<R extends ResourceType>(type: R, line: string, path: string,
   if (eventType !== "ADDED" && eventType !== "MODIFIED" && eventType !== "DELETED") {
     return { type: "INVALID", eventType, resourceVersion, ...key, message: `unknown watch event type ${eventType}` };
   }
-  const held = resourceVersion && key.name && eventType !== "DELETED" ? known?.({ namespace: key.namespace, name: key.name }, resourceVersion) : undefined;
+  const held = resourceVersion && key.name && eventType !== "DELETED" ? known?.({ namespace: key.namespace, name: key.name }, resourceVersion, object) : undefined;
   if (held) return { type: eventType, object: held, resourceVersion: resourceVersion! };
   const parsed = safeParse(type.schema, object);
   if (!parsed.success || !resourceVersion) {

@@ -103,10 +103,10 @@ export class KubeStore implements Store {
       onError: this.options.onWatchError,
       onInvalid: this.options.onInvalidBlock,
       // This daemon's own writes come back on the watch: when the write's answer came first, the
-      // cache holds that version already (the event often comes first, and is then read as any other).
-      known: ({ name }, resourceVersion) => {
+      // cache holds that version already; when the event comes first, it shows the write landed.
+      known: ({ name }, resourceVersion, object) => {
         const cached = this.cache.blocks.get(name)?.object;
-        return cached?.metadata.resourceVersion === resourceVersion ? cached : undefined;
+        return cached?.metadata.resourceVersion === resourceVersion ? cached : this.writer.landed(object);
       },
     }).start();
     await this.informer.synced;

@@ -64,6 +64,21 @@ describe("reads and writes", () => {
     expect(await rejection(client.delete(ConfigMaps, name, { namespace: NS }))).toBeInstanceOf(NotFoundError);
   });
 
+  test("a write's answer the caller knows is taken as it holds it; one it does not know is checked against the schema", async () => {
+    const name = uniqueName("cm");
+    const seen: unknown[] = [];
+    const mine = { metadata: { name, namespace: NS }, data: { a: "held" } };
+    const created = await client.create(ConfigMaps, { metadata: { name, namespace: NS }, data: { a: "1" } }, { known: (answer) => (seen.push(answer), mine as never) });
+    expect(created).toBe(mine as never);
+    // The answer as the server sent it, unchecked: the stored object.
+    expect(seen).toMatchObject([{ kind: "ConfigMap", metadata: { name }, data: { a: "1" } }]);
+    const read = await client.get(ConfigMaps, name, { namespace: NS });
+    const updated = await client.update(ConfigMaps, { ...read, data: { a: "2" } }, { known: () => undefined });
+    expect(updated.data).toEqual({ a: "2" });
+    expect(updated.metadata.resourceVersion).not.toBe(read.metadata.resourceVersion!);
+    await client.delete(ConfigMaps, name, { namespace: NS });
+  });
+
   test("a dry run is validated and answered but stores nothing; an invalid object is refused with its causes", async () => {
     const name = uniqueName("dry");
     const answer = await client.create(ConfigMaps, { metadata: { name, namespace: NS }, data: { k: "v" } }, { dryRun: true });

@@ -54,20 +54,24 @@ describe("watch", () => {
     expect(versions[0]).toBeGreaterThan(Number(start));
   });
 
-  test("an object the caller holds at the event's version is taken from it (its own write's answer), never one of another version", async () => {
+  test("an object the caller holds at the event's version is taken from it (its own write's answer), never one of another version; the hook sees the event's copy", async () => {
     const ns = await namespace();
     const start = (await client.list(ConfigMaps, { namespace: ns })).resourceVersion;
     const created = await client.create(ConfigMaps, { metadata: { name: "a", namespace: ns }, data: { v: "1" } });
     const held = { ...created, data: { v: "held" } };
     await client.update(ConfigMaps, { ...created, data: { v: "2" } });
     const asked: string[] = [];
-    const known = (key: { namespace: string | undefined; name: string }, resourceVersion: string) => {
+    const sent: unknown[] = [];
+    const known = (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => {
       asked.push(`${key.namespace}/${key.name}@${resourceVersion}`);
+      sent.push((object as { data?: unknown }).data);
       return resourceVersion === created.metadata.resourceVersion ? held : undefined;
     };
     const events = await collect(client.watch(ConfigMaps, { namespace: ns, resourceVersion: start, timeoutSeconds: 30, known }), (s) => s.length === 2);
     expect(events.map((e) => (e.type === "ADDED" || e.type === "MODIFIED" ? e.object.data : null))).toEqual([{ v: "held" }, { v: "2" }]);
     expect(asked).toEqual([`${ns}/a@${created.metadata.resourceVersion}`, `${ns}/a@${(events[1] as { resourceVersion: string }).resourceVersion}`]);
+    // Each event's object as the server sent it, unchecked.
+    expect(sent).toEqual([{ v: "1" }, { v: "2" }]);
   });
 
   test("sendInitialEvents streams the current objects, then a bookmark that marks their end", async () => {

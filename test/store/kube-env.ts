@@ -6,7 +6,8 @@
 import { join } from "node:path";
 import { KubeClient } from "../../src/kube/client.ts";
 import { KubeConnectionError } from "../../src/kube/errors.ts";
-import { IPAMBlocks, Namespaces } from "../../src/kube/resources.ts";
+import { IPAMBlocks, Namespaces, type ObjectOf, type ResourceType } from "../../src/kube/resources.ts";
+import type { WatchEvent, WatchOptions } from "../../src/kube/watch.ts";
 import type { IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { tempDir } from "../e2e/harness.ts";
@@ -38,14 +39,20 @@ export class HookedClient extends KubeClient {
   before: Hook | undefined;
   /** Runs after a write was answered; may throw (the answer is then lost, the write stands). */
   after: Hook | undefined;
+  /** While set, a write's answer is kept from the caller until this resolves, as a slow answer would be (the watch still shows the write). */
+  holdAnswers: Promise<void> | undefined;
+  /** As if the process were gone: no request goes out, and the watch shows nothing more. */
   dead = false;
 
-  private async around<T>(name: string, write: () => Promise<T>): Promise<T> {
+  /** The write, whose answer reaches the caller (its `known` hook too) only once the hooks let it through. */
+  private async around<T, O extends { known?: (answer: unknown) => T | undefined }>(name: string, options: O | undefined, write: (options: O) => Promise<T>): Promise<T> {
     if (this.dead) throw new KubeConnectionError(`${name}: connection refused (test)`);
     await this.before?.(name);
-    const answer = await write();
+    let sent: unknown;
+    const parsed = await write({ ...options, known: (answer: unknown) => void (sent = answer) } as O);
+    await this.holdAnswers;
     await this.after?.(name);
-    return answer;
+    return options?.known?.(sent) ?? parsed;
   }
 
   override get<R extends Parameters<KubeClient["get"]>[0]>(...args: [R, string, { namespace?: string }?]) {
@@ -53,6 +60,15 @@ export class HookedClient extends KubeClient {
     return super.get(...args);
   }
 
-  override create: KubeClient["create"] = (type, object, options) => this.around(object.metadata.name ?? "", () => super.create(type, object, options));
-  override update: KubeClient["update"] = (type, object, options) => this.around(object.metadata.name ?? "", () => super.update(type, object, options));
+  override create: KubeClient["create"] = (type, object, options) => this.around(object.metadata.name ?? "", options, (o) => super.create(type, object, o));
+  override update: KubeClient["update"] = (type, object, options) => this.around(object.metadata.name ?? "", options, (o) => super.update(type, object, o));
+
+  override watch<R extends ResourceType>(type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
+    const { known } = options;
+    const events = super.watch(type, { ...options, known: known && ((key, version, object) => (this.dead ? undefined : known(key, version, object))) });
+    const client = this;
+    return (async function* () {
+      for await (const event of events) if (!client.dead) yield event;
+    })();
+  }
 }

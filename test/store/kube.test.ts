@@ -188,6 +188,31 @@ describe("Kubernetes-API store specifics", () => {
     await store.close();
   }, 30_000);
 
+  test("a write the watch shows landed settles its commit before its answer comes; the answer, late or lost, changes nothing", async () => {
+    const namespace = await freshNamespace(client);
+    const writes = hooked();
+    const store = await openStore(writes, namespace, "node-a");
+    await store.commit([{ op: "allocate", record: record("10.0.0.2", "first") }]);
+    let release!: () => void;
+    writes.holdAnswers = new Promise((resolve) => (release = resolve));
+    // The answer is held; the watch event of the write is not.
+    await store.commit([{ op: "allocate", record: record("10.0.0.3", "second") }]);
+    expect((await storedBlocks(client, namespace))[0]!.spec.allocations?.["10.0.0.3"]?.containerID).toBe("second");
+    // Lost after all: the write is known to have landed, so its block is not read again.
+    writes.after = () => {
+      throw new KubeConnectionError("the answer was cut off (test)");
+    };
+    release();
+    writes.holdAnswers = undefined;
+    await Bun.sleep(100);
+    writes.after = undefined;
+    const gets = store.api.requests.get;
+    await store.commit([{ op: "allocate", record: record("10.0.0.4", "third") }]);
+    expect(store.api.requests.get).toBe(gets);
+    expect((await store.allocations({})).map((r) => r.containerID)).toEqual(["first", "second", "third"]);
+    await store.close();
+  }, 30_000);
+
   test("the API server unreachable: a commit fails with 'try again later' (code 11) at once; reachable again, it works without a restart", async () => {
     const proxy = startTcpProxy(kube.url);
     const connection = { ...adminConnection(kube), server: proxy.url };

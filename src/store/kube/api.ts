@@ -86,15 +86,15 @@ export class StoreApi {
     return this.call("list", type, () => this.client.listAll(type, { namespace: this.namespace, labelSelector }));
   }
 
-  /** Creates the object, or replaces the version `base` was read at. */
-  write<R extends typeof IPAMBlocks | typeof IPAMNamespaceUsages>(type: R, name: string, base: ObjectOf<R> | undefined, body: { spec: WireOf<R>["spec"] }, unsure: () => void): Promise<ObjectOf<R>> {
+  /** Creates the object, or replaces the version `base` was read at; `known` as in WriteOptions. */
+  write<R extends typeof IPAMBlocks | typeof IPAMNamespaceUsages>(type: R, name: string, base: ObjectOf<R> | undefined, body: { spec: WireOf<R>["spec"] }, unsure: () => void, known?: (answer: unknown) => ObjectOf<R> | undefined): Promise<ObjectOf<R>> {
     // managedFields: [{}] strips field ownership, which would otherwise repeat every field of
     // the spec in the object and so double what each watch event sends to every daemon.
     const metadata = { name, namespace: this.namespace, managedFields: [{}], ...(base ? { resourceVersion: base.metadata.resourceVersion, labels: base.metadata.labels, annotations: base.metadata.annotations } : {}) };
     const object = { ...body, metadata } as never;
     return base
-      ? this.call("update", type, () => this.client.update(type, object, { fieldManager: FIELD_MANAGER }), unsure)
-      : this.call("create", type, () => this.client.create(type, object, { fieldManager: FIELD_MANAGER }), unsure);
+      ? this.call("update", type, () => this.client.update(type, object, { fieldManager: FIELD_MANAGER, known }), unsure)
+      : this.call("create", type, () => this.client.create(type, object, { fieldManager: FIELD_MANAGER, known }), unsure);
   }
 
   delete(type: ResourceType, name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<void> {

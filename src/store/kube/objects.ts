@@ -5,9 +5,11 @@
  * object appeared), it is read fresh and judged again; a caller is only refused on what a
  * fresh read shows. Blocks come from the watch-fed cache, usage objects from the last read.
  */
+import { safeParse } from "valibot";
 import { ErrorCode, IpamError } from "../../errors.ts";
-import { IPAMBlocks, IPAMNamespaceUsages } from "../../kube/resources.ts";
-import { blockSpecWire, type IPAMBlock, type IPAMNamespaceUsage } from "../../kube/schemas/store.ts";
+import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages } from "../../kube/resources.ts";
+import { ObjectMetaSchema } from "../../kube/schemas/meta.ts";
+import { type BlockSpec, type BlockSpecWire, blockSpecWire, type IPAMBlock, type IPAMNamespaceUsage } from "../../kube/schemas/store.ts";
 import type { LimitError } from "../store.ts";
 import { lostRace, type StoreApi } from "./api.ts";
 import type { BlockCache } from "./cache.ts";
@@ -32,9 +34,19 @@ export interface UsageEntry {
   result?: LimitError | null;
 }
 
+/** A block write on its way: the version it replaces (-1: a create), its spec as sent and as held. */
+interface Sending {
+  after: bigint;
+  wire: BlockSpecWire;
+  spec: BlockSpec;
+  landed: (block: IPAMBlock) => void;
+}
+
 export class ObjectWriter {
   /** Usage objects as last read or written (undefined: known not to exist). */
   private readonly usages = new Map<string, IPAMNamespaceUsage | undefined>();
+  /** Block writes in flight, by block: one at most each, as one batch writes at a time. */
+  private readonly sending = new Map<string, Sending>();
 
   constructor(
     private readonly api: StoreApi,
@@ -79,7 +91,7 @@ export class ObjectWriter {
         return;
       }
       try {
-        const written = await this.api.write(IPAMBlocks, name, base, { spec: blockSpecWire(block.toSpec()) }, () => this.cache.unsure.add(name));
+        const written = await this.sendBlock(name, base, block.toSpec());
         this.cache.put(written);
         this.txns.written(name, new Set(Object.keys(written.spec.pending ?? {})));
         for (const txn of before) if (!written.spec.commits?.[txn]) this.txns.forget(txn);
@@ -91,6 +103,62 @@ export class ObjectWriter {
     }
     throw new IpamError(ErrorCode.TryAgainLater, `block ${cidr} of ${space}: lost ${CAS_ATTEMPTS} races for it in a row; try again`);
   }
+
+  /**
+   * Writes a block; resolves with it as stored once the API server shows the write landed: in
+   * its answer, or in the watch event of it, whichever comes first. The event often comes
+   * first (the answer's encoding and filters come after it), and a pod start need not wait for
+   * the answer. Once the write is known to have landed, a failing answer puts nothing in doubt.
+   */
+  private sendBlock(name: string, base: IPAMBlock | undefined, spec: BlockSpec): Promise<IPAMBlock> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = () => {
+        settled = true;
+        if (this.sending.get(name) === sending) this.sending.delete(name);
+      };
+      const sending: Sending = {
+        after: base ? BigInt(base.metadata.resourceVersion ?? "0") : -1n,
+        wire: blockSpecWire(spec),
+        spec,
+        landed: (block) => {
+          if (settled) return;
+          settle();
+          resolve(block);
+        },
+      };
+      this.sending.set(name, sending);
+      const unsure = () => {
+        if (!settled) this.cache.unsure.add(name);
+      };
+      this.api.write(IPAMBlocks, name, base, { spec: sending.wire }, unsure, this.landed).then(sending.landed, (err) => {
+        if (settled) return;
+        settle();
+        reject(err);
+      });
+    });
+  }
+
+  /**
+   * The block as stored, if `object` (a block as the API server sent it, unchecked: an answer
+   * or a watch event) shows this daemon's write of it in flight landed: a newer version than it
+   * replaced, with exactly the spec sent. Nobody else's write can be that: the spec holds this
+   * node's new entries (their containers and times, its commits' ids), and any other write in
+   * between fails this one. Its spec is then the one this daemon holds, read without the
+   * schema (the spec's text reads back equal: allocation-entry.ts), and the write is settled.
+   * Anything else (the server changed the spec, say) is read the usual way.
+   */
+  readonly landed = (object: unknown): IPAMBlock | undefined => {
+    const { metadata, spec } = (object ?? {}) as { metadata?: { name?: unknown }; spec?: unknown };
+    const sending = typeof metadata?.name === "string" ? this.sending.get(metadata.name) : undefined;
+    if (!sending) return undefined;
+    const meta = safeParse(ObjectMetaSchema, metadata);
+    if (!meta.success || !/^\d+$/.test(meta.output.resourceVersion ?? "") || BigInt(meta.output.resourceVersion!) <= sending.after) return undefined;
+    if (!Bun.deepEquals(spec, sending.wire)) return undefined;
+    const block: IPAMBlock = { apiVersion: apiVersionOf(IPAMBlocks), kind: IPAMBlocks.kind, metadata: meta.output, spec: sending.spec } as IPAMBlock;
+    sending.landed(block);
+    return block;
+  };
 
   private resolveUsage = (txn: string, primary: string): Resolution => {
     const mine = this.txns.resolution(txn);
