@@ -39,13 +39,15 @@ interface Sending {
   after: bigint;
   wire: BlockSpecWire;
   spec: BlockSpec;
+  /** The block as stored, once the write is known to have landed. */
+  block?: IPAMBlock;
   landed: (block: IPAMBlock) => void;
 }
 
 export class ObjectWriter {
   /** Usage objects as last read or written (undefined: known not to exist). */
   private readonly usages = new Map<string, IPAMNamespaceUsage | undefined>();
-  /** Block writes in flight, by block: one at most each, as one batch writes at a time. */
+  /** Block writes whose answer has not come yet, by block (one at a time: one batch writes at a time). */
   private readonly sending = new Map<string, Sending>();
 
   constructor(
@@ -112,30 +114,24 @@ export class ObjectWriter {
    */
   private sendBlock(name: string, base: IPAMBlock | undefined, spec: BlockSpec): Promise<IPAMBlock> {
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const settle = () => {
-        settled = true;
+      const sending: Sending = { after: base ? BigInt(base.metadata.resourceVersion ?? "0") : -1n, wire: blockSpecWire(spec), spec, landed: resolve };
+      this.sending.set(name, sending);
+      const answered = () => {
         if (this.sending.get(name) === sending) this.sending.delete(name);
       };
-      const sending: Sending = {
-        after: base ? BigInt(base.metadata.resourceVersion ?? "0") : -1n,
-        wire: blockSpecWire(spec),
-        spec,
-        landed: (block) => {
-          if (settled) return;
-          settle();
+      const unsure = () => {
+        if (!sending.block) this.cache.unsure.add(name);
+      };
+      this.api.write(IPAMBlocks, name, base, { spec: sending.wire }, unsure, this.landed).then(
+        (block) => {
+          answered();
           resolve(block);
         },
-      };
-      this.sending.set(name, sending);
-      const unsure = () => {
-        if (!settled) this.cache.unsure.add(name);
-      };
-      this.api.write(IPAMBlocks, name, base, { spec: sending.wire }, unsure, this.landed).then(sending.landed, (err) => {
-        if (settled) return;
-        settle();
-        reject(err);
-      });
+        (err) => {
+          answered();
+          if (!sending.block) reject(err);
+        },
+      );
     });
   }
 
@@ -146,18 +142,21 @@ export class ObjectWriter {
    * node's new entries (their containers and times, its commits' ids), and any other write in
    * between fails this one. Its spec is then the one this daemon holds, read without the
    * schema (the spec's text reads back equal: allocation-entry.ts), and the write is settled.
-   * Anything else (the server changed the spec, say) is read the usual way.
+   * The answer that comes after the event is that block again (it is not read twice: its
+   * reading would compete with the pod start for the node's cores). Anything else (the server
+   * changed the spec, say) is read the usual way.
    */
   readonly landed = (object: unknown): IPAMBlock | undefined => {
     const { metadata, spec } = (object ?? {}) as { metadata?: { name?: unknown }; spec?: unknown };
     const sending = typeof metadata?.name === "string" ? this.sending.get(metadata.name) : undefined;
     if (!sending) return undefined;
     const meta = safeParse(ObjectMetaSchema, metadata);
-    if (!meta.success || !/^\d+$/.test(meta.output.resourceVersion ?? "") || BigInt(meta.output.resourceVersion!) <= sending.after) return undefined;
-    if (!Bun.deepEquals(spec, sending.wire)) return undefined;
-    const block: IPAMBlock = { apiVersion: apiVersionOf(IPAMBlocks), kind: IPAMBlocks.kind, metadata: meta.output, spec: sending.spec } as IPAMBlock;
-    sending.landed(block);
-    return block;
+    const version = meta.success ? meta.output.resourceVersion : undefined;
+    if (!version || !/^\d+$/.test(version) || BigInt(version) <= sending.after || !Bun.deepEquals(spec, sending.wire)) return undefined;
+    if (sending.block) return sending.block.metadata.resourceVersion === version ? sending.block : undefined;
+    sending.block = { apiVersion: apiVersionOf(IPAMBlocks), kind: IPAMBlocks.kind, metadata: meta.output, spec: sending.spec } as IPAMBlock;
+    sending.landed(sending.block);
+    return sending.block;
   };
 
   private resolveUsage = (txn: string, primary: string): Resolution => {
