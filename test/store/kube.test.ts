@@ -150,10 +150,13 @@ describe("Kubernetes-API store specifics", () => {
       const dying = hooked();
       const db = `${process.env.TMPDIR ?? "/tmp"}/ipamd-dying-${process.pid}-${namespace}.db`;
       const first = await openStore(dying, namespace, "node-d", db);
-      dying[when] = (name) => {
+      dying.before = (name) => {
         if (name !== V4) return;
-        dying.dead = true; // from here on, as if the process were gone
-        throw new KubeConnectionError("connection reset (test)");
+        dying.dead = true; // from here on, as if the process were gone: it learns nothing more
+        if (when === "before") throw new KubeConnectionError("connection reset (test)");
+      };
+      dying.after = (name) => {
+        if (name === V4) throw new KubeConnectionError("connection reset (test)");
       };
       const failed = await first.commit(dual(0, "pod")).then(() => null, (e) => e);
       expect(failed).toMatchObject({ code: 11 });
