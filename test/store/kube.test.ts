@@ -15,7 +15,7 @@ import { blockSpecWire, type IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { blockName } from "../../src/store/kube/names.ts";
 import { StorageFault } from "../../src/store/storage-fault.ts";
-import { ConflictError, LimitError, type Store } from "../../src/store/store.ts";
+import { type AllocationRecord, ConflictError, LimitError, type Store } from "../../src/store/store.ts";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import type { KubeApiserver } from "../kube/apiserver.ts";
 import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kube/helpers.ts";
@@ -188,6 +188,33 @@ describe("Kubernetes-API store specifics", () => {
     await client.update(IPAMBlocks, { metadata: { name: V4, namespace, resourceVersion: broken.metadata.resourceVersion }, spec: wire });
     await store.commit([{ op: "allocate", record: record("10.0.0.3", "b") }]);
     expect((await store.allocations({})).map((r) => r.ip)).toEqual(["10.0.0.2", "10.0.0.3"]);
+    await store.close();
+  }, 30_000);
+
+  test("lookups by attachment, container, pod and node stay exact as their keys gain and lose allocations", async () => {
+    const store = await openStore(client, await freshNamespace(client), "node-a");
+    const [v4, v6] = dual(0, "a").map((c) => c.record) as [AllocationRecord, AllocationRecord];
+    await store.commit(dual(0, "a")); // two allocations under each of a's keys
+    await store.commit([{ op: "allocate", record: record("10.0.0.9", "b") }]);
+    await store.commit([{ op: "release", record: v4, cause: "cni del" }]); // one left under each
+    const again = record(v4.ip, "c");
+    await store.commit([{ op: "allocate", record: again }]); // its address, under another's keys
+    expect(await store.attachment("net1", { containerID: "a", ifname: "eth0" })).toEqual([v6]);
+    expect(await store.allocations({ containerID: "a" })).toEqual([v6]);
+    expect(await store.allocations({ podNamespace: "default", podName: "pod-a" })).toEqual([v6]);
+    expect(await store.allocations({ containerID: "c" })).toEqual([again]);
+    await store.commit([{ op: "allocate", record: record("fd00::9", "c") }]); // c's keys: two again
+    await store.commit([{ op: "release", record: v6, cause: "cni del" }]);
+    expect(await store.attachment("net1", { containerID: "a", ifname: "eth0" })).toEqual([]);
+    expect(await store.allocations({ podNamespace: "default", podName: "pod-a" })).toEqual([]);
+    expect(await store.attachment("net1", { containerID: "c", ifname: "eth0" })).toEqual([again, record("fd00::9", "c")]);
+    expect((await store.allocations({ node: "node-a" })).map((r) => `${r.ip} ${r.containerID}`)).toEqual(["10.0.0.2 c", "10.0.0.9 b", "fd00::9 c"]);
+    // A key's only allocation gone, its address then another's.
+    await store.commit([{ op: "release", record: record("10.0.0.9", "b"), cause: "cni del" }]);
+    await store.commit([{ op: "allocate", record: record("10.0.0.9", "d") }]);
+    expect(await store.attachment("net1", { containerID: "b", ifname: "eth0" })).toEqual([]);
+    expect(await store.allocations({ containerID: "b" })).toEqual([]);
+    expect(await store.allocations({ podNamespace: "default", podName: "pod-d" })).toEqual([record("10.0.0.9", "d")]);
     await store.close();
   }, 30_000);
 

@@ -33,21 +33,29 @@ function keysOf(r: { network: string; containerID: string; ifname: string; node:
 
 const versionOf = (o: { metadata: { resourceVersion?: string | null } }): bigint => BigInt(o.metadata.resourceVersion ?? "0");
 
+/**
+ * Refs by key. Most keys (an attachment, a container, a pod) list one allocation: that one is
+ * kept as it is, and a Set only once a key has two (a Set per allocation was most of the
+ * cache's memory after the allocations themselves).
+ */
 class Index {
-  private readonly map = new Map<string, Set<Ref>>();
+  private readonly map = new Map<string, Ref | Set<Ref>>();
   add(key: string | undefined, ref: Ref): void {
     if (key === undefined) return;
-    let set = this.map.get(key);
-    if (!set) this.map.set(key, (set = new Set()));
-    set.add(ref);
+    const now = this.map.get(key);
+    if (now === undefined || now === ref) this.map.set(key, ref);
+    else if (typeof now === "string") this.map.set(key, new Set([now, ref]));
+    else now.add(ref);
   }
   delete(key: string | undefined, ref: Ref): void {
     if (key === undefined) return;
-    const set = this.map.get(key);
-    if (set?.delete(ref) && set.size === 0) this.map.delete(key);
+    const now = this.map.get(key);
+    if (now === ref) this.map.delete(key);
+    else if (typeof now === "object" && now.delete(ref) && now.size === 1) this.map.set(key, now.values().next().value!);
   }
   get(key: string): Iterable<Ref> {
-    return this.map.get(key) ?? [];
+    const now = this.map.get(key);
+    return now === undefined ? [] : typeof now === "string" ? [now] : now;
   }
 }
 
