@@ -138,13 +138,15 @@ export class ObjectWriter {
   /**
    * The block as stored, if `object` (a block as the API server sent it, unchecked: an answer
    * or a watch event) shows this daemon's write of it in flight landed: a newer version than it
-   * replaced, with exactly the spec sent. Nobody else's write can be that: the spec holds this
-   * node's new entries (their containers and times, its commits' ids), and any other write in
-   * between fails this one. Its spec is then the one this daemon holds, read without the
-   * schema (the spec's text reads back equal: allocation-entry.ts), and the write is settled.
-   * The answer that comes after the event is that block again (it is not read twice: its
-   * reading would compete with the pod start for the node's cores). Anything else (the server
-   * changed the spec, say) is read the usual way.
+   * replaced, with exactly the spec sent. Nobody else's write can be that when the spec holds
+   * this node's new entries (their containers and times, its commits' ids); when it only takes
+   * entries away, another writer's may be (the same release made twice): the block then holds
+   * just what this write wanted, and its own failing compare-and-swap no longer matters. Its
+   * spec is then the one this daemon holds, read without the schema (the spec's text reads
+   * back equal: allocation-entry.ts), and the write is settled. The answer that comes after the
+   * event is that block again (it is not read twice: its reading would compete with the pod
+   * start for the node's cores). Anything else (the server changed the spec, say) is read the
+   * usual way.
    */
   readonly landed = (object: unknown): IPAMBlock | undefined => {
     const { metadata, spec } = (object ?? {}) as { metadata?: { name?: unknown }; spec?: unknown };
