@@ -67,44 +67,41 @@ function encodeValue(value: string): string {
   return SPECIAL.test(value) ? value.replace(SPECIALS, escapeChar) : value;
 }
 
-/** Each allocation's fields as this daemon writes them, one text per ALLOCATION_FIELDS entry. */
-const fieldsWritten = new WeakMap<StoredAllocation, readonly string[]>();
 /** Each allocation's line (after its address) as read or last written, and the shared line it was under. */
 const lineWritten = new WeakMap<StoredAllocation, { shared: string; text: string }>();
 
-function fieldTexts(a: StoredAllocation): readonly string[] {
-  let texts = fieldsWritten.get(a);
-  if (texts) return texts;
-  texts = ALLOCATION_FIELDS.map((name) => {
-    const value = a[name];
-    return value === undefined || value === false ? ABSENT : value === true ? "1" : typeof value === "number" ? String(value) : encodeValue(value);
-  });
-  fieldsWritten.set(a, texts);
-  return texts;
+type FieldValue = StoredAllocation[(typeof ALLOCATION_FIELDS)[number]];
+
+/** A field as written: absent (or false) the mark, true "1", a number in decimal, a string escaped. */
+function fieldText(value: FieldValue): string {
+  return value === undefined || value === false ? ABSENT : value === true ? "1" : typeof value === "number" ? String(value) : encodeValue(value);
 }
 
 /**
  * The shared line's fields for these allocations (absent: none worth it): for each shareable
- * field, the text most of them have (a majority vote, then counted), when at least two lines
- * have it and it is longer than the mark.
+ * field, the value most of them have (a majority vote, then counted), when at least two lines
+ * have it and its text is longer than the mark. Voted on the values, not their texts (the same
+ * thing: a value has one text): a block's vote runs on every write of it, and keeping each
+ * allocation's texts for it cost more memory than making them when a line is new.
  */
 function sharedFields(entries: StoredAllocation[]): string[] | undefined {
   if (entries.length < 2) return undefined;
-  const lines = entries.map(fieldTexts);
   let shared: string[] | undefined;
   for (const i of SHAREABLE) {
-    let candidate = "";
+    const name = ALLOCATION_FIELDS[i]!;
+    let candidate: FieldValue;
     let votes = 0;
-    for (const texts of lines) {
-      if (votes === 0) candidate = texts[i]!;
-      votes += texts[i] === candidate ? 1 : -1;
+    for (const a of entries) {
+      if (votes === 0) candidate = a[name];
+      votes += a[name] === candidate ? 1 : -1;
     }
-    if (candidate.length < 2) continue;
+    const text = fieldText(candidate);
+    if (text.length < 2) continue;
     let count = 0;
-    for (const texts of lines) if (texts[i] === candidate) count++;
+    for (const a of entries) if (a[name] === candidate) count++;
     if (count < 2) continue;
     shared ??= ALLOCATION_FIELDS.map(() => ABSENT);
-    shared[i] = candidate;
+    shared[i] = text;
   }
   return shared;
 }
@@ -113,10 +110,10 @@ function sharedFields(entries: StoredAllocation[]): string[] | undefined {
 function allocationEntry(a: StoredAllocation, sharedLine: string, shared: readonly string[] | undefined): string {
   const known = lineWritten.get(a);
   if (known !== undefined && known.shared === sharedLine) return known.text;
-  const texts = fieldTexts(a);
   let out = "";
-  for (let i = 0; i < texts.length; i++) {
-    const text = shared !== undefined && shared[i] !== ABSENT && texts[i] === shared[i] ? SHARED : texts[i]!;
+  for (let i = 0; i < ALLOCATION_FIELDS.length; i++) {
+    const own = fieldText(a[ALLOCATION_FIELDS[i]!]);
+    const text = shared !== undefined && shared[i] !== ABSENT && own === shared[i] ? SHARED : own;
     out = i === 0 ? text : `${out}${SEPARATOR}${text}`;
   }
   // What this daemon writes comes back in the write's answer and on its watch: read as is.
