@@ -35,6 +35,12 @@ export interface InformerOptions<T> {
   onInvalid?: (invalid: InvalidObject) => void;
   /** The object at this version if the consumer holds it already (see WatchOptions.known). */
   known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => T | undefined;
+  /**
+   * Whether the consumer takes this change as it came (see WatchOptions.take): no event is
+   * delivered for it, and this copy keeps the object's version before it, so a re-list
+   * delivers the object again (its version differs).
+   */
+  take?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => boolean;
   /** A failed list or watch (it is retried) or a handler that threw. */
   onError?: (error: unknown) => void;
 }
@@ -45,6 +51,8 @@ export interface InformerStats {
   /** 410s: the version was gone and the collection was listed again. */
   expired: number;
   bookmarks: number;
+  /** Changes the consumer took as they came (InformerOptions.take). */
+  taken: number;
   errors: number;
   resourceVersion: string | undefined;
 }
@@ -53,7 +61,7 @@ export const objectKey = (o: { metadata: { namespace?: string | null; name?: str
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : `${o.metadata.name}`;
 
 export class Informer<R extends ResourceType> {
-  readonly stats: InformerStats = { lists: 0, watches: 0, expired: 0, bookmarks: 0, errors: 0, resourceVersion: undefined };
+  readonly stats: InformerStats = { lists: 0, watches: 0, expired: 0, bookmarks: 0, taken: 0, errors: 0, resourceVersion: undefined };
   /** Resolves after the first complete list; rejects if stopped before. */
   readonly synced: Promise<void>;
   #cache = new Map<string, ObjectOf<R>>();
@@ -158,7 +166,7 @@ export class Informer<R extends ResourceType> {
     const openedAt = this.#clock.now();
     const events = this.client.watch(this.type, {
       namespace, labelSelector, fieldSelector, timeoutSeconds,
-      resourceVersion: this.stats.resourceVersion, allowWatchBookmarks: true, signal: this.#stop.signal, known: this.options.known,
+      resourceVersion: this.stats.resourceVersion, allowWatchBookmarks: true, signal: this.#stop.signal, known: this.options.known, take: this.options.take,
     });
     try {
       for await (const event of events) this.#apply(event);
@@ -173,6 +181,9 @@ export class Informer<R extends ResourceType> {
     switch (event.type) {
       case "BOOKMARK":
         this.stats.bookmarks++;
+        return;
+      case "TAKEN":
+        this.stats.taken++;
         return;
       case "INVALID": {
         const { namespace, name, resourceVersion, message } = event;

@@ -16,7 +16,9 @@ export type WatchEvent<T> =
   | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T; resourceVersion: string }
   /** The server's progress: nothing to report up to resourceVersion (or the initial list is complete). */
   | { type: "BOOKMARK"; resourceVersion: string; initialEventsEnd: boolean }
-  | { type: "INVALID"; eventType: string; resourceVersion: string | undefined; namespace: string | undefined; name: string | undefined; message: string };
+  | { type: "INVALID"; eventType: string; resourceVersion: string | undefined; namespace: string | undefined; name: string | undefined; message: string }
+  /** A change the caller took as it came (WatchOptions.take): its object is not read here. */
+  | { type: "TAKEN"; resourceVersion: string; namespace: string | undefined; name: string };
 
 export interface WatchOptions<T = unknown> {
   /** A namespaced kind's namespace; none: every namespace. */
@@ -38,6 +40,12 @@ export interface WatchOptions<T = unknown> {
    * copy against the schema again.
    */
   known?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => T | undefined;
+  /**
+   * Whether the caller takes this change of an object (a MODIFIED event) as it came, unchecked,
+   * to read it only if and when it needs it: the event is then TAKEN, its object not checked
+   * against the schema here. Asked after `known`.
+   */
+  take?: (key: { namespace: string | undefined; name: string }, resourceVersion: string, object: unknown) => boolean;
 }
 
 const WireEventSchema = looseObject({ type: string(), object: unknown() });
@@ -63,7 +71,7 @@ export async function* watchObjects<R extends ResourceType>(transport: KubeTrans
     signal: AbortSignal.any(signals),
   });
   try {
-    for await (const line of lines(res, `watch ${path}`)) yield parseEvent(type, line, path, options.known);
+    for await (const line of lines(res, `watch ${path}`)) yield parseEvent(type, line, path, options);
   } finally {
     abort.abort();
   }
@@ -90,7 +98,7 @@ async function* lines(res: Response, what: string): AsyncGenerator<string> {
   if (buffer.trim()) yield buffer.trim();
 }
 
-function parseEvent<R extends ResourceType>(type: R, line: string, path: string, known: WatchOptions<ObjectOf<R>>["known"]): WatchEvent<ObjectOf<R>> {
+function parseEvent<R extends ResourceType>(type: R, line: string, path: string, { known, take }: WatchOptions<ObjectOf<R>>): WatchEvent<ObjectOf<R>> {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -116,6 +124,9 @@ function parseEvent<R extends ResourceType>(type: R, line: string, path: string,
   }
   const held = resourceVersion && key.name && eventType !== "DELETED" ? known?.({ namespace: key.namespace, name: key.name }, resourceVersion, object) : undefined;
   if (held) return { type: eventType, object: held, resourceVersion: resourceVersion! };
+  if (resourceVersion && key.name && eventType === "MODIFIED" && take?.({ namespace: key.namespace, name: key.name }, resourceVersion, object)) {
+    return { type: "TAKEN", resourceVersion, namespace: key.namespace, name: key.name };
+  }
   const parsed = safeParse(type.schema, object);
   if (!parsed.success || !resourceVersion) {
     const message = parsed.success ? "no metadata.resourceVersion" : describeIssues(parsed.issues);

@@ -41,7 +41,7 @@ async function namespace(): Promise<string> {
 }
 
 /** An informer that records what it delivers; stopped after the file even if a test fails. */
-function record<R extends ResourceType>(type: R, via: KubeClient, options: { namespace: string; watchTimeoutSeconds?: number }) {
+function record<R extends ResourceType>(type: R, via: KubeClient, options: { namespace: string; watchTimeoutSeconds?: number; take?: (key: { name: string }) => boolean }) {
   const events: InformerEvent<ObjectOf<R>>[] = [];
   const invalid: InvalidObject[] = [];
   const errors: unknown[] = [];
@@ -117,6 +117,27 @@ describe("informer", () => {
     expect(events.slice(before).map((e) => `${e.type} ${e.object.metadata.name}`).sort()).toEqual(["added new", "deleted goes", "modified changes"]);
     expect(informer.get("changes", ns)?.data).toEqual({ changed: "yes" });
     await expectCopyMatchesServer(informer, ConfigMaps, ns);
+  });
+
+  test("a change the consumer takes as it came is not delivered and leaves the copy's version; a re-list after a 410 delivers it", async () => {
+    const ns = await namespace();
+    const taken = await client.create(ConfigMaps, { metadata: { name: "taken", namespace: ns }, data: { v: "1" } });
+    const { informer, events, said } = record(ConfigMaps, proxied, { namespace: ns, take: ({ name }) => name === "taken" });
+    await informer.synced;
+    const changed = await client.update(ConfigMaps, { ...taken, data: { v: "2" } });
+    await client.create(ConfigMaps, { metadata: { name: "after", namespace: ns } });
+    await waitFor(() => said("added", "after"), 10_000, "the change after the taken one");
+    expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(["added taken", "added after"]);
+    expect(informer.stats.taken).toBe(1);
+    expect(informer.get("taken", ns)?.metadata.resourceVersion).toBe(taken.metadata.resourceVersion);
+    proxy.hold();
+    for (const name of ["while-held", "also-while-held"]) await client.create(ConfigMaps, { metadata: { name, namespace: ns } });
+    await compactEtcd(kube);
+    proxy.release();
+    await waitFor(() => said("modified", "taken"), 15_000, "the re-list to deliver the taken object");
+    expect(said("added", "while-held")).toBe(true);
+    expect(informer.stats.lists).toBe(2);
+    expect(informer.get("taken", ns)?.metadata.resourceVersion).toBe(changed.metadata.resourceVersion);
   });
 
   test("across a restart of the API server it catches up and misses nothing, without replaying what did not change", async () => {
