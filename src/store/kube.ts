@@ -52,7 +52,7 @@ export class KubeStore implements Store {
   readonly commitCapacity = 512;
   readonly api: StoreApi;
   readonly txns = new OwnTxns();
-  readonly cache = new BlockCache(this.txns.resolution);
+  readonly cache: BlockCache;
   private readonly writer: ObjectWriter;
   private readonly committer: KubeCommitter;
   private readonly subnets: NodeSubnets;
@@ -65,6 +65,7 @@ export class KubeStore implements Store {
     private readonly local: LocalDb,
   ) {
     this.api = new StoreApi(options.client, options.namespace);
+    this.cache = new BlockCache(this.txns.resolution, { node: options.node, onInvalid: options.onInvalidBlock });
     this.writer = new ObjectWriter(this.api, this.cache, this.txns, options.node, options.blockPrefixes);
     this.committer = new KubeCommitter(this.writer, this.cache, this.txns, local, options.blockPrefixes, options.node);
     this.subnets = new NodeSubnets(this.api);
@@ -98,16 +99,15 @@ export class KubeStore implements Store {
       namespace: this.options.namespace,
       onEvent: (event) => {
         if (event.type !== "deleted") put(event.object);
-        else if (BigInt(this.cache.blocks.get(event.object.metadata.name!)?.object.metadata.resourceVersion ?? "0") <= BigInt(event.object.metadata.resourceVersion ?? "0")) this.cache.remove(event.object.metadata.name!);
+        else this.cache.remove(event.object.metadata.name!, event.object.metadata.resourceVersion ?? "0");
       },
       onError: this.options.onWatchError,
       onInvalid: this.options.onInvalidBlock,
       // This daemon's own writes come back on the watch: when the write's answer came first, the
       // cache holds that version already; when the event comes first, it shows the write landed.
-      known: ({ name }, resourceVersion, object) => {
-        const cached = this.cache.blocks.get(name)?.object;
-        return cached?.metadata.resourceVersion === resourceVersion ? cached : this.writer.landed(object);
-      },
+      known: ({ name }, resourceVersion, object) => this.cache.at(name, resourceVersion) ?? this.writer.landed(object),
+      // Other nodes' pod starts in their own blocks wait in the cache, read when needed.
+      take: ({ name }, resourceVersion, object) => this.cache.take(name, resourceVersion, object),
     }).start();
     await this.informer.synced;
   }

@@ -64,8 +64,12 @@ export class HookedClient extends KubeClient {
   override update: KubeClient["update"] = (type, object, options) => this.around(object.metadata.name ?? "", options, (o) => super.update(type, object, o));
 
   override watch<R extends ResourceType>(type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
-    const { known } = options;
-    const events = super.watch(type, { ...options, known: known && ((key, version, object) => (this.dead ? undefined : known(key, version, object))) });
+    const { known, take } = options;
+    const events = super.watch(type, {
+      ...options,
+      known: known && ((key, version, object) => (this.dead ? undefined : known(key, version, object))),
+      take: take && ((key, version, object) => !this.dead && take(key, version, object)),
+    });
     const client = this;
     return (async function* () {
       for await (const event of events) if (!client.dead) yield event;

@@ -15,7 +15,7 @@ import { blockSpecWire, type IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { blockName } from "../../src/store/kube/names.ts";
 import { StorageFault } from "../../src/store/storage-fault.ts";
-import { type AllocationRecord, ConflictError, LimitError, type Store } from "../../src/store/store.ts";
+import { type AllocationRecord, type Change, ConflictError, LimitError, type Store } from "../../src/store/store.ts";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import type { KubeApiserver } from "../kube/apiserver.ts";
 import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kube/helpers.ts";
@@ -216,6 +216,51 @@ describe("Kubernetes-API store specifics", () => {
     expect(await store.allocations({ containerID: "b" })).toEqual([]);
     expect(await store.allocations({ podNamespace: "default", podName: "pod-d" })).toEqual([record("10.0.0.9", "d")]);
     await store.close();
+  }, 30_000);
+
+  test("another node's pod starts in its own block wait unread, and every read their change could answer reads them first", async () => {
+    const namespace = await freshNamespace(client);
+    const reported: string[] = [];
+    const a = await KubeStore.open({ client, namespace, node: "node-a", db: join(tempDir("ipamd-waiting-"), "local.db"), blockPrefixes: PREFIXES, onInvalidBlock: (i) => reported.push(`${i.name}: ${i.message}`) });
+    const b = await openStore(client, namespace, "node-b");
+    const of = (ip: string, containerID: string) => record(ip, containerID, { node: "node-b" });
+    const attachment = (containerID: string) => a.attachment("net1", { containerID, ifname: "eth0" });
+    await b.commit([{ op: "claim", block: { space: "net1", cidr: "10.0.0.0/26", node: "node-b" } }, { op: "allocate", record: of("10.0.0.2", "x1") }]);
+    await waitFor(async () => (await a.allocations({})).length === 1, 5000, "node-a to read node-b's block");
+    /** node-b's change as node-a's watch delivered it: waiting, unread. */
+    const waits = async (changes: Change[]) => {
+      await b.commit(changes);
+      await waitFor(() => a.cache.waitingBlocks === 1, 5000, "node-b's change to wait in node-a's cache");
+    };
+    await waits([{ op: "allocate", record: of("10.0.0.3", "x2") }]);
+    expect(await attachment("unrelated")).toEqual([]);
+    expect(a.cache.waitingBlocks).toBe(1); // a lookup the change cannot answer reads nothing
+    expect(await attachment("x2")).toEqual([of("10.0.0.3", "x2")]); // its text holds the container
+    expect(a.cache.waitingBlocks).toBe(0);
+    await waits([{ op: "release", record: of("10.0.0.2", "x1"), cause: "cni del" }]);
+    expect(await a.allocations({ containerID: "x1" })).toEqual([]); // the version read lists it
+    await waits([{ op: "allocate", record: of("10.0.0.4", "x3") }]);
+    expect((await a.allocations({ node: "node-b" })).map((r) => r.containerID)).toEqual(["x2", "x3"]);
+    await waits([{ op: "allocate", record: of("10.0.0.5", "x4") }]);
+    expect((await a.allocations({ podNamespace: "default", podName: "pod-x4" })).map((r) => r.ip)).toEqual(["10.0.0.5"]);
+    await waits([{ op: "allocate", record: of("10.0.0.6", "x5") }]);
+    const taken: string[] = [];
+    await a.forEachTaken((_space, _family, ip) => taken.push(ip));
+    expect(taken).toEqual(["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]); // a read of the space
+    // A change to anything but the lines (a hold) is read at once.
+    await b.commit([{ op: "hold", hold: { space: "net1", family: 4, ip: "10.0.0.9", kind: "reserved", until: null, pod: null } }]);
+    const held = (await client.get(IPAMBlocks, blockName("net1", "10.0.0.0/26"), { namespace })) as IPAMBlock;
+    await waitFor(() => !!a.cache.at(held.metadata.name!, held.metadata.resourceVersion!), 5000, "node-a to read the hold's version");
+    expect(a.cache.waitingBlocks).toBe(0);
+    // Lines edited by hand into something unreadable: reported when read, and left out.
+    await client.transport.request("PUT", resourcePath(IPAMBlocks, { namespace, name: held.metadata.name! }), {
+      body: { apiVersion: "ipamd.io/v1alpha1", kind: "IPAMBlock", metadata: held.metadata, spec: { ...blockSpecWire(held.spec), allocations: "10.0.0.3 not an entry" } },
+    });
+    await waitFor(() => a.cache.waitingBlocks === 1, 5000, "the edit to wait in node-a's cache");
+    expect(reported).toEqual([]);
+    expect(await a.allocations({})).toEqual([]);
+    expect(reported).toEqual([expect.stringContaining(held.metadata.name!)]);
+    await Promise.all([a.close(), b.close()]);
   }, 30_000);
 
   test("a write the watch shows landed settles its commit before its answer comes; the answer, late or lost, changes nothing", async () => {

@@ -64,7 +64,7 @@ export class ObjectWriter {
     if (object) this.cache.put(object);
     else this.cache.remove(name);
     this.cache.unsure.delete(name);
-    return object ? this.cache.blocks.get(name)?.object : undefined;
+    return object ? this.cache.block(name)?.object : undefined;
   }
 
   /** A commit marker of this node's that may go: its commit is settled everywhere. */
@@ -74,7 +74,7 @@ export class ObjectWriter {
   async writeBlock(name: string, space: string, cidr: string, entries: BlockEntry[]): Promise<void> {
     let fresh = this.cache.unsure.has(name);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const base = fresh ? await this.readBlock(name) : this.cache.blocks.get(name)?.object;
+      const base = fresh ? await this.readBlock(name) : this.cache.block(name)?.object;
       let block = base ? new WorkingBlock(base.spec, this.cache.resolve) : WorkingBlock.empty(space, cidr);
       const before = new Set(block.commits.keys());
       block.dropMarkers(this.droppable);
@@ -164,13 +164,13 @@ export class ObjectWriter {
   private resolveUsage = (txn: string, primary: string): Resolution => {
     const mine = this.txns.resolution(txn);
     if (mine !== "unknown") return mine;
-    return this.cache.blocks.get(primary)?.object.spec.commits?.[txn] ? "committed" : "unknown";
+    return this.cache.committed(txn, primary) ? "committed" : "unknown";
   };
 
   /** Whether an allocation a usage object lists is still there, as the cache has its block. */
   private live(key: string, ref: { containerID: string; createdAt: number }): boolean | undefined {
     const { space, ip } = usageAddress(key);
-    const view = this.cache.blocks.get(blockName(space, blockCidr(ip, this.prefixes).cidr))?.view;
+    const view = this.cache.block(blockName(space, blockCidr(ip, this.prefixes).cidr))?.view;
     if (!view) return undefined;
     const now = view.allocations.get(ip);
     return view.locks.has(ip) || (now !== undefined && now.containerID === ref.containerID && now.createdAt === ref.createdAt);

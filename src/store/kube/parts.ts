@@ -72,7 +72,7 @@ export function translate(changes: Change[], cache: BlockCache, prefixes: BlockP
         part = addressPart(parts, space, ip, prefixes);
         // A pod has one binding per space: one kept in another block (its old address's) goes.
         const old = cache.bindingBlock(space, pod);
-        const oldBlock = old ? cache.blocks.get(old)?.view : undefined;
+        const oldBlock = old ? cache.block(old)?.view : undefined;
         if (old && old !== part.name && oldBlock) {
           const other = blockPart(parts, space, oldBlock.cidr);
           other.changes.push({ op: "unbind", space, pod });
@@ -82,7 +82,7 @@ export function translate(changes: Change[], cache: BlockCache, prefixes: BlockP
       }
       case "unbind": {
         const at = cache.bindingBlock(change.space, change.pod);
-        const view = at ? cache.blocks.get(at)?.view : undefined;
+        const view = at ? cache.block(at)?.view : undefined;
         if (!view) return; // no binding: nothing to do
         part = blockPart(parts, change.space, view.cidr);
         break;

@@ -74,7 +74,7 @@ export function bindings(cache: BlockCache): Binding[] {
 
 export function binding(cache: BlockCache, space: string, pod: string): Binding | undefined {
   const name = cache.bindingBlock(space, pod);
-  const stored = name ? cache.blocks.get(name)?.view.bindings.get(pod) : undefined;
+  const stored = name ? cache.block(name)?.view.bindings.get(pod) : undefined;
   return stored ? bindingOf(space, pod, stored) : undefined;
 }
 

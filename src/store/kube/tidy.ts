@@ -52,7 +52,7 @@ export class Tidier {
   /** Writes an object only for what loading it settles (pending changes, droppable markers). */
   private async rewrite(name: string): Promise<void> {
     if (this.writer.isUsage(name)) return this.writer.tidyUsage(name);
-    const known = this.cache.blocks.get(name)?.object ?? (await this.writer.readBlock(name));
+    const known = this.cache.block(name)?.object ?? (await this.writer.readBlock(name));
     if (!known) return this.txns.written(name, new Set());
     await this.writer.writeBlock(name, known.spec.space, known.spec.cidr, []);
   }
@@ -77,10 +77,10 @@ export class Tidier {
   /** At start: adopts the commits a dead process of this node left, and settles them. */
   async recover(node: string): Promise<void> {
     const adopted = new Set<string>();
-    for (const [name, { object }] of this.cache.blocks) {
+    for (const [name, { object }] of this.cache.entries()) {
       for (const [txn, change] of Object.entries(object.spec.pending ?? {})) {
         if (change.node !== node || this.txns.mine(txn)) continue;
-        this.txns.adopt(txn, change.primary, !!this.cache.blocks.get(change.primary)?.object.spec.commits?.[txn], [name]);
+        this.txns.adopt(txn, change.primary, this.cache.committed(txn, change.primary), [name]);
         adopted.add(name);
       }
       for (const [txn, marker] of Object.entries(object.spec.commits ?? {})) {
@@ -89,11 +89,11 @@ export class Tidier {
     }
     for (const usage of (await this.api.list(IPAMNamespaceUsages)).items) {
       for (const [txn, change] of Object.entries(usage.spec.pending ?? {})) {
-        if (change.node === node && !this.txns.mine(txn)) this.txns.adopt(txn, change.primary, !!this.cache.blocks.get(change.primary)?.object.spec.commits?.[txn], [usage.metadata.name!]);
+        if (change.node === node && !this.txns.mine(txn)) this.txns.adopt(txn, change.primary, this.cache.committed(txn, change.primary), [usage.metadata.name!]);
       }
     }
     // Views of blocks whose pending changes are now known abandoned no longer keep their addresses.
-    for (const name of adopted) this.cache.install(name, this.cache.blocks.get(name)!.object);
+    for (const name of adopted) this.cache.install(name, this.cache.block(name)!.object);
     if (this.txns.size > 0) await this.committer.exclusive(() => this.tidy());
   }
 
