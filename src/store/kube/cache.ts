@@ -7,22 +7,19 @@
  * their addresses taken and show nothing else. A block whose state a failed write left in
  * doubt is marked unsure, and read again before it is trusted.
  *
- * Another node's block whose new version only adds or removes allocation lines waits as it
- * came, unread (take): most writes a daemon sees are other nodes' pod starts in their own
- * blocks, and reading each one (the schema, the block's view, its indexes) cost every daemon
- * ~0.2 ms of CPU per write, cold (the JSON parse before it: 0.04). A waiting block is read when something asks
- * for it: a read of its space or of it by name, or a lookup whose key it lists or whose value
- * its text holds. What waits never touches what the reads that do not look (a pod's binding,
- * a commit's marker) see: its holds, bindings, pending changes and markers are the version's
- * before.
+ * Another node's block whose new version only adds or removes lines waits as it came, unread
+ * (take; waiting.ts says why). It is read when something asks for it: a read of its space or
+ * of it by name, or a lookup whose key it lists or whose value its text holds. What waits
+ * never touches what the reads that do not look (a pod's binding, a commit's marker) see: its
+ * holds, bindings, pending changes and markers are the version's before.
  */
 import { safeParse } from "valibot";
 import type { InvalidObject } from "../../kube/list.ts";
 import { describeIssues } from "../../kube/errors.ts";
-import { writtenAsIs } from "../../kube/schemas/allocation-entry.ts";
 import { type IPAMBlock, IPAMBlockSchema, type PendingChange } from "../../kube/schemas/store.ts";
 import { type AllocationRecord, byAddress } from "../records.ts";
 import { allocationOf, sameAllocation } from "./stored.ts";
+import { linesOnlyChange, WaitingBlocks } from "./waiting.ts";
 import { type Resolution, WorkingBlock } from "./working-block.ts";
 
 export interface CachedBlock {
@@ -45,24 +42,6 @@ function keysOf(r: { network: string; containerID: string; ifname: string; node:
 }
 
 const versionOf = (o: { metadata: { resourceVersion?: string | null } }): bigint => BigInt(o.metadata.resourceVersion ?? "0");
-
-/** The parts of a block's spec besides its allocations: a change to any of them is read at once. */
-const BESIDES_ALLOCATIONS = ["space", "cidr", "node", "holds", "bindings", "pending", "commits"] as const;
-const SPEC_KEYS = new Set<string>(["allocations", ...BESIDES_ALLOCATIONS]);
-
-/**
- * How much allocations text may wait, by default: a lookup searches all of it (~1.3 µs per 8 KB
- * here), so past this the block that has waited longest is read to make room.
- */
-const WAITING_TEXT_LIMIT = 256 * 1024;
-
-/** Another node's block as a watch event sent it, not read yet. */
-interface Waiting {
-  object: unknown;
-  version: bigint;
-  /** Its allocations text, searched for a lookup's value. */
-  text: string;
-}
 
 /**
  * Refs by key. Most keys (an attachment, a container, a pod) list one allocation: that one is
@@ -95,15 +74,14 @@ export interface BlockCacheOptions {
   node: string;
   /** Told of a waiting block that turns out unreadable when read (it is then left out, as the watch leaves such a block out). */
   onInvalid?: (invalid: InvalidObject) => void;
-  /** Characters of allocations text that may wait (default 256 Ki). */
+  /** Characters of allocations text that may wait (default 256 Ki: waiting.ts). */
   waitingTextLimit?: number;
 }
 
 export class BlockCache {
   private readonly blocks = new Map<string, CachedBlock>();
-  /** Newer versions of other nodes' blocks, not read yet (see take), the longest waiting first. */
-  private readonly waiting = new Map<string, Waiting>();
-  private waitingText = 0;
+  /** Newer versions of other nodes' blocks, not read yet (see take). */
+  private readonly waiting: WaitingBlocks;
   /** Blocks whose state a failed write left in doubt: read again before use. */
   readonly unsure = new Set<string>();
   private readonly bySpace = new Map<string, Set<string>>();
@@ -118,7 +96,9 @@ export class BlockCache {
   constructor(
     private readonly own: (txn: string) => Resolution,
     private readonly options: BlockCacheOptions,
-  ) {}
+  ) {
+    this.waiting = new WaitingBlocks(options.waitingTextLimit);
+  }
 
   /** Whether a commit's pending change happened: its primary's marker, or this daemon's own knowledge. */
   readonly resolve = (txn: string, change: PendingChange): Resolution => {
@@ -145,7 +125,7 @@ export class BlockCache {
 
   /** Every block, each read first if it waits. */
   *entries(): Generator<[string, CachedBlock]> {
-    for (const name of [...this.waiting.keys()]) this.read(name);
+    for (const name of this.waiting.names()) this.read(name);
     yield* this.blocks;
   }
 
@@ -158,41 +138,24 @@ export class BlockCache {
   /**
    * Keeps a watch event's new version of a block as it came, to read when needed, if it is
    * another node's block (by the version read; a block no node claimed is anyone's to write)
-   * and the change is to its allocation lines only;
-   * true when kept (or older than one kept). Anything else is for the caller to read now.
+   * and the change is to its lines only; true when kept (or older than one kept). Anything
+   * else is for the caller to read now.
    */
   take(name: string, resourceVersion: string, object: unknown): boolean {
     const cached = this.blocks.get(name)?.object;
     if (!cached || cached.spec.node === this.options.node || cached.spec.node === "" || this.unsure.has(name) || !/^\d+$/.test(resourceVersion)) return false;
     const version = BigInt(resourceVersion);
     if (version <= versionOf(cached)) return false;
-    const waiting = this.waiting.get(name);
-    if (waiting && version <= waiting.version) return true;
-    const spec = (object as { spec?: unknown } | null)?.spec;
-    if (typeof spec !== "object" || spec === null) return false;
-    const text = (spec as { allocations?: unknown }).allocations ?? "";
-    if (typeof text !== "string") return false;
-    for (const key of Object.keys(spec)) if (!SPEC_KEYS.has(key)) return false;
-    for (const key of BESIDES_ALLOCATIONS) if (!Bun.deepEquals((spec as Record<string, unknown>)[key], cached.spec[key])) return false;
-    this.unwait(name);
-    this.waiting.set(name, { object, version, text });
-    this.waitingText += text.length;
-    while (this.waitingText > (this.options.waitingTextLimit ?? WAITING_TEXT_LIMIT) && this.waiting.size > 1) this.read(this.waiting.keys().next().value!);
+    if (version <= (this.waiting.get(name)?.version ?? -1n)) return true;
+    const text = linesOnlyChange(cached.spec, (object as { spec?: unknown } | null)?.spec);
+    if (text === undefined) return false;
+    for (const other of this.waiting.keep(name, { object, version, text })) this.read(other);
     return true;
-  }
-
-  /** Drops what waits of a block, if anything; returns it. */
-  private unwait(name: string): Waiting | undefined {
-    const waiting = this.waiting.get(name);
-    if (!waiting) return undefined;
-    this.waiting.delete(name);
-    this.waitingText -= waiting.text.length;
-    return waiting;
   }
 
   /** Reads a waiting block in: into the cache if it passes the schema, else reported and left out. */
   private read(name: string): void {
-    const waiting = this.unwait(name);
+    const waiting = this.waiting.drop(name);
     if (!waiting) return;
     const parsed = safeParse(IPAMBlockSchema, waiting.object);
     if (parsed.success) {
@@ -212,8 +175,7 @@ export class BlockCache {
   private readFor(refs: Iterable<Ref>, value: string): void {
     if (this.waiting.size === 0) return;
     for (const ref of [...refs]) this.read(ref.slice(0, ref.indexOf("\0")));
-    const all = !writtenAsIs(value);
-    for (const [name, { text }] of [...this.waiting]) if (all || text.includes(value)) this.read(name);
+    for (const name of this.waiting.holding(value)) this.read(name);
   }
 
   /** Takes an object in unless an equal or newer version of it is here already; true when it did. */
@@ -222,7 +184,7 @@ export class BlockCache {
     const old = this.blocks.get(name);
     if (old && versionOf(old.object) >= versionOf(object)) return false;
     const waiting = this.waiting.get(name);
-    if (waiting && waiting.version <= versionOf(object)) this.unwait(name);
+    if (waiting && waiting.version <= versionOf(object)) this.waiting.drop(name);
     this.install(name, object);
     // New commit markers: the blocks holding those commits as pending now read them as done.
     for (const [txn, marker] of Object.entries(object.spec.commits ?? {})) {
@@ -233,7 +195,7 @@ export class BlockCache {
       }
     }
     // Newer still, and what waits matches the version before this one only: read it now.
-    if (waiting && this.waiting.has(name)) this.read(name);
+    if (waiting && this.waiting.get(name)) this.read(name);
     return true;
   }
 
@@ -251,7 +213,7 @@ export class BlockCache {
   /** Leaves a block out: for good (deleted at resourceVersion, unless a newer version is here), or unreadable. */
   remove(name: string, resourceVersion?: string | null): void {
     if (resourceVersion != null && BigInt(resourceVersion) < (this.waiting.get(name)?.version ?? versionOf(this.blocks.get(name)?.object ?? { metadata: {} }))) return;
-    this.unwait(name);
+    this.waiting.drop(name);
     const cached = this.blocks.get(name);
     if (!cached) return;
     this.blocks.delete(name);
