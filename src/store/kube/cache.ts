@@ -210,9 +210,14 @@ export class BlockCache {
     this.reindex(name, before, view);
   }
 
-  /** Leaves a block out: for good (deleted at resourceVersion, unless a newer version is here), or unreadable. */
+  /**
+   * Leaves a block out, and what waits of it: for good (deleted, as of resourceVersion, unless
+   * the version read is newer: this daemon wrote it again since), or unreadable. A deletion a
+   * re-list finds carries the informer's last copy, which never saw what waits: so what waits
+   * does not count here.
+   */
   remove(name: string, resourceVersion?: string | null): void {
-    if (resourceVersion != null && BigInt(resourceVersion) < (this.waiting.get(name)?.version ?? versionOf(this.blocks.get(name)?.object ?? { metadata: {} }))) return;
+    if (resourceVersion != null && BigInt(resourceVersion) < versionOf(this.blocks.get(name)?.object ?? { metadata: {} })) return;
     this.waiting.drop(name);
     const cached = this.blocks.get(name);
     if (!cached) return;
