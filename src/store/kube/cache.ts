@@ -19,6 +19,7 @@ import { describeIssues } from "../../kube/errors.ts";
 import { type IPAMBlock, IPAMBlockSchema, type PendingChange } from "../../kube/schemas/store.ts";
 import { type AllocationRecord, byAddress } from "../records.ts";
 import { allocationOf, sameAllocation } from "./stored.ts";
+import { Index, keysOf, placeOf, type Ref, refOf } from "./allocation-index.ts";
 import { linesOnlyChange, WaitingBlocks } from "./waiting.ts";
 import { type Resolution, WorkingBlock } from "./working-block.ts";
 
@@ -27,47 +28,7 @@ export interface CachedBlock {
   view: WorkingBlock;
 }
 
-/** An allocation's place: the block's name and the address. */
-type Ref = string;
-const refOf = (name: string, ip: string): Ref => `${name}\0${ip}`;
-
-/** The keys of the indexes an allocation is listed under. */
-function keysOf(r: { network: string; containerID: string; ifname: string; node: string; podNamespace?: string | null; podName?: string | null }) {
-  return {
-    attachment: `${r.network}\0${r.containerID}\0${r.ifname}`,
-    node: r.node,
-    container: r.containerID,
-    pod: r.podNamespace ? `${r.podNamespace}\0${r.podName ?? ""}` : undefined,
-  };
-}
-
 const versionOf = (o: { metadata: { resourceVersion?: string | null } }): bigint => BigInt(o.metadata.resourceVersion ?? "0");
-
-/**
- * Refs by key. Most keys (an attachment, a container, a pod) list one allocation: that one is
- * kept as it is, and a Set only once a key has two (a Set per allocation was most of the
- * cache's memory after the allocations themselves).
- */
-class Index {
-  private readonly map = new Map<string, Ref | Set<Ref>>();
-  add(key: string | undefined, ref: Ref): void {
-    if (key === undefined) return;
-    const now = this.map.get(key);
-    if (now === undefined || now === ref) this.map.set(key, ref);
-    else if (typeof now === "string") this.map.set(key, new Set([now, ref]));
-    else now.add(ref);
-  }
-  delete(key: string | undefined, ref: Ref): void {
-    if (key === undefined) return;
-    const now = this.map.get(key);
-    if (now === ref) this.map.delete(key);
-    else if (typeof now === "object" && now.delete(ref) && now.size === 1) this.map.set(key, now.values().next().value!);
-  }
-  get(key: string): Iterable<Ref> {
-    const now = this.map.get(key);
-    return now === undefined ? [] : typeof now === "string" ? [now] : now;
-  }
-}
 
 export interface BlockCacheOptions {
   /** This daemon's node: its own blocks are always read at once. */
@@ -174,7 +135,7 @@ export class BlockCache {
    */
   private readFor(refs: Iterable<Ref>, value: string): void {
     if (this.waiting.size === 0) return;
-    for (const ref of [...refs]) this.read(ref.slice(0, ref.indexOf("\0")));
+    for (const ref of [...refs]) this.read(placeOf(ref)[0]);
     for (const name of this.waiting.holding(value)) this.read(name);
   }
 
@@ -194,7 +155,8 @@ export class BlockCache {
         if (cached?.object.spec.pending?.[txn]) this.install(secondary, cached.object);
       }
     }
-    // Newer still, and what waits matches the version before this one only: read it now.
+    // What still waits is newer than this version but was judged against the one before it:
+    // read it now, so that what waits only ever differs from the version read in its lines.
     if (waiting && this.waiting.get(name)) this.read(name);
     return true;
   }
@@ -257,7 +219,7 @@ export class BlockCache {
   private records(refs: Iterable<Ref>): AllocationRecord[] {
     const out: AllocationRecord[] = [];
     for (const ref of refs) {
-      const [name, ip] = ref.split("\0") as [string, string];
+      const [name, ip] = placeOf(ref);
       const cached = this.blocks.get(name);
       const stored = cached?.view.allocations.get(ip);
       if (cached && stored) out.push(allocationOf(cached.view.space, ip, stored));
