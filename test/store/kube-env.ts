@@ -26,6 +26,13 @@ export function openStore(client: KubeClient, namespace: string, node = "", db =
   return KubeStore.open({ client, namespace, node, db, blockPrefixes: PREFIXES });
 }
 
+/** A store that keeps what it reports of the blocks it cannot read, as "name: what is wrong". */
+export async function openReportingStore(client: KubeClient, namespace: string, node: string): Promise<{ store: KubeStore; reported: string[] }> {
+  const reported: string[] = [];
+  const store = await KubeStore.open({ client, namespace, node, db: join(dir, `${uniqueName(namespace)}.db`), blockPrefixes: PREFIXES, onInvalidBlock: (i) => reported.push(`${i.name}: ${i.message}`) });
+  return { store, reported };
+}
+
 /** Every IPAMBlock of a namespace, as the API server has it. */
 export async function storedBlocks(client: KubeClient, namespace: string): Promise<IPAMBlock[]> {
   return (await client.list(IPAMBlocks, { namespace })).items;

@@ -22,7 +22,7 @@ import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kub
 import { startTcpProxy } from "../kube/tcp-proxy.ts";
 import { storeContract } from "./contract.ts";
 import { record } from "./contract/support.ts";
-import { freshNamespace, HookedClient, openStore, PREFIXES, storedBlocks } from "./kube-env.ts";
+import { freshNamespace, HookedClient, openReportingStore, openStore, storedBlocks } from "./kube-env.ts";
 
 let kube: KubeApiserver;
 let client: KubeClient;
@@ -170,8 +170,7 @@ describe("Kubernetes-API store specifics", () => {
 
   test("a block edited by hand into a shape ipamd cannot read is reported, is never written over, and serves again once mended", async () => {
     const namespace = await freshNamespace(client);
-    const reported: string[] = [];
-    const store = await KubeStore.open({ client, namespace, node: "node-a", db: join(tempDir("ipamd-invalid-"), "local.db"), blockPrefixes: PREFIXES, onInvalidBlock: (i) => reported.push(`${i.name}: ${i.message}`) });
+    const { store, reported } = await openReportingStore(client, namespace, "node-a");
     await store.commit([{ op: "allocate", record: record("10.0.0.2", "a") }]);
     const good = (await client.get(IPAMBlocks, V4, { namespace })) as IPAMBlock;
     const wire = blockSpecWire(good.spec);
@@ -220,8 +219,7 @@ describe("Kubernetes-API store specifics", () => {
 
   test("another node's pod starts in its own block wait unread, and every read their change could answer reads them first", async () => {
     const namespace = await freshNamespace(client);
-    const reported: string[] = [];
-    const a = await KubeStore.open({ client, namespace, node: "node-a", db: join(tempDir("ipamd-waiting-"), "local.db"), blockPrefixes: PREFIXES, onInvalidBlock: (i) => reported.push(`${i.name}: ${i.message}`) });
+    const { store: a, reported } = await openReportingStore(client, namespace, "node-a");
     const b = await openStore(client, namespace, "node-b");
     const of = (ip: string, containerID: string) => record(ip, containerID, { node: "node-b" });
     const attachment = (containerID: string) => a.attachment("net1", { containerID, ifname: "eth0" });
