@@ -18,7 +18,14 @@ import type { InvalidObject } from "./list.ts";
 import type { ObjectOf, ResourceType } from "./resources.ts";
 import type { WatchEvent } from "./watch.ts";
 
-export type InformerEvent<T> = { type: "added" | "modified" | "deleted"; object: T };
+export type InformerEvent<T> =
+  | { type: "added" | "modified"; object: T }
+  /**
+   * The object as last delivered, gone as of resourceVersion: the deletion's own, the list's
+   * that no longer had it, or the version that stopped fitting the schema. (The copy's own
+   * version may be older: a change the consumer took is not in it.)
+   */
+  | { type: "deleted"; object: T; resourceVersion: string | undefined };
 
 export interface InformerOptions<T> {
   namespace?: string;
@@ -147,7 +154,7 @@ export class Informer<R extends ResourceType> {
     const fresh = new Map(page.items.map((o) => [objectKey(o), o] as const));
     const previous = this.#cache;
     this.#cache = fresh;
-    for (const [key, old] of previous) if (!fresh.has(key)) this.#emit({ type: "deleted", object: old });
+    for (const [key, old] of previous) if (!fresh.has(key)) this.#emit({ type: "deleted", object: old, resourceVersion: page.resourceVersion });
     for (const [key, object] of fresh) {
       const old = previous.get(key);
       if (!old) this.#emit({ type: "added", object });
@@ -190,12 +197,12 @@ export class Informer<R extends ResourceType> {
         this.#call(() => this.options.onInvalid?.({ namespace, name, resourceVersion, message }));
         const key = namespace ? `${namespace}/${name}` : `${name}`;
         const old = this.#cache.get(key);
-        if (old && this.#cache.delete(key)) this.#emit({ type: "deleted", object: old });
+        if (old && this.#cache.delete(key)) this.#emit({ type: "deleted", object: old, resourceVersion });
         return;
       }
       case "DELETED":
         this.#cache.delete(objectKey(event.object));
-        this.#emit({ type: "deleted", object: event.object });
+        this.#emit({ type: "deleted", object: event.object, resourceVersion: event.resourceVersion });
         return;
       default: {
         const key = objectKey(event.object);

@@ -99,7 +99,7 @@ export class KubeStore implements Store {
       namespace: this.options.namespace,
       onEvent: (event) => {
         if (event.type !== "deleted") put(event.object);
-        else this.cache.remove(event.object.metadata.name!, event.object.metadata.resourceVersion ?? "0");
+        else this.cache.remove(event.object.metadata.name!, event.resourceVersion ?? event.object.metadata.resourceVersion ?? "0");
       },
       onError: this.options.onWatchError,
       onInvalid: this.options.onInvalidBlock,

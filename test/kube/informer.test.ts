@@ -132,10 +132,14 @@ describe("informer", () => {
     expect(informer.get("taken", ns)?.metadata.resourceVersion).toBe(taken.metadata.resourceVersion);
     proxy.hold();
     for (const name of ["while-held", "also-while-held"]) await client.create(ConfigMaps, { metadata: { name, namespace: ns } });
+    await client.delete(ConfigMaps, "after", { namespace: ns });
     await compactEtcd(kube);
     proxy.release();
     await waitFor(() => said("modified", "taken"), 15_000, "the re-list to deliver the taken object");
     expect(said("added", "while-held")).toBe(true);
+    // A deletion the re-list finds is reported as of the list's version, not the copy's.
+    const deleted = events.find((e) => e.type === "deleted" && e.object.metadata.name === "after");
+    expect(deleted?.type === "deleted" && BigInt(deleted.resourceVersion!) > BigInt(deleted.object.metadata.resourceVersion!)).toBe(true);
     expect(informer.stats.lists).toBe(2);
     expect(informer.get("taken", ns)?.metadata.resourceVersion).toBe(changed.metadata.resourceVersion);
   });

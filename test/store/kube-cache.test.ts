@@ -43,6 +43,9 @@ describe("Kubernetes-API store: block cache", () => {
     expect(c.take("10.0.0.0", "10", wire("10.0.0.0", 10, "node-b", ["10.0.0.2"], { holds: hold }))).toBe(false);
     expect(c.take("10.0.0.0", "10", wire("10.0.0.0", 10, "node-c", ["10.0.0.2"]))).toBe(false); // claimed anew
     expect(c.take("10.0.0.0", "10", wire("10.0.0.0", 10, "node-b", ["10.0.0.2"], { labels: "x" }))).toBe(false); // a field ipamd does not write
+    const escaped = wire("10.0.0.0", 10, "node-b", ["10.0.0.2"]);
+    escaped.spec.allocations = escaped.spec.allocations!.replace("c-10.0.0.2", "c-10.0.0.%32"); // the same value, escaped by another writer
+    expect(c.take("10.0.0.0", "10", escaped)).toBe(false); // a search would miss it: read at once
     expect(c.waitingBlocks).toBe(0);
     expect(c.take("10.0.0.0", "10", wire("10.0.0.0", 10, "node-b", ["10.0.0.2", "10.0.0.3"]))).toBe(true);
     expect(c.take("10.0.0.0", "9", wire("10.0.0.0", 9, "node-b", []))).toBe(true); // older than what waits: nothing to keep
@@ -54,18 +57,24 @@ describe("Kubernetes-API store: block cache", () => {
     expect(c.waitingBlocks).toBe(0);
   });
 
-  test("a newer version put (an answer, a fresh read) replaces what waits; a deletion drops it, even one a re-list reports", () => {
+  test("a newer version put (an answer, a fresh read) replaces what waits; a deletion drops the block and what waits of it", () => {
     const c = cache();
     c.take("10.0.0.0", "10", wire("10.0.0.0", 10, "node-b", ["10.0.0.2", "10.0.0.3"]));
     c.put(parsed(wire("10.0.0.0", 12, "node-b", ["10.0.0.4"])));
     expect(c.waitingBlocks).toBe(0);
     expect([...c.block("10.0.0.0")!.view.allocations.keys()]).toEqual(["10.0.0.4"]);
     c.take("10.0.1.0", "10", wire("10.0.1.0", 10, "node-b", ["10.0.1.3"]));
-    c.remove("10.0.1.0", "1"); // older than the version read (2): this daemon wrote it again since
+    c.remove("10.0.1.0", "1"); // gone as of a version older than the one read (2): written again since
     expect(c.waitingBlocks).toBe(1);
-    c.remove("10.0.1.0", "2"); // as a re-list reports a deletion: the informer's copy, which never saw what waits
+    c.remove("10.0.1.0", "11");
     expect(c.waitingBlocks).toBe(0);
     expect(c.block("10.0.1.0")).toBeUndefined();
+    // What waited, read since (by a lookup, say): a re-list's deletion, as of the list's version, still removes it.
+    c.take("10.0.0.0", "13", wire("10.0.0.0", 13, "node-b", ["10.0.0.5"]));
+    expect(c.ofNode("node-b").map((r) => r.ip)).toEqual(["10.0.0.5"]);
+    c.remove("10.0.0.0", "20");
+    expect(c.block("10.0.0.0")).toBeUndefined();
+    expect(c.ofNode("node-b")).toEqual([]);
   });
 
   test("past the limit on waiting text, the block that has waited longest is read to make room", () => {

@@ -87,7 +87,7 @@ export class BlockCache {
   /** Every block, each read first if it waits. */
   *entries(): Generator<[string, CachedBlock]> {
     for (const name of this.waiting.names()) this.read(name);
-    yield* this.blocks;
+    yield* [...this.blocks]; // as read now, even for a caller that waits between steps
   }
 
   /** The block at exactly this version, if that is the version read (nothing is read for it). */
@@ -173,10 +173,8 @@ export class BlockCache {
   }
 
   /**
-   * Leaves a block out, and what waits of it: for good (deleted, as of resourceVersion, unless
-   * the version read is newer: this daemon wrote it again since), or unreadable. A deletion a
-   * re-list finds carries the informer's last copy, which never saw what waits: so what waits
-   * does not count here.
+   * Leaves a block out, and what waits of it: for good (gone as of resourceVersion, unless the
+   * version read is newer: this daemon wrote it again since), or unreadable.
    */
   remove(name: string, resourceVersion?: string | null): void {
     if (resourceVersion != null && BigInt(resourceVersion) < versionOf(this.blocks.get(name)?.object ?? { metadata: {} })) return;

@@ -23,12 +23,15 @@ const WAITING_TEXT_LIMIT = 256 * 1024;
 
 /**
  * The allocations text of a block's new spec (as a watch event sent it, unchecked) when all
- * that changed from the spec read is its lines; undefined otherwise.
+ * that changed from the spec read is its lines; undefined otherwise. A text with any escape
+ * in it ("%") is read at once: in a text without one, every value stands as it is, so a plain
+ * search finds it (the parser takes any escape, even of a letter, as a hand or another writer
+ * may have made it).
  */
 export function linesOnlyChange(read: BlockSpec, sent: unknown): string | undefined {
   if (typeof sent !== "object" || sent === null) return undefined;
   const text = (sent as { allocations?: unknown }).allocations ?? "";
-  if (typeof text !== "string") return undefined;
+  if (typeof text !== "string" || text.includes("%")) return undefined;
   for (const key of Object.keys(sent)) if (!SPEC_KEYS.has(key)) return undefined;
   for (const key of BESIDES_LINES) if (!Bun.deepEquals((sent as Record<string, unknown>)[key], read[key])) return undefined;
   return text;
