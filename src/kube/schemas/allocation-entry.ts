@@ -63,9 +63,6 @@ const SPECIAL = /[%|~^"\\<>&\u0000-\u001f\u007f\u2028\u2029]/;
 const SPECIALS = new RegExp(SPECIAL.source, "g");
 const escapeChar = (c: string): string => (c.charCodeAt(0) < 0x80 ? `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0")}` : encodeURIComponent(c));
 
-/** Whether a value is written as it is in an allocations text (nothing in it is escaped), so a search of the text finds it. */
-export const writtenAsIs = (value: string): boolean => !SPECIAL.test(value);
-
 function encodeValue(value: string): string {
   return SPECIAL.test(value) ? value.replace(SPECIALS, escapeChar) : value;
 }

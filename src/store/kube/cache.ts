@@ -131,7 +131,7 @@ export class BlockCache {
   /**
    * Reads the waiting blocks a lookup's answer may be wrong about: those whose version read
    * lists it (a newer one may not), and those whose text holds its value (a newer one may list
-   * it); every one when the value is written escaped.
+   * it).
    */
   private readFor(refs: Iterable<Ref>, value: string): void {
     if (this.waiting.size === 0) return;

@@ -8,7 +8,6 @@
  * asks about until much later, if ever. A change of lines only waits as the watch sent it;
  * the cache reads it when a question could need it.
  */
-import { writtenAsIs } from "../../kube/schemas/allocation-entry.ts";
 import type { BlockSpec } from "../../kube/schemas/store.ts";
 
 /** The parts of a block's spec besides its lines: a change to any of them is read at once. */
@@ -88,9 +87,8 @@ export class WaitingBlocks {
     return waiting;
   }
 
-  /** The blocks whose text holds a value: every one when the value is written escaped (a search would miss it). */
+  /** The blocks whose text holds a value (no waiting text escapes one: see linesOnlyChange). */
   holding(value: string): string[] {
-    const all = !writtenAsIs(value);
-    return [...this.byName].filter(([, { text }]) => all || text.includes(value)).map(([name]) => name);
+    return [...this.byName].filter(([, { text }]) => text.includes(value)).map(([name]) => name);
   }
 }
