@@ -42,6 +42,32 @@ describe("admin read gate", () => {
     await Promise.all(results);
   });
 
+  test("a pod start that came in the same turn as a dozen readers waits for none of their pages", async () => {
+    const gate = new ReadGate();
+    const log: string[] = [];
+    // One turn of the event loop taking up the requests that came in together: each request's
+    // handler runs, then its promises settle (the microtasks drain), then the next request's.
+    const settle = async () => {
+      for (let i = 0; i < 20; i++) await null;
+    };
+    const reads: Promise<unknown>[] = [];
+    let cni: Promise<unknown> | undefined;
+    await new Promise<void>((turnDone) =>
+      setImmediate(async () => {
+        for (let r = 0; r < 12; r++) {
+          reads.push(gate.run(async () => log.push(`page ${r}`)));
+          await settle();
+        }
+        cni = gate.cniCall(async () => log.push("pod start"));
+        await settle();
+        turnDone();
+      }),
+    );
+    await Promise.all([cni, ...reads]);
+    expect(log[0]).toBe("pod start");
+    expect(log.slice(1)).toEqual(Array.from({ length: 12 }, (_, r) => `page ${r}`));
+  });
+
   test("a failed read gives its turn back", async () => {
     const gate = new ReadGate();
     await expect(gate.run(async () => { throw new Error("store down"); })).rejects.toThrow("store down");
