@@ -228,7 +228,11 @@ export class SqliteStore implements Store {
   }
 
   async pruneHistory(before: number): Promise<number> {
-    return this.read(() => pruneHistory(this.db, before));
+    try {
+      return await pruneHistory(this.db, before, { open: () => !this.group.closed });
+    } catch (err) {
+      throw this.fault(err);
+    }
   }
 
   async netnsAllocations(node: string): Promise<AllocationRecord[]> {

@@ -25,7 +25,7 @@ function random(seed: number): () => number {
   };
 }
 
-test("pruning by bisection over ids deletes exactly what a scan by time would, over gaps, edges and empty tables", () => {
+test("pruning by bisection over ids deletes exactly what a scan by time would, over gaps, edges, chunks and empty tables", async () => {
   const next = random(7);
   for (let round = 0; round < 200; round++) {
     const db = new Database(":memory:");
@@ -44,12 +44,55 @@ test("pruning by bisection over ids deletes exactly what a scan by time would, o
     insert.finalize();
     const before = 995 + Math.floor(next() * (at - 990));
     const expected = ats.filter((t) => t < before).length;
-    expect(pruneHistory(db, before)).toBe(expected);
+    // Chunks of 1 to 6 events and the default: chunk edges fall everywhere.
+    expect(await pruneHistory(db, before, { chunk: round % 7 === 6 ? undefined : 1 + (round % 6) })).toBe(expected);
     const left = db.query("SELECT count(*) AS n, min(at) AS oldest FROM events").get() as { n: number; oldest: number | null };
     expect(left.n).toBe(count - expected);
     if (left.oldest !== null) expect(left.oldest).toBeGreaterThanOrEqual(before);
     db.close();
   }
+});
+
+test("a large prune goes in chunks, with turns of the event loop between them for the requests that come meanwhile", async () => {
+  const db = new Database(":memory:");
+  db.exec(HISTORY_SCHEMA);
+  const insert = db.prepare("INSERT INTO events (at, kind, network, ip) VALUES (?, 'allocated', 'n', '10.0.0.1')");
+  db.transaction(() => {
+    for (let i = 0; i < 10_000; i++) insert.run(1000 + i);
+  })();
+  insert.finalize();
+  const count = () => (db.query("SELECT count(*) AS n FROM events").get() as { n: number }).n;
+  // What a request answered during the prune would see: taken on each turn it yields.
+  const seen: number[] = [];
+  let pruning = true;
+  const watch = () => {
+    if (!pruning) return;
+    seen.push(count());
+    setImmediate(watch);
+  };
+  setImmediate(watch);
+  expect(await pruneHistory(db, 1000 + 9_000, { chunk: 1_000 })).toBe(9_000);
+  pruning = false;
+  expect(count()).toBe(1_000);
+  // Turns came between the chunks, each seeing one chunk more gone.
+  const between = seen.filter((n) => n < 10_000 && n > 1_000);
+  expect(between.length).toBeGreaterThanOrEqual(7);
+  for (const n of between) expect(n % 1_000).toBe(0);
+  db.close();
+});
+
+test("a prune stops at its next chunk once the store is closed, and the next prune takes the rest", async () => {
+  const path = join(dir, "closing.db");
+  const store = await SqliteStore.open(path);
+  await store.commit(Array.from({ length: 5_000 }, (_, i) => ({ op: "allocate" as const, record: record(`10.1.${i >> 8}.${i & 255}`, `c${i}`) })));
+  const pruning = store.pruneHistory(Date.now() + 1_000);
+  await store.close(); // while the prune waits for its second chunk
+  const pruned = await pruning; // no error: it ended where it was
+  expect(pruned).toBeGreaterThan(0);
+  expect(pruned).toBeLessThan(5_000);
+  const again = await SqliteStore.open(path);
+  expect(await again.pruneHistory(Date.now() + 1_000)).toBe(5_000 - pruned);
+  await again.close();
 });
 
 /** The plan SQLite would run a query with, one line per step. */

@@ -33,6 +33,8 @@ export class LocalDb {
   /** What record() was given and is not written yet (see there). */
   private queued: Recorded[] = [];
   private writeScheduled = false;
+  /** Set by close(): a prune under way stops at its next chunk. */
+  private closed = false;
 
   private constructor(
     private readonly db: Database,
@@ -111,12 +113,13 @@ export class LocalDb {
     return this.db.query(sql).all(...params) as HistoryEvent[];
   }
 
-  pruneHistory(before: number): number {
+  pruneHistory(before: number): Promise<number> {
     this.writeQueued();
-    return pruneHistory(this.db, before);
+    return pruneHistory(this.db, before, { open: () => !this.closed });
   }
 
   close(): void {
+    this.closed = true;
     this.writeQueued();
     this.insertEvent.finalize();
     this.upsertCursor.finalize();
