@@ -82,10 +82,10 @@ export class ReadGate {
    * a read could start at once, 4.3 ms when none does.
    */
   private turn(): Promise<void> {
-    // Those that start at the next hand-over are not waiting behind anyone.
+    // Free slots: the first that many queued reads are next in line, not behind anyone.
     const behind = this.waiting.length - Math.max(0, this.concurrent - this.running);
     if (behind >= this.maxWaiting) {
-      return Promise.reject(new IpamError(ErrorCode.TryAgainLater, `${behind} admin reads are waiting; try again shortly`));
+      return Promise.reject(new IpamError(ErrorCode.TryAgainLater, `${this.waiting.length} admin reads are waiting; try again shortly`));
     }
     return new Promise((start) => {
       this.waiting.push({ since: Date.now(), start });

@@ -86,6 +86,20 @@ describe("admin read gate", () => {
     expect(await Promise.all(queued)).toEqual(["held", 1, 2]);
   });
 
+  test("with two reads at once, the waiting bound counts those queued behind both", async () => {
+    const gate = new ReadGate({ concurrent: 2, maxWaiting: 1 });
+    const log: string[] = [];
+    const [a, b] = [heldRead(log, "a"), heldRead(log, "b")];
+    const queued = [gate.run(a.read), gate.run(b.read), gate.run(async () => "c")];
+    const refused = await gate.run(async () => "d").catch((e: unknown) => e);
+    expect((refused as IpamError).code).toBe(ErrorCode.TryAgainLater);
+    await Bun.sleep(1);
+    expect(log).toEqual(["a start", "b start"]);
+    a.release();
+    b.release();
+    expect(await Promise.all(queued)).toEqual(["a", "b", "c"]);
+  });
+
   /** A CNI request held in flight until release() (the middleware as the app mounts it). */
   function heldCni(gate: ReadGate, log: string[]) {
     let release!: () => void;

@@ -95,6 +95,22 @@ test("a prune stops at its next chunk once the store is closed, and the next pru
   await again.close();
 });
 
+test("an event recorded while a prune waits between chunks stays, even with an id the emptied table gave out again", async () => {
+  const db = new Database(":memory:");
+  db.exec(HISTORY_SCHEMA);
+  const insert = db.prepare("INSERT INTO events (at, kind, network, ip) VALUES (?, 'allocated', 'n', '10.0.0.1')");
+  for (let i = 0; i < 4; i++) insert.run(1000 + i); // all older than the bound: two chunks of two
+  const pruning = pruneHistory(db, 5000, { chunk: 2 });
+  // One turn: the prune's second chunk ran just before it, its last (finding none left) runs after.
+  await new Promise((resolve) => setImmediate(resolve));
+  expect((db.query("SELECT count(*) AS n FROM events").get() as { n: number }).n).toBe(0);
+  insert.run(9000); // a pod start answered meanwhile: SQLite gives it id 1 again
+  insert.finalize();
+  expect(await pruning).toBe(4);
+  expect(db.query("SELECT id, at FROM events").all()).toEqual([{ id: 1, at: 9000 }]);
+  db.close();
+});
+
 /** The plan SQLite would run a query with, one line per step. */
 const planOf = (db: Database, sql: string, params: unknown[]): string =>
   (db.query(`EXPLAIN QUERY PLAN ${sql}`).all(...(params as never[])) as { detail: string }[]).map((row) => row.detail).join("\n");

@@ -75,15 +75,21 @@ export const PRUNE_CHUNK = 2_000;
  * million events), since no index orders the table by time. They go `chunk` at a time, oldest
  * first, with a turn of the event loop between chunks, so requests are answered meanwhile; a
  * database closed meanwhile (`open` false) ends it there, the rest left to the next prune.
+ * Events recorded meanwhile get higher ids than the bound found at the start, but for one
+ * case: an emptied table gives out ids from 1 again. So each chunk also asks for the events'
+ * time, and a new event below the bound stays.
  */
 export async function pruneHistory(db: Database, before: number, options: { chunk?: number; open?: () => boolean } = {}): Promise<number> {
-  const { chunk = PRUNE_CHUNK, open = () => true } = options;
+  const { open = () => true } = options;
+  const chunk = Math.max(1, Math.floor(options.chunk ?? PRUNE_CHUNK));
+  if (!open()) return 0;
   const end = firstKept(db, before);
+  if (end === null) return 0;
   let pruned = 0;
   while (open()) {
     // Each chunk prepares and finalizes its own statements: none is open across the turn,
     // during which the database may be closed.
-    const step = deleteChunk(db, end, chunk);
+    const step = deleteChunk(db, end, before, chunk);
     pruned += step.deleted;
     if (step.done) break;
     await new Promise((resolve) => setImmediate(resolve));
@@ -91,7 +97,7 @@ export async function pruneHistory(db: Database, before: number, options: { chun
   return pruned;
 }
 
-/** The id of the first event recorded at or after `before` (one past the last id: none is); null when there are no events. */
+/** The id of the first event recorded at or after `before` (max(id) + 1 when every event is older); null when there are no events. */
 function firstKept(db: Database, before: number): number | null {
   const bounds = db.prepare("SELECT min(id) AS lo, max(id) AS hi FROM events");
   const firstFrom = db.prepare("SELECT id, at FROM events WHERE id >= ? ORDER BY id LIMIT 1");
@@ -114,16 +120,18 @@ function firstKept(db: Database, before: number): number | null {
   }
 }
 
-/** Deletes up to `chunk` of the oldest events below id `end`; done when none is left below it. */
-function deleteChunk(db: Database, end: number | null, chunk: number): { deleted: number; done: boolean } {
-  if (end === null) return { deleted: 0, done: true };
-  const last = db.prepare("SELECT id FROM events WHERE id < ? ORDER BY id LIMIT 1 OFFSET ?");
-  const upTo = db.prepare("DELETE FROM events WHERE id <= ?");
-  const below = db.prepare("DELETE FROM events WHERE id < ?");
+/**
+ * Deletes up to `chunk` of the oldest events below id `end` recorded before `before`; done
+ * when fewer were left (when exactly `chunk` were, the next call finds none and is done).
+ */
+function deleteChunk(db: Database, end: number, before: number, chunk: number): { deleted: number; done: boolean } {
+  const last = db.prepare("SELECT id FROM events WHERE id < ? AND at < ? ORDER BY id LIMIT 1 OFFSET ?");
+  const upTo = db.prepare("DELETE FROM events WHERE id <= ? AND at < ?");
+  const below = db.prepare("DELETE FROM events WHERE id < ? AND at < ?");
   try {
-    const row = last.get(end, chunk - 1) as { id: number } | null;
-    if (row) return { deleted: upTo.run(row.id).changes, done: false };
-    return { deleted: below.run(end).changes, done: true };
+    const row = last.get(end, before, chunk - 1) as { id: number } | null;
+    if (row) return { deleted: upTo.run(row.id, before).changes, done: false };
+    return { deleted: below.run(end, before).changes, done: true };
   } finally {
     for (const statement of [last, upTo, below]) statement.finalize();
   }
