@@ -64,8 +64,8 @@ export function historyQuery(filter: HistoryFilter): { sql: string; params: Para
 /**
  * Events deleted per statement. Pruning runs on the event loop that answers the plugin, and a
  * million events in one statement held it 2.7 s here (past the plugin's 2.5 s deadline: a
- * lowered retention's first sweep would fail the pod starts meanwhile); 2,000 take ~6 ms (up
- * to ~60 ms with a WAL checkpoint on top, as any commit may have).
+ * lowered retention's first sweep would fail the pod starts meanwhile); 2,000 take ~6 ms, and
+ * 40–150 ms when a WAL checkpoint falls on one (a checkpoint every ~1,000 pages deleted).
  */
 export const PRUNE_CHUNK = 2_000;
 
