@@ -126,13 +126,13 @@ function firstKept(db: Database, before: number): number | null {
  */
 function deleteChunk(db: Database, end: number, before: number, chunk: number): { deleted: number; done: boolean } {
   const last = db.prepare("SELECT id FROM events WHERE id < ? AND at < ? ORDER BY id LIMIT 1 OFFSET ?");
-  const upTo = db.prepare("DELETE FROM events WHERE id <= ? AND at < ?");
   const below = db.prepare("DELETE FROM events WHERE id < ? AND at < ?");
   try {
+    // The chunk's last id, if that many are left: the chunk ends just past it; else at `end`.
     const row = last.get(end, before, chunk - 1) as { id: number } | null;
-    if (row) return { deleted: upTo.run(row.id, before).changes, done: false };
-    return { deleted: below.run(end, before).changes, done: true };
+    return { deleted: below.run(row ? row.id + 1 : end, before).changes, done: row === null };
   } finally {
-    for (const statement of [last, upTo, below]) statement.finalize();
+    last.finalize();
+    below.finalize();
   }
 }
