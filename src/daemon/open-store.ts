@@ -45,7 +45,7 @@ export async function openStore(settings: ServeSettings, log?: ConsolaInstance):
 
 /** Where the store is, for the daemon's start-up line. */
 export function storeLocation(store: OpenedStore, settings: ServeSettings): Record<string, string> {
-  if (store instanceof KubeStore) return { kubernetes: store.api.client.transport.connection.server, namespace: store.namespace, db: settings.db };
+  if (store instanceof KubeStore) return { kubernetes: store.api.client.server, namespace: store.namespace, db: settings.db };
   if (store instanceof EtcdStore) return { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix };
   return { db: settings.db };
 }

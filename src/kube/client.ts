@@ -18,6 +18,8 @@ export interface WriteOptions<T = unknown> {
   namespace?: string;
   signal?: AbortSignal;
   dryRun?: boolean;
+  /** This request's deadline instead of the transport's. */
+  timeoutMs?: number;
   /** Who makes the change (recorded in managedFields); required by server-side apply. */
   fieldManager?: string;
   /** Unknown or duplicate fields: Strict refuses the write, Warn (the server's default) drops them. */
@@ -53,13 +55,18 @@ const writeQuery = (options: WriteOptions) => ({
 });
 
 /** An object as a caller writes it: metadata with at least a name (or generateName on create). */
-type Writable<R extends ResourceType> = Omit<WireOf<R>, "metadata" | "apiVersion" | "kind"> & { metadata: ObjectMeta; apiVersion?: string | null; kind?: string | null };
+export type Writable<R extends ResourceType> = Omit<WireOf<R>, "metadata" | "apiVersion" | "kind"> & { metadata: ObjectMeta; apiVersion?: string | null; kind?: string | null };
 
 export class KubeClient {
   constructor(readonly transport: KubeTransport) {}
 
   static connect(connection: KubeConnection, options?: TransportOptions): KubeClient {
     return new KubeClient(new KubeTransport(connection, options));
+  }
+
+  /** The API server, as messages name it. */
+  get server(): string {
+    return this.transport.connection.server;
   }
 
   get defaultNamespace(): string {
@@ -88,7 +95,7 @@ export class KubeClient {
   async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
     const path = resourcePath(type, { namespace: this.#namespace(type, options.namespace ?? object.metadata.namespace) });
     const query = writeQuery(options);
-    const answer = await this.transport.request("POST", path, { query, body: this.#typed(type, object), signal: options.signal });
+    const answer = await this.transport.request("POST", path, { query, body: this.#typed(type, object), signal: options.signal, timeoutMs: options.timeoutMs });
     return options.known?.(answer) ?? this.#parse(type, answer, `POST ${path}`);
   }
 
@@ -131,7 +138,7 @@ export class KubeClient {
   async #put<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>>, subresource: "status" | undefined): Promise<ObjectOf<R>> {
     const path = this.#objectPath(type, object, options.namespace, subresource);
     const query = writeQuery(options);
-    const answer = await this.transport.request("PUT", path, { query, body: this.#typed(type, object), signal: options.signal });
+    const answer = await this.transport.request("PUT", path, { query, body: this.#typed(type, object), signal: options.signal, timeoutMs: options.timeoutMs });
     return options.known?.(answer) ?? this.#parse(type, answer, `PUT ${path}`);
   }
 

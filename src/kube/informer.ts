@@ -13,6 +13,9 @@
 import { callSafely, reportTo } from "./callbacks.ts";
 import { type Clock, backoffMs, systemClock } from "./clock.ts";
 import type { KubeClient } from "./client.ts";
+
+/** What an informer asks of a client: a list, then a watch from its version (KubeClient, or the store's objects on etcd). */
+export type Listing = Pick<KubeClient, "listAll" | "watch">;
 import { GoneError } from "./errors.ts";
 import type { InvalidObject } from "./list.ts";
 import type { ObjectOf, ResourceType } from "./resources.ts";
@@ -81,7 +84,7 @@ export class Informer<R extends ResourceType> {
   readonly #clock: Clock;
 
   constructor(
-    readonly client: KubeClient,
+    readonly client: Listing,
     readonly type: R,
     readonly options: InformerOptions<ObjectOf<R>> = {},
   ) {

@@ -58,8 +58,8 @@ export function prefixEnd(prefix: string): string {
 }
 
 /** The gateway's JSON (proto3: int64 as strings, bytes as base64, empty fields left out). */
-const wireKv = object({ key: string(), value: optional(string()), create_revision: optional(string()), mod_revision: optional(string()), lease: optional(string()) });
-const rangeResponse = object({ kvs: optional(array(wireKv)), count: optional(string()), header: optional(object({ revision: optional(string()) })) });
+export const WireKvSchema = object({ key: string(), value: optional(string()), create_revision: optional(string()), mod_revision: optional(string()), lease: optional(string()) });
+const rangeResponse = object({ kvs: optional(array(WireKvSchema)), count: optional(string()), header: optional(object({ revision: optional(string()) })) });
 const txnResponse = object({
   header: optional(object({ revision: optional(string()) })),
   succeeded: optional(boolean()),
@@ -82,7 +82,7 @@ function parseResponse<S extends BaseSchema<unknown, unknown, BaseIssue<unknown>
   return parsed.output;
 }
 
-function toKv(kv: InferOutput<typeof wireKv>): KeyValue {
+export function toKv(kv: InferOutput<typeof WireKvSchema>): KeyValue {
   return { key: dec(kv.key), value: dec(kv.value), createRevision: Number(kv.create_revision ?? 0), modRevision: Number(kv.mod_revision ?? 0), lease: kv.lease };
 }
 
@@ -164,6 +164,44 @@ export class EtcdClient {
       }
     }
     throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError || "deadline passed");
+  }
+
+  /**
+   * Opens a streaming request (a watch) on the member in use, or the next that takes it: its
+   * answer's body is the stream. Failing on every member is a StorageFault, code 11.
+   */
+  async stream(path: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    let lastError = "";
+    for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
+      const endpoint = this.endpoints[(this.current + attempt) % this.endpoints.length]!;
+      try {
+        this.requests++;
+        const res = await fetch(`${endpoint}${path}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: { "content-type": "application/json" },
+          signal,
+          ...(endpoint.startsWith("https:") ? { tls: { ...this.tls, rejectUnauthorized: true } } : {}),
+        });
+        if (res.ok && res.body) {
+          this.current = (this.current + attempt) % this.endpoints.length;
+          return res;
+        }
+        lastError = `${endpoint}: HTTP ${res.status}`;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        lastError = `${endpoint}: ${(err as Error).message}`;
+      }
+    }
+    throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError);
+  }
+
+  /** Every key with this prefix, and the revision they are of (a watch from the next one sees every later change). */
+  async rangePrefixAt(prefix: string): Promise<{ kvs: KeyValue[]; revision: number }> {
+    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(prefix), range_end: enc(prefixEnd(prefix)) }), "range response");
+    const kvs = (json.kvs ?? []).map(toKv);
+    this.keysRead += kvs.length;
+    return { kvs, revision: Number(json.header?.revision ?? 0) };
   }
 
   /** descending: newest key first (with limit, the last keys of the range). */

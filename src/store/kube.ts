@@ -9,12 +9,11 @@
  * (kube/local-db.ts). This file is the Store those make together.
  */
 import type { Family } from "../ipam/address.ts";
-import type { KubeClient } from "../kube/client.ts";
 import { Informer } from "../kube/informer.ts";
 import type { InvalidObject } from "../kube/list.ts";
 import { IPAMBlocks } from "../kube/resources.ts";
 import type { IPAMBlock } from "../kube/schemas/store.ts";
-import { StoreApi } from "./kube/api.ts";
+import { type ObjectClient, StoreApi } from "./kube/api.ts";
 import { BlockCache } from "./kube/cache.ts";
 import { KubeCommitter } from "./kube/commit.ts";
 import { LocalDb } from "./kube/local-db.ts";
@@ -28,7 +27,8 @@ import { OwnTxns } from "./kube/txns.ts";
 import type { AllocationFilter, AllocationRecord, AttachmentKey, Binding, Block, Change, HistoryEvent, HistoryFilter, Hold, Store, SubnetChooser } from "./store.ts";
 
 export interface KubeStoreOptions {
-  client: KubeClient;
+  /** Where its objects live: the Kubernetes API, or etcd (EtcdObjects). */
+  client: ObjectClient;
   /** Where the store's objects live (its namespace). */
   namespace: string;
   /** This daemon's node: named in its commits' pending changes and markers. */

@@ -21,6 +21,9 @@ export class StorageFault extends IpamError {
   }
 }
 
+/** A write the store could not confirm (no answer in time, a lost connection): it may have been applied. */
+export class UnconfirmedWrite extends StorageFault {}
+
 /** SQLite's result codes that mean the storage under the database failed, and how. */
 const SQLITE_FAULTS: [prefix: string, cause: string, code: number][] = [
   ["SQLITE_FULL", "the disk is full", ErrorCode.TryAgainLater],

@@ -6,9 +6,15 @@
  */
 import type { KubeClient } from "../../kube/client.ts";
 import { AlreadyExistsError, ConflictError as KubeConflict, NotFoundError } from "../../kube/errors.ts";
-import { apiVersionOf, IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, resourcePath, type WireOf } from "../../kube/resources.ts";
+import { IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets, type ObjectOf, type ResourceType, type WireOf } from "../../kube/resources.ts";
 import { apiFault, kindMissing, mayHaveApplied } from "./faults.ts";
 import { allowed } from "./rbac.ts";
+
+/**
+ * Where the store's objects live: the Kubernetes API (KubeClient), or etcd (etcd-objects.ts),
+ * which answers the same requests with the same errors. The store asks nothing else of it.
+ */
+export type ObjectClient = Pick<KubeClient, "server" | "get" | "list" | "listAll" | "watch" | "create" | "update" | "delete">;
 
 export const FIELD_MANAGER = "ipamd";
 
@@ -20,13 +26,13 @@ export class StoreApi {
   readonly requests = { get: 0, list: 0, create: 0, update: 0, delete: 0 };
 
   constructor(
-    readonly client: KubeClient,
+    readonly client: ObjectClient,
     readonly namespace: string,
   ) {}
 
   /** Where the store is, as faults name it. */
   get where(): string {
-    return `${this.client.transport.connection.server} (namespace ${this.namespace})`;
+    return `${this.client.server} (namespace ${this.namespace})`;
   }
 
   get writes(): number {
@@ -55,18 +61,14 @@ export class StoreApi {
    * The first create of a kind the API server has just been given takes it about 2 s (the
    * CRD's write path is set up then), longer than a request may take on an ADD's path: a
    * dry-run create of each kind at start takes that wait instead. Failures are left to the
-   * real writes to report.
+   * real writes to report. (On etcd, a dry run does nothing: there is nothing to set up.)
    */
   async warmUp(): Promise<void> {
     const sample = { IPAMBlock: { space: "-", cidr: "-", node: "" }, IPAMNamespaceUsage: { pool: "-", namespace: "-" }, IPAMNodeSubnet: { pool: "-", subnet: "-", node: "" } };
     await Promise.all(
       [IPAMBlocks, IPAMNamespaceUsages, IPAMNodeSubnets].map((type) =>
-        this.client.transport
-          .request("POST", resourcePath(type, { namespace: this.namespace }), {
-            query: { dryRun: "All" },
-            body: { apiVersion: apiVersionOf(type), kind: type.kind, metadata: { name: "warm-up", namespace: this.namespace }, spec: sample[type.kind as keyof typeof sample] },
-            timeoutMs: 15_000,
-          })
+        this.client
+          .create(type, { metadata: { name: "warm-up", namespace: this.namespace }, spec: sample[type.kind as keyof typeof sample] } as never, { dryRun: true, timeoutMs: 15_000 })
           .catch(() => undefined),
       ),
     );

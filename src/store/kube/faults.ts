@@ -6,7 +6,7 @@
  */
 import { ErrorCode } from "../../errors.ts";
 import { ForbiddenError, KubeApiError, KubeConnectionError, KubeInvalidResponseError, NotFoundError, UnauthorizedError } from "../../kube/errors.ts";
-import { StorageFault } from "../storage-fault.ts";
+import { StorageFault, UnconfirmedWrite } from "../storage-fault.ts";
 
 /** A 404 that names no object: the API server does not serve the kind at all (its CRD is not applied). */
 export const kindMissing = (err: NotFoundError): boolean => !err.status?.details?.name;
@@ -28,6 +28,6 @@ export function apiFault(where: string, err: unknown): unknown {
 
 /** Whether a failed write may have been applied anyway (no answer, or the server failed after accepting it). */
 export function mayHaveApplied(err: unknown): boolean {
-  if (err instanceof KubeConnectionError) return true;
+  if (err instanceof KubeConnectionError || err instanceof UnconfirmedWrite) return true;
   return err instanceof KubeApiError && err.code >= 500;
 }

@@ -1,0 +1,318 @@
+/**
+ * The block store's objects (kube/, after Calico's design) kept in etcd instead of the
+ * Kubernetes API: the same requests answered with the same errors, so one store runs on
+ * either. Each object is one key, `PREFIX + plural/namespace/name`, its value the object's
+ * JSON; its resourceVersion is the key's mod revision and every write is a transaction that
+ * compares it, which is the compare-and-swap the Kubernetes API does with resourceVersion.
+ * A list is one range read at one revision, and a watch from the next revision (etcd's
+ * watch, through the gateway) sees every change after it; a revision etcd has compacted
+ * away is GoneError, as a 410 is, so an informer lists again.
+ */
+import { array, boolean, type InferOutput, looseObject, object, optional, safeParse, string } from "valibot";
+import { ErrorCode, IpamError } from "../errors.ts";
+import type { DeleteOptions, Writable, WriteOptions } from "../kube/client.ts";
+import { AlreadyExistsError, ConflictError, describeIssues, GoneError, NotFoundError } from "../kube/errors.ts";
+import type { InvalidObject, ListOptions, ListPage } from "../kube/list.ts";
+import { apiVersionOf, type ObjectOf, type ResourceType } from "../kube/resources.ts";
+import type { WatchEvent, WatchOptions } from "../kube/watch.ts";
+import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd, toKv, WireKvSchema } from "./etcd-client.ts";
+import { StorageFault, UnconfirmedWrite } from "./storage-fault.ts";
+
+const enc = (s: string) => Buffer.from(s, "utf8").toString("base64");
+
+/** One message of a watch stream (the gateway's JSON: int64 as strings, default values left out). */
+const WatchMessageSchema = object({
+  result: optional(
+    looseObject({
+      header: optional(looseObject({ revision: optional(string()) })),
+      created: optional(boolean()),
+      canceled: optional(boolean()),
+      cancel_reason: optional(string()),
+      compact_revision: optional(string()),
+      // type is absent for a PUT: proto3 leaves out an enum's first value.
+      events: optional(array(looseObject({ type: optional(string()), kv: WireKvSchema, prev_kv: optional(WireKvSchema) }))),
+    }),
+  ),
+  error: optional(looseObject({ message: optional(string()) })),
+});
+type WatchResult = NonNullable<InferOutput<typeof WatchMessageSchema>["result"]>;
+
+/**
+ * Metadata that is the key's, never stored from a writer's copy: resourceVersion (a write's
+ * compare) and uid are its revisions. Neither managedFields nor creationTimestamp is kept (the
+ * store reads neither, and keeping the first write's would cost each write a read).
+ */
+const SERVER_FIELDS = ["resourceVersion", "uid", "managedFields", "creationTimestamp"] as const;
+
+type Meta = { name?: string | null; namespace?: string | null; resourceVersion?: string | null; uid?: string | null; labels?: Record<string, string> | null };
+
+/** `a=b,c==d`: the label selectors the store asks with (equality only; anything else is refused, not ignored). */
+function labelTerms(selector: string | undefined): [string, string][] {
+  if (!selector) return [];
+  return selector.split(",").map((term) => {
+    const match = /^\s*([^=!\s]+)\s*==?\s*([^=!\s]*)\s*$/.exec(term);
+    if (!match) throw new IpamError(ErrorCode.Internal, `etcd objects: label selector ${JSON.stringify(selector)}: only key=value terms are supported`);
+    return [match[1]!, match[2]!];
+  });
+}
+
+export class EtcdObjects {
+  constructor(
+    private readonly etcd: EtcdClient,
+    /** Where the objects live: every key starts with it (ends with '/'). */
+    private readonly prefix: string,
+    /** The endpoints, as faults name the store. */
+    readonly server: string,
+  ) {}
+
+  private folder(type: ResourceType, namespace: string | null | undefined): string {
+    return `${this.prefix}${type.plural}/${type.namespaced ? (namespace ?? "") : ""}/`;
+  }
+
+  private key(type: ResourceType, namespace: string | null | undefined, name: string | null | undefined): string {
+    if (!name || name.includes("/")) throw new IpamError(ErrorCode.Internal, `${type.kind}: not an object name: ${JSON.stringify(name)}`);
+    return this.folder(type, namespace) + name;
+  }
+
+  /** What is stored: the object without what is the key's. */
+  private stored(type: ResourceType, object: { metadata: Meta }): string {
+    const metadata: Record<string, unknown> = { ...object.metadata };
+    for (const field of SERVER_FIELDS) delete metadata[field];
+    return JSON.stringify({ ...object, apiVersion: apiVersionOf(type), kind: type.kind, metadata });
+  }
+
+  /** A stored value as the object at its revisions (uid: the create revision, when known). */
+  private object(value: string, createRevision: number, modRevision: number): { metadata: Meta } {
+    const object = JSON.parse(value) as { metadata: Meta };
+    object.metadata.resourceVersion = String(modRevision);
+    if (createRevision > 0) object.metadata.uid = `etcd-${createRevision}`;
+    return object;
+  }
+
+  private parse<R extends ResourceType>(type: R, json: unknown): { object: ObjectOf<R> } | { invalid: string } {
+    const parsed = safeParse(type.schema, json);
+    return parsed.success ? { object: parsed.output as ObjectOf<R> } : { invalid: `${type.kind}: ${describeIssues(parsed.issues)}` };
+  }
+
+  private valid<R extends ResourceType>(type: R, json: unknown): ObjectOf<R> {
+    const parsed = this.parse(type, json);
+    if ("invalid" in parsed) throw new StorageFault(this.server, "etcd holds an object ipamd cannot read", ErrorCode.IoFailure, parsed.invalid);
+    return parsed.object;
+  }
+
+  private notFound(type: ResourceType, name: string): NotFoundError {
+    return new NotFoundError(404, "NotFound", `${type.plural} "${name}" not found`, { reason: "NotFound", code: 404, details: { name, kind: type.plural } });
+  }
+
+  /** A transaction; a failure to get its answer is a write that may have applied. */
+  private async txn(compare: Compare[], success: Op[], failure: Op[]) {
+    try {
+      return await this.etcd.txn(compare, success, failure);
+    } catch (err) {
+      if (err instanceof StorageFault) throw new UnconfirmedWrite(err.store, err.reason, err.code, err.detail);
+      throw this.fault(err);
+    }
+  }
+
+  /** etcd refusing a request (too large, malformed) is a storage fault someone has to look at. */
+  private fault(err: unknown): unknown {
+    if (err instanceof IpamError && !(err instanceof StorageFault)) return new StorageFault(this.server, "etcd refused the request", ErrorCode.IoFailure, err.message);
+    return err;
+  }
+
+  private async read<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw this.fault(err);
+    }
+  }
+
+  async get<R extends ResourceType>(type: R, name: string, options: { namespace?: string } = {}): Promise<ObjectOf<R>> {
+    const [kv] = await this.read(() => this.etcd.range(this.key(type, options.namespace, name)));
+    if (!kv) throw this.notFound(type, name);
+    return this.valid(type, this.object(kv.value, kv.createRevision, kv.modRevision));
+  }
+
+  /** Every object of the kind (in the namespace): one read at one revision; `limit` is honoured, `continue` never needed. */
+  async list<R extends ResourceType>(type: R, options: ListOptions = {}): Promise<ListPage<ObjectOf<R>>> {
+    const terms = labelTerms(options.labelSelector);
+    if (options.fieldSelector) throw new IpamError(ErrorCode.Internal, "etcd objects: field selectors are not supported");
+    const { kvs, revision } = await this.read(() => this.etcd.rangePrefixAt(this.folder(type, options.namespace)));
+    const items: ObjectOf<R>[] = [];
+    const invalid: InvalidObject[] = [];
+    for (const kv of kvs) {
+      if (options.limit && items.length >= options.limit) break;
+      let json: { metadata: Meta };
+      try {
+        json = this.object(kv.value, kv.createRevision, kv.modRevision);
+      } catch {
+        invalid.push({ namespace: options.namespace, name: kv.key.slice(kv.key.lastIndexOf("/") + 1), resourceVersion: String(kv.modRevision), message: `${type.kind}: not JSON` });
+        continue;
+      }
+      if (terms.some(([k, v]) => json.metadata.labels?.[k] !== v)) continue;
+      const parsed = this.parse(type, json);
+      if ("object" in parsed) items.push(parsed.object);
+      else invalid.push({ namespace: json.metadata.namespace ?? undefined, name: json.metadata.name ?? undefined, resourceVersion: String(kv.modRevision), message: parsed.invalid });
+    }
+    return { items, invalid, resourceVersion: String(revision) };
+  }
+
+  listAll<R extends ResourceType>(type: R, options: ListOptions & { pageSize?: number } = {}): Promise<ListPage<ObjectOf<R>>> {
+    return this.list(type, { ...options, limit: undefined });
+  }
+
+  /** Creates the object if no object has its name: else AlreadyExistsError. */
+  async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
+    const key = this.key(type, options.namespace ?? object.metadata.namespace, object.metadata.name);
+    const value = this.stored(type, object);
+    if (options.dryRun) return this.answer(type, value, 0, 0, options);
+    const result = await this.txn([{ key, target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key, value } }], []);
+    if (!result.succeeded) throw new AlreadyExistsError(409, "AlreadyExists", `${type.plural} "${object.metadata.name}" already exists`);
+    return this.answer(type, value, result.revision, result.revision, options);
+  }
+
+  /**
+   * Replaces the object: with metadata.resourceVersion, only if it is still that version (else
+   * ConflictError); NotFoundError when there is none.
+   */
+  async update<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
+    const name = object.metadata.name;
+    const key = this.key(type, options.namespace ?? object.metadata.namespace, name);
+    const version = object.metadata.resourceVersion;
+    const compare: Compare[] = version ? [{ key, target: "MOD", result: "EQUAL", mod_revision: Number(version) }] : [{ key, target: "CREATE", result: "GREATER", create_revision: 0 }];
+    const value = this.stored(type, object);
+    if (options.dryRun) return this.answer(type, value, 0, 0, options);
+    const result = await this.txn(compare, [{ put: { key, value } }], [{ range: { key } }]);
+    if (!result.succeeded) throw this.lost(type, name!, result.ranges[0]);
+    // A txn answers its revision, not the key's create revision: the uid is the caller's copy's, if any.
+    const uid = object.metadata.uid?.startsWith("etcd-") ? Number(object.metadata.uid.slice(5)) : 0;
+    return this.answer(type, value, uid, result.revision, options);
+  }
+
+  /** Deletes the object if it is still the one the preconditions name; NotFoundError when there is none. */
+  async delete(type: ResourceType, name: string, options: DeleteOptions = {}): Promise<void> {
+    const key = this.key(type, options.namespace, name);
+    if (options.dryRun) return;
+    const compare: Compare[] = [{ key, target: "CREATE", result: "GREATER", create_revision: 0 }];
+    const { uid, resourceVersion } = options.preconditions ?? {};
+    if (uid) compare.push({ key, target: "CREATE", result: "EQUAL", create_revision: uid.startsWith("etcd-") ? Number(uid.slice(5)) : -1 });
+    if (resourceVersion) compare.push({ key, target: "MOD", result: "EQUAL", mod_revision: Number(resourceVersion) });
+    const result = await this.txn(compare, [{ delete: { key } }], [{ range: { key } }]);
+    if (!result.succeeded) throw this.lost(type, name, result.ranges[0]);
+  }
+
+  private lost(type: ResourceType, name: string, found: KeyValue[] | undefined): Error {
+    if (!found?.length) return this.notFound(type, name);
+    return new ConflictError(409, "Conflict", `${type.plural} "${name}": the object has been modified`);
+  }
+
+  private answer<R extends ResourceType>(type: R, value: string, createRevision: number, modRevision: number, options: WriteOptions<ObjectOf<R>>): ObjectOf<R> {
+    const json = this.object(value, createRevision, modRevision);
+    return options.known?.(json) ?? this.valid(type, json);
+  }
+
+  /**
+   * Every change after options.resourceVersion (none: after now), until the watch is stopped,
+   * times out (returns) or breaks (throws; GoneError when that version is compacted away).
+   */
+  async *watch<R extends ResourceType>(type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
+    const folder = this.folder(type, options.namespace);
+    const stop = new AbortController();
+    const signals = [stop.signal, ...(options.signal ? [options.signal] : []), ...(options.timeoutSeconds ? [AbortSignal.timeout(options.timeoutSeconds * 1000)] : [])];
+    const signal = AbortSignal.any(signals);
+    const from = options.resourceVersion ? Number(options.resourceVersion) + 1 : undefined;
+    const request = { create_request: { key: enc(folder), range_end: enc(prefixEnd(folder)), ...(from ? { start_revision: String(from) } : {}), prev_kv: true, progress_notify: options.allowWatchBookmarks !== false } };
+    try {
+      const res = await this.read(() => this.etcd.stream("/v3/watch", request, signal));
+      for await (const line of lines(res.body!, signal, this.server)) {
+        const message = safeParse(WatchMessageSchema, jsonOf(line));
+        if (!message.success || !message.output.result) throw new StorageFault(this.server, "etcd's watch answered what ipamd cannot read", ErrorCode.IoFailure, message.success ? (message.output.error?.message ?? line.slice(0, 200)) : describeIssues(message.issues));
+        yield* this.events(type, message.output.result, options);
+      }
+    } catch (err) {
+      // Stopped or timed out: the watch simply ends.
+      if (signal.aborted) return;
+      throw err;
+    } finally {
+      stop.abort();
+    }
+  }
+
+  private *events<R extends ResourceType>(type: R, result: WatchResult, options: WatchOptions<ObjectOf<R>>): Generator<WatchEvent<ObjectOf<R>>> {
+    if (result.compact_revision && result.compact_revision !== "0") throw new GoneError(410, "Expired", `etcd has compacted the revisions up to ${result.compact_revision}`);
+    if (result.canceled) throw new StorageFault(this.server, "etcd ended the watch", ErrorCode.TryAgainLater, result.cancel_reason);
+    const events = result.events ?? [];
+    // A progress notice: nothing changed up to its revision.
+    if (events.length === 0 && !result.created && result.header?.revision) yield { type: "BOOKMARK", resourceVersion: result.header.revision, initialEventsEnd: false };
+    for (const event of events) {
+      const kv = toKv(event.kv);
+      const resourceVersion = String(kv.modRevision);
+      const name = kv.key.slice(kv.key.lastIndexOf("/") + 1);
+      const key = { namespace: options.namespace, name };
+      if (event.type === "DELETE") {
+        // The object as it was (prev_kv); gone from etcd too only if compacted meanwhile: then its name is all there is.
+        const previous = event.prev_kv ? toKv(event.prev_kv) : undefined;
+        const last = previous ? this.parse(type, this.object(previous.value, previous.createRevision, kv.modRevision)) : undefined;
+        const object = last && "object" in last ? last.object : ({ metadata: { name, namespace: options.namespace, resourceVersion } } as ObjectOf<R>);
+        yield { type: "DELETED", object, resourceVersion };
+        continue;
+      }
+      const eventType = kv.createRevision === kv.modRevision ? "ADDED" : "MODIFIED";
+      let json: unknown;
+      try {
+        json = this.object(kv.value, kv.createRevision, kv.modRevision);
+      } catch {
+        yield { type: "INVALID", eventType, resourceVersion, ...key, message: `${type.kind}: not JSON` };
+        continue;
+      }
+      const held = options.known?.(key, resourceVersion, json);
+      if (held) {
+        yield { type: eventType, object: held, resourceVersion };
+        continue;
+      }
+      if (eventType === "MODIFIED" && options.take?.(key, resourceVersion, json)) {
+        yield { type: "TAKEN", resourceVersion, ...key };
+        continue;
+      }
+      const parsed = this.parse(type, json);
+      if ("object" in parsed) yield { type: eventType, object: parsed.object, resourceVersion };
+      else yield { type: "INVALID", eventType, resourceVersion, ...key, message: parsed.invalid };
+    }
+  }
+}
+
+const jsonOf = (line: string): unknown => {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The stream's lines (the gateway writes one JSON message per line). */
+async function* lines(body: ReadableStream<Uint8Array>, signal: AbortSignal, server: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal.aborted) return;
+        throw new StorageFault(server, "etcd's watch broke", ErrorCode.TryAgainLater, (err as Error).message);
+      }
+      if (chunk.done) return;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      for (let newline = buffer.indexOf("\n"); newline >= 0; newline = buffer.indexOf("\n")) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (line) yield line;
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
