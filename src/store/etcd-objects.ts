@@ -7,6 +7,10 @@
  * A list is one range read at one revision, and a watch from the next revision (etcd's
  * watch, through the gateway) sees every change after it; a revision etcd has compacted
  * away is GoneError, as a 410 is, so an informer lists again.
+ *
+ * etcd keeps every revision until it is compacted, and each write of a block is a new copy of
+ * it: writes here compact what is older than a few minutes (compactAfterMs), as kube-apiserver
+ * does for its own etcd, so the database stops growing with every ADD.
  */
 import { array, boolean, type InferOutput, looseObject, object, optional, safeParse, string } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
@@ -17,6 +21,9 @@ import { apiVersionOf, type ObjectOf, type ResourceType } from "../kube/resource
 import type { WatchEvent, WatchOptions } from "../kube/watch.ts";
 import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd, toKv, WireKvSchema } from "./etcd-client.ts";
 import { StorageFault, UnconfirmedWrite } from "./storage-fault.ts";
+
+/** The namespace the block store names its objects in on etcd: the prefix is what sets stores apart there. */
+export const ETCD_NAMESPACE = "ipamd";
 
 const enc = (s: string) => Buffer.from(s, "utf8").toString("base64");
 
@@ -56,14 +63,35 @@ function labelTerms(selector: string | undefined): [string, string][] {
   });
 }
 
+/** How long etcd keeps the revisions a watch may resume from (the API server's default). */
+export const COMPACT_AFTER_MS = 5 * 60_000;
+
 export class EtcdObjects {
+  /** A revision written and when: compacted away once it is compactAfterMs old. */
+  private mark: { revision: number; at: number } | undefined;
+
   constructor(
     private readonly etcd: EtcdClient,
     /** Where the objects live: every key starts with it (ends with '/'). */
     private readonly prefix: string,
     /** The endpoints, as faults name the store. */
     readonly server: string,
+    private readonly compactAfterMs = COMPACT_AFTER_MS,
   ) {}
+
+  /**
+   * After a write at `revision`: every compactAfterMs, the revisions before the one marked last
+   * time go. Every daemon does so (a second compaction to the same revision is refused, which
+   * changes nothing); a failure is left for the next mark.
+   */
+  private written(revision: number): void {
+    const now = Date.now();
+    if (!this.mark) this.mark = { revision, at: now };
+    if (now - this.mark.at < this.compactAfterMs) return;
+    const before = this.mark.revision;
+    this.mark = { revision, at: now };
+    this.etcd.call("/v3/kv/compaction", { revision: String(before) }).catch(() => undefined);
+  }
 
   private folder(type: ResourceType, namespace: string | null | undefined): string {
     return `${this.prefix}${type.plural}/${type.namespaced ? (namespace ?? "") : ""}/`;
@@ -74,16 +102,17 @@ export class EtcdObjects {
     return this.folder(type, namespace) + name;
   }
 
-  /** What is stored: the object without what is the key's. */
+  /** What is stored: the object without what is the key's, with an id of this write (see ownWrite). */
   private stored(type: ResourceType, object: { metadata: Meta }): string {
     const metadata: Record<string, unknown> = { ...object.metadata };
     for (const field of SERVER_FIELDS) delete metadata[field];
-    return JSON.stringify({ ...object, apiVersion: apiVersionOf(type), kind: type.kind, metadata });
+    return JSON.stringify({ ...object, apiVersion: apiVersionOf(type), kind: type.kind, metadata, [WRITE_ID]: crypto.randomUUID() });
   }
 
   /** A stored value as the object at its revisions (uid: the create revision, when known). */
   private object(value: string, createRevision: number, modRevision: number): { metadata: Meta } {
-    const object = JSON.parse(value) as { metadata: Meta };
+    const object = JSON.parse(value) as { metadata: Meta; [WRITE_ID]?: string };
+    delete object[WRITE_ID];
     object.metadata.resourceVersion = String(modRevision);
     if (createRevision > 0) object.metadata.uid = `etcd-${createRevision}`;
     return object;
@@ -107,7 +136,9 @@ export class EtcdObjects {
   /** A transaction; a failure to get its answer is a write that may have applied. */
   private async txn(compare: Compare[], success: Op[], failure: Op[]) {
     try {
-      return await this.etcd.txn(compare, success, failure);
+      const result = await this.etcd.txn(compare, success, failure);
+      if (result.succeeded) this.written(result.revision);
+      return result;
     } catch (err) {
       if (err instanceof StorageFault) throw new UnconfirmedWrite(err.store, err.reason, err.code, err.detail);
       throw this.fault(err);
@@ -167,9 +198,11 @@ export class EtcdObjects {
     const key = this.key(type, options.namespace ?? object.metadata.namespace, object.metadata.name);
     const value = this.stored(type, object);
     if (options.dryRun) return this.answer(type, value, 0, 0, options);
-    const result = await this.txn([{ key, target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key, value } }], []);
-    if (!result.succeeded) throw new AlreadyExistsError(409, "AlreadyExists", `${type.plural} "${object.metadata.name}" already exists`);
-    return this.answer(type, value, result.revision, result.revision, options);
+    const result = await this.txn([{ key, target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key, value } }], [{ range: { key } }]);
+    if (result.succeeded) return this.answer(type, value, result.revision, result.revision, options);
+    const mine = ownWrite(result.ranges[0], value);
+    if (mine) return this.answer(type, value, mine.createRevision, mine.modRevision, options);
+    throw new AlreadyExistsError(409, "AlreadyExists", `${type.plural} "${object.metadata.name}" already exists`);
   }
 
   /**
@@ -184,6 +217,8 @@ export class EtcdObjects {
     const value = this.stored(type, object);
     if (options.dryRun) return this.answer(type, value, 0, 0, options);
     const result = await this.txn(compare, [{ put: { key, value } }], [{ range: { key } }]);
+    const mine = result.succeeded ? undefined : ownWrite(result.ranges[0], value);
+    if (mine) return this.answer(type, value, mine.createRevision, mine.modRevision, options);
     if (!result.succeeded) throw this.lost(type, name!, result.ranges[0]);
     // A txn answers its revision, not the key's create revision: the uid is the caller's copy's, if any.
     const uid = object.metadata.uid?.startsWith("etcd-") ? Number(object.metadata.uid.slice(5)) : 0;
@@ -281,6 +316,17 @@ export class EtcdObjects {
     }
   }
 }
+
+/** A field of every stored value, unique to the write that stored it, dropped when read. */
+const WRITE_ID = "ipamdWrite";
+
+/**
+ * The key as found, when it holds exactly what this write sends (its write id included): the
+ * write was applied by an earlier attempt of the same request (the etcd client sends a
+ * transaction again when a member fails to answer it, e.g. a killed leader), so it did not
+ * lose its compare to anyone. Two writers' values are never equal: a write id is random.
+ */
+const ownWrite = (found: KeyValue[] | undefined, value: string): KeyValue | undefined => (found?.[0]?.value === value ? found[0] : undefined);
 
 const jsonOf = (line: string): unknown => {
   try {

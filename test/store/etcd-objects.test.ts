@@ -184,6 +184,19 @@ describe("objects on etcd", () => {
     }
   });
 
+  test("writes compact etcd's revisions once they are compactAfterMs old: a watch from before then is GoneError, the objects stay", async () => {
+    const objects = new EtcdObjects(client, `/objects-${process.pid}-${n++}/`, etcd.endpoints.join(","), 300);
+    const first = await objects.create(IPAMBlocks, block("b1"));
+    let last = first;
+    for (let i = 0; i < 3; i++) {
+      await Bun.sleep(350);
+      last = await objects.update(IPAMBlocks, { ...last, spec: { ...last.spec, node: `node-${i}` } });
+    }
+    // Each write after the first compacted up to the one before it.
+    await waitFor(async () => take(objects.watch(IPAMBlocks, { namespace: NS, resourceVersion: first.metadata.resourceVersion! }), 1).then(() => false, (err) => err instanceof GoneError), 5000, "the first writes' revisions to be compacted");
+    expect((await objects.get(IPAMBlocks, "b1", { namespace: NS })).spec.node).toBe("node-2");
+  });
+
   test("etcd that cannot be reached: reads and writes fail as storage faults (11); a write's may have applied", async () => {
     const objects = new EtcdObjects(new EtcdClient(["http://127.0.0.1:9"], {}, 300), "/unreachable/", "http://127.0.0.1:9");
     const read = await objects.get(IPAMBlocks, "b1", { namespace: NS }).catch((err) => err);
