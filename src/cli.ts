@@ -28,10 +28,11 @@ Usage:
   ipamd controller [--kubeconfig FILE] [--etcd-endpoints URL,URL --etcd-cacert F --etcd-cert F
                    --etcd-key F --etcd-prefix /ipamd/] [--config FILE] [--node cluster-api]
                    [--lease-namespace NS] [--lease-duration 15] [--identity NAME]
-                   [--resync-seconds 30] [--watch-filter VALUE]
+                   [--resync-seconds 30] [--watch-filter VALUE] [--db PATH]
                       serve Cluster API IPAddressClaims from the pools (InClusterIPPool,
                       GlobalInClusterIPPool) on the store the node daemons share; one
-                      active replica, elected with a Lease
+                      active replica, elected with a Lease; --db keeps the history of
+                      its allocations (default /var/lib/ipamd/ipamd.db)
   ipamd status [--socket PATH]
                       exit 0 when the daemon answers (for probes and scripts)
 ${INSTALL_USAGE}
@@ -116,6 +117,7 @@ async function serveVerb(rest: string[]): Promise<number> {
 async function controllerVerb(rest: string[]): Promise<number> {
   const { values } = await parse(rest, {
     ...STORE_OPTIONS,
+    db: { type: "string" },
     kubeconfig: { type: "string" },
     "lease-namespace": { type: "string" },
     "lease-duration": { type: "string" },
@@ -130,6 +132,7 @@ async function controllerVerb(rest: string[]): Promise<number> {
   const { controllerCommand } = await import("./controller/command.ts");
   return await controllerCommand({
     ...storeFlags({ ...values, store: values.store ?? "etcd" }),
+    db: values.db,
     kubeconfig: values.kubeconfig,
     leaseNamespace: values["lease-namespace"],
     leaseDuration: values["lease-duration"],

@@ -6,7 +6,8 @@
  */
 import type { ConsolaInstance } from "consola/core";
 import { ErrorCode, IpamError } from "../errors.ts";
-import { EtcdClient, type EtcdTls } from "../store/etcd-client.ts";
+import { EtcdClient, type EtcdTls, prefixEnd } from "../store/etcd-client.ts";
+import { ETCD_NAMESPACE, EtcdObjects } from "../store/etcd-objects.ts";
 import { EtcdStore } from "../store/etcd.ts";
 import { KubeStore } from "../store/kube.ts";
 import { SqliteStore } from "../store/sqlite.ts";
@@ -40,13 +41,13 @@ export async function openStore(settings: ServeSettings, log?: ConsolaInstance):
     return SqliteStore.open(settings.db);
   }
   if (settings.store === "kubernetes") return openKubeStore(settings, log);
-  return openEtcdStore(settings);
+  return openEtcdStore(settings, log);
 }
 
 /** Where the store is, for the daemon's start-up line. */
 export function storeLocation(store: OpenedStore, settings: ServeSettings): Record<string, string> {
+  if (settings.store === "etcd") return { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix, layout: store instanceof EtcdStore ? "per-address" : "blocks", ...(store instanceof KubeStore ? { db: settings.db } : {}) };
   if (store instanceof KubeStore) return { kubernetes: store.api.client.server, namespace: store.namespace, db: settings.db };
-  if (store instanceof EtcdStore) return { etcd: settings.etcd.endpoints.join(","), prefix: settings.etcd.prefix };
   return { db: settings.db };
 }
 
@@ -82,7 +83,7 @@ async function openKubeStore(settings: ServeSettings, log: ConsolaInstance | und
   }
 }
 
-async function openEtcdStore(settings: ServeSettings): Promise<EtcdStore> {
+async function openEtcdStore(settings: ServeSettings, log: ConsolaInstance | undefined): Promise<EtcdStore | KubeStore> {
   const { endpoints, prefix } = settings.etcd;
   if (endpoints.length === 0) throw new IpamError(ErrorCode.InvalidNetworkConfig, "--store etcd needs --etcd-endpoints");
   for (const e of endpoints) {
@@ -102,12 +103,60 @@ async function openEtcdStore(settings: ServeSettings): Promise<EtcdStore> {
   // meets a leader election (~1-2 s here after a leader is killed, more on a busy machine)
   // still gets through, and one whose etcd has lost quorum is answered 11 within the wait.
   const client = new EtcdClient(endpoints, tls, CALL_TIMEOUT_MS - ETCD_MARGIN_MS);
+  const cannot = (err: unknown) => new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
+  let layout: EtcdLayout;
   try {
-    await client.range(prefix, undefined, { limit: 1, keysOnly: true });
+    layout = await etcdLayout(client, prefix);
   } catch (err) {
-    throw new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
+    throw cannot(err);
   }
-  const store = new EtcdStore(client, prefix, settings.node);
-  await store.prepare();
-  return store;
+  if (layout === "per-address") {
+    const store = new EtcdStore(client, prefix, settings.node);
+    await store.prepare();
+    return store;
+  }
+  const { v4, v6 } = blockPrefixes(settings.etcd);
+  await makeDbDir(settings.db);
+  try {
+    return await KubeStore.open({
+      client: new EtcdObjects(client, prefix, endpoints.join(",")), namespace: ETCD_NAMESPACE, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 },
+      onWatchError: (err) => log?.warn("watching the blocks in etcd failed; retrying", err),
+      onInvalidBlock: ({ name, resourceVersion, message }) => log?.error("a block in etcd ipamd cannot read is left out; writes that meet it fail until it is mended", { block: name, resourceVersion, problem: message }),
+    });
+  } catch (err) {
+    if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
+    throw cannot(err);
+  }
+}
+
+/**
+ * How a prefix keeps its data. A new prefix gets blocks (the block store, kube/, with its
+ * objects in etcd: one compare-and-swap write per block per batch of ADDs); a prefix an
+ * earlier version filled keeps a key per address (etcd.ts), which that store migrates to its
+ * latest form as before. The layout key says which; a prefix with keys but none is the first
+ * per-address layout's.
+ */
+export type EtcdLayout = "blocks" | "per-address";
+export const BLOCKS_LAYOUT = "blocks";
+
+export async function etcdLayout(client: EtcdClient, prefix: string): Promise<EtcdLayout> {
+  const marker = `${prefix}layout`;
+  for (;;) {
+    // Keys first, the marker after: the marker, written before any block and never removed,
+    // is then missing only if those keys are the first layout's (a daemon naming the layout
+    // meanwhile is seen by the marker's read).
+    const keys = await client.range(prefix, prefixEnd(prefix), { limit: 1, keysOnly: true });
+    const [found] = await client.range(marker);
+    if (found) return found.value === BLOCKS_LAYOUT ? "blocks" : "per-address";
+    if (keys.length > 0) return "per-address";
+    // Empty: this daemon names the layout, unless another daemon has just done so.
+    const { succeeded } = await client.txn([{ key: prefix, target: "CREATE", result: "EQUAL", create_revision: 0, rangeEnd: prefixEnd(prefix) }], [{ put: { key: marker, value: BLOCKS_LAYOUT } }]);
+    if (succeeded) return "blocks";
+  }
+}
+
+/** A block is one value, written whole with each batch of its changes: at most 256 addresses. */
+function blockPrefixes({ blockPrefixV4: v4, blockPrefixV6: v6 }: { blockPrefixV4: number; blockPrefixV6: number }) {
+  if (v4 < 24 || v6 < 120) throw new IpamError(ErrorCode.InvalidNetworkConfig, `etcd blocks of at most 256 addresses: blockPrefixV4 24-30 and blockPrefixV6 120-126 (given /${v4}, /${v6})`);
+  return { v4, v6 };
 }

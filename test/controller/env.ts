@@ -60,7 +60,7 @@ export function startController(env: CapiEnv, prefix: string, identity = "c1", f
   writeFileSync(config, JSON.stringify(SHARED_CONFIG));
   const proc = Bun.spawn(
     [
-      BINARY, "controller", "--config", config, "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
+      BINARY, "controller", "--config", config, "--db", join(tempDir(), "controller.db"), "--kubeconfig", env.kube.kubeconfigPath, "--etcd-endpoints", env.etcd.endpoints.join(","), "--etcd-prefix", prefix,
       "--lease-namespace", "default", "--lease-duration", String(leaseSeconds), "--identity", identity, "--resync-seconds", "1", ...(filter ? ["--watch-filter", filter] : []),
     ],
     { stdout: "pipe", stderr: "pipe" },

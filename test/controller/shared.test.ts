@@ -9,6 +9,7 @@ import { modify } from "../../src/kube/conflict.ts";
 import { GlobalInClusterIPPools, IPAddressClaimsV1beta2, IPAddressesV1beta2, Namespaces } from "../../src/kube/resources.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { attachmentEnv, cleanup, type Daemon, runPlugin, waitFor } from "../e2e/harness.ts";
+import { blockAllocations, claimedBlocks, ETCD_NAMESPACE, etcdObjects } from "../e2e/shared-stores.ts";
 import { boundAddress, type CapiEnv, claim, globalPool, newPrefix, startCapiEnv, startController, startNodeDaemon, stopControllers } from "./env.ts";
 
 let env: CapiEnv;
@@ -29,11 +30,8 @@ async function podAdd(d: Daemon, id: string, pool: string, namespace = "apps") {
   }
 }
 
-/** Every allocation under a prefix, as etcd has it: the ground truth for "once". */
-async function allocations(prefix: string): Promise<{ ip: string; network: string }[]> {
-  const kvs = await new EtcdClient(env.etcd.endpoints).rangePrefix(`${prefix}a/`);
-  return kvs.map((kv) => JSON.parse(kv.value)).filter((v) => !("held" in v));
-}
+/** Every allocation under a prefix, as etcd has it (a new prefix holds blocks): the ground truth for "once". */
+const allocations = (prefix: string) => blockAllocations(etcdObjects(new EtcdClient(env.etcd.endpoints), prefix), ETCD_NAMESPACE);
 
 /** The claims of one test (its watch filter) that have an IPAddress: claim name → address. */
 async function boundClaims(namespace: string, filter: string): Promise<Map<string, string>> {
@@ -64,7 +62,7 @@ describe("claims and pods share pools through one store", () => {
     expect(new Set(stored.map((a) => a.ip)).size).toBe(253);
     expect(stored.filter((a) => a.network === "cluster-api.race").length).toBe(claimIps.length);
     // The controller claimed blocks of the daemons' size (its --config), never overlapping ones.
-    const blocks = (await new EtcdClient(env.etcd.endpoints).rangePrefix(`${prefix}block/`)).map((kv) => ({ cidr: decodeURIComponent(kv.key.split("/").pop()!), node: kv.value }));
+    const blocks = await claimedBlocks(etcdObjects(new EtcdClient(env.etcd.endpoints), prefix), ETCD_NAMESPACE);
     expect(blocks.some((b) => b.node === "cluster-api")).toBe(true);
     expect(blocks.filter((b) => !b.cidr.endsWith("/28"))).toEqual([]);
   }, 240_000);

@@ -146,7 +146,7 @@ for (const store of [etcdStore(), kubeStore()]) {
       // the pool, see engine/blocks.ts), puts two pods there, then its pods go away but those two.
       const add = async (id: string) => {
         const run = await runPlugin(attachmentEnv("ADD", id), c(gone!));
-        expect(run.exitCode).toBe(0);
+        expect({ exit: run.exitCode, out: run.exitCode ? run.stdout : "" }).toEqual({ exit: 0, out: "" });
         return run.json.ips[0].address as string;
       };
       const first = blockOf(await add("g1"));

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { startEtcd } from "../store/etcd-cluster.ts";
+import { blockAllocations, ETCD_NAMESPACE, etcdObjects } from "./shared-stores.ts";
 import { attachmentEnv, BINARY, cleanup, netconf, onCleanup, runPlugin, startDaemon, startDaemonWithAdmin, tempDir, waitFor } from "./harness.ts";
 import { accepts, holdRequest } from "./held-request.ts";
 
@@ -144,7 +145,7 @@ describe("ipamd serve", () => {
     expect(answers.map((a) => `${a.status} ${a.error ?? ""}`.trim())).toEqual(held.map(() => "200"));
     expect(await daemon.proc.exited).toBe(0);
     expect(existsSync(daemon.socket)).toBe(false);
-    const stored = (await new EtcdClient(etcd.endpoints).rangePrefix(`${prefix}a/`)).map((kv) => JSON.parse(kv.value) as { containerID: string; ip: string });
+    const stored = await blockAllocations(etcdObjects(new EtcdClient(etcd.endpoints), prefix), ETCD_NAMESPACE);
     expect(stored.map((r) => `${r.containerID} ${r.ip}`).sort()).toEqual(answers.map((a, i) => `e${i} ${a.body.ips[0].address.split("/")[0]}`).sort());
   }, 60_000);
 

@@ -9,6 +9,9 @@ import type { KubeClient } from "../../src/kube/client.ts";
 import { IPAMBlocks, Leases, Namespaces } from "../../src/kube/resources.ts";
 import type { IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
+import { ETCD_NAMESPACE, EtcdObjects } from "../../src/store/etcd-objects.ts";
+export { ETCD_NAMESPACE };
+import type { ObjectClient } from "../../src/store/kube/api.ts";
 import { NODE_LEASE_LABEL } from "../../src/store/kube/names.ts";
 import { allocationOf } from "../../src/store/kube/stored.ts";
 import type { AllocationRecord, Block } from "../../src/store/store.ts";
@@ -42,6 +45,7 @@ export function etcdStore(members = 3): SharedStore & { etcd: () => EtcdCluster;
   let etcd: EtcdCluster;
   let client: EtcdClient;
   let n = 0;
+  const objects = (prefix: string) => etcdObjects(client, prefix);
   return {
     name: "etcd",
     section: "etcd",
@@ -60,18 +64,10 @@ export function etcdStore(members = 3): SharedStore & { etcd: () => EtcdCluster;
       const c = etcd.certs!;
       return ["--store", "etcd", "--etcd-endpoints", endpoints.join(","), "--etcd-cacert", c.ca, "--etcd-cert", c.clientCert, "--etcd-key", c.clientKey, "--etcd-prefix", prefix];
     },
-    async allocations(prefix) {
-      return (await client.rangePrefix(`${prefix}a/`)).map((kv) => JSON.parse(kv.value)).filter((v) => !("held" in v)) as AllocationRecord[];
-    },
-    async blocks(prefix) {
-      return (await client.rangePrefix(`${prefix}block/`)).map((kv) => {
-        const [space, cidr] = kv.key.slice(`${prefix}block/`.length).split("/").map(decodeURIComponent);
-        return { space: space!, cidr: cidr!, node: kv.value };
-      });
-    },
-    async liveNodes(prefix) {
-      return (await client.rangePrefix(`${prefix}node/`, { keysOnly: true })).map((kv) => decodeURIComponent(kv.key.slice(`${prefix}node/`.length)));
-    },
+    // A new prefix holds blocks (src/daemon/open-store.ts), kept as the Kubernetes API keeps them.
+    allocations: (prefix) => blockAllocations(objects(prefix), ETCD_NAMESPACE),
+    blocks: (prefix) => claimedBlocks(objects(prefix), ETCD_NAMESPACE),
+    liveNodes: (prefix) => leaseHolders(objects(prefix), ETCD_NAMESPACE),
     async outage() {
       await etcd.kill(2);
       await etcd.kill(1);
@@ -84,18 +80,36 @@ export function etcdStore(members = 3): SharedStore & { etcd: () => EtcdCluster;
 }
 
 /** options.fsync: the API server's etcd syncs its writes to disk, as in production (benchmarks). */
+/** The block store's objects under an etcd prefix, read as a daemon on it reads them. */
+export const etcdObjects = (client: EtcdClient, prefix: string): EtcdObjects => new EtcdObjects(client, prefix, "etcd");
+
+/** The blocks of a namespace once no commit spanning blocks is half-way (the daemons tidy within a moment). */
+async function settled(client: ObjectClient, namespace: string): Promise<IPAMBlock[]> {
+  let items: IPAMBlock[] = [];
+  await waitFor(async () => {
+    items = (await client.list(IPAMBlocks, { namespace })).items;
+    return items.every((b) => !b.spec.pending && !b.spec.commits);
+  }, 10_000, "every pending change in the store to be settled");
+  return items;
+}
+
+/** Every allocation the blocks hold: the ground truth of the block store, on either object client. */
+export async function blockAllocations(client: ObjectClient, namespace: string): Promise<AllocationRecord[]> {
+  return (await settled(client, namespace)).flatMap((b) => Object.entries(b.spec.allocations ?? {}).map(([ip, a]) => allocationOf(b.spec.space, ip, a)));
+}
+
+export async function claimedBlocks(client: ObjectClient, namespace: string): Promise<Block[]> {
+  return (await client.list(IPAMBlocks, { namespace })).items.filter((b) => b.spec.node !== "").map((b) => ({ space: b.spec.space, cidr: b.spec.cidr, node: b.spec.node }));
+}
+
+export async function leaseHolders(client: ObjectClient, namespace: string): Promise<string[]> {
+  const leases = (await client.list(Leases, { namespace, labelSelector: `${NODE_LEASE_LABEL}=true` })).items;
+  return leases.flatMap((l) => (Date.parse(l.spec?.renewTime ?? "") + (l.spec?.leaseDurationSeconds ?? 0) * 1000 > Date.now() ? [l.spec!.holderIdentity!] : []));
+}
+
 export function kubeStore(options: { fsync?: boolean } = {}): SharedStore & { kube: () => KubeApiserver; client: () => KubeClient } {
   let kube: KubeApiserver;
   let client: KubeClient;
-  /** The objects of a namespace once no commit spanning blocks is half-way (the daemons tidy within a moment). */
-  const settled = async (namespace: string): Promise<IPAMBlock[]> => {
-    let items: IPAMBlock[] = [];
-    await waitFor(async () => {
-      items = (await client.list(IPAMBlocks, { namespace })).items;
-      return items.every((b) => !b.spec.pending && !b.spec.commits);
-    }, 10_000, "every pending change in the store to be settled");
-    return items;
-  };
   return {
     name: "kubernetes",
     section: "kubernetes",
@@ -113,16 +127,9 @@ export function kubeStore(options: { fsync?: boolean } = {}): SharedStore & { ku
     flags(namespace) {
       return ["--store", "kubernetes", "--kubeconfig", kube.kubeconfigPath, "--kube-namespace", namespace];
     },
-    async allocations(namespace) {
-      return (await settled(namespace)).flatMap((b) => Object.entries(b.spec.allocations ?? {}).map(([ip, a]) => allocationOf(b.spec.space, ip, a)));
-    },
-    async blocks(namespace) {
-      return (await client.list(IPAMBlocks, { namespace })).items.filter((b) => b.spec.node !== "").map((b) => ({ space: b.spec.space, cidr: b.spec.cidr, node: b.spec.node }));
-    },
-    async liveNodes(namespace) {
-      const leases = (await client.list(Leases, { namespace, labelSelector: `${NODE_LEASE_LABEL}=true` })).items;
-      return leases.flatMap((l) => (Date.parse(l.spec?.renewTime ?? "") + (l.spec?.leaseDurationSeconds ?? 0) * 1000 > Date.now() ? [l.spec!.holderIdentity!] : []));
-    },
+    allocations: (namespace) => blockAllocations(client, namespace),
+    blocks: (namespace) => claimedBlocks(client, namespace),
+    liveNodes: (namespace) => leaseHolders(client, namespace),
     // Killed, not stopped: requests in flight are cut wherever they are.
     outage: () => kube.stopApiserver("SIGKILL"),
     recover: () => kube.startApiserver(),
