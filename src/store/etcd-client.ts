@@ -196,9 +196,9 @@ export class EtcdClient {
     throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError);
   }
 
-  /** Every key with this prefix, and the revision they are of (a watch from the next one sees every later change). */
-  async rangePrefixAt(prefix: string): Promise<{ kvs: KeyValue[]; revision: number }> {
-    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(prefix), range_end: enc(prefixEnd(prefix)) }), "range response");
+  /** Every key with this prefix (the first `limit`), and the revision they are of (a watch from the next one sees every later change). */
+  async rangePrefixAt(prefix: string, limit?: number): Promise<{ kvs: KeyValue[]; revision: number }> {
+    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(prefix), range_end: enc(prefixEnd(prefix)), ...(limit ? { limit: String(limit) } : {}) }), "range response");
     const kvs = (json.kvs ?? []).map(toKv);
     this.keysRead += kvs.length;
     return { kvs, revision: Number(json.header?.revision ?? 0) };

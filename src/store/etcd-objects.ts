@@ -37,7 +37,7 @@ const WatchMessageSchema = object({
       cancel_reason: optional(string()),
       compact_revision: optional(string()),
       // type is absent for a PUT: proto3 leaves out an enum's first value.
-      events: optional(array(looseObject({ type: optional(string()), kv: WireKvSchema, prev_kv: optional(WireKvSchema) }))),
+      events: optional(array(looseObject({ type: optional(string()), kv: WireKvSchema }))),
     }),
   ),
   error: optional(looseObject({ message: optional(string()) })),
@@ -169,7 +169,8 @@ export class EtcdObjects {
   async list<R extends ResourceType>(type: R, options: ListOptions = {}): Promise<ListPage<ObjectOf<R>>> {
     const terms = labelTerms(options.labelSelector);
     if (options.fieldSelector) throw new IpamError(ErrorCode.Internal, "etcd objects: field selectors are not supported");
-    const { kvs, revision } = await this.read(() => this.etcd.rangePrefixAt(this.folder(type, options.namespace)));
+    // A limit is etcd's to keep when no label is asked for (the store's "can I list?" reads one).
+    const { kvs, revision } = await this.read(() => this.etcd.rangePrefixAt(this.folder(type, options.namespace), terms.length ? undefined : options.limit));
     const items: ObjectOf<R>[] = [];
     const invalid: InvalidObject[] = [];
     for (const kv of kvs) {
@@ -257,7 +258,9 @@ export class EtcdObjects {
     const signals = [stop.signal, ...(options.signal ? [options.signal] : []), ...(options.timeoutSeconds ? [AbortSignal.timeout(options.timeoutSeconds * 1000)] : [])];
     const signal = AbortSignal.any(signals);
     const from = options.resourceVersion ? Number(options.resourceVersion) + 1 : undefined;
-    const request = { create_request: { key: enc(folder), range_end: enc(prefixEnd(folder)), ...(from ? { start_revision: String(from) } : {}), prev_kv: true, progress_notify: options.allowWatchBookmarks !== false } };
+    // Without prev_kv: it would send each change's previous copy too (a block, twice over, to
+    // every daemon); a deletion is known by its key.
+    const request = { create_request: { key: enc(folder), range_end: enc(prefixEnd(folder)), ...(from ? { start_revision: String(from) } : {}), progress_notify: options.allowWatchBookmarks !== false } };
     try {
       const res = await this.read(() => this.etcd.stream("/v3/watch", request, signal));
       for await (const line of lines(res.body!, signal, this.server)) {
@@ -286,11 +289,8 @@ export class EtcdObjects {
       const name = kv.key.slice(kv.key.lastIndexOf("/") + 1);
       const key = { namespace: options.namespace, name };
       if (event.type === "DELETE") {
-        // The object as it was (prev_kv); gone from etcd too only if compacted meanwhile: then its name is all there is.
-        const previous = event.prev_kv ? toKv(event.prev_kv) : undefined;
-        const last = previous ? this.parse(type, this.object(previous.value, previous.createRevision, kv.modRevision)) : undefined;
-        const object = last && "object" in last ? last.object : ({ metadata: { name, namespace: options.namespace, resourceVersion } } as ObjectOf<R>);
-        yield { type: "DELETED", object, resourceVersion };
+        // Its name is all a watcher needs of a deleted object (an informer drops its copy by it).
+        yield { type: "DELETED", object: { metadata: { name, namespace: options.namespace, resourceVersion } } as ObjectOf<R>, resourceVersion };
         continue;
       }
       const eventType = kv.createRevision === kv.modRevision ? "ADDED" : "MODIFIED";
