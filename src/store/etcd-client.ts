@@ -36,6 +36,8 @@ export type Op =
 
 export interface TxnResult {
   succeeded: boolean;
+  /** Times the transaction went out (see EtcdClient.call): more than once, a failed compare may be its own earlier attempt's doing. */
+  sends: number;
   /** The kvs of each range op, in order (empty for puts and deletes). */
   ranges: KeyValue[][];
   revision: number;
@@ -124,7 +126,13 @@ export class EtcdClient {
    * "no leader" at once, and one pass over all would give up long before an election ends.
    */
   async call(path: string, body: unknown, deadlineMs = this.timeoutMs): Promise<any> {
+    return (await this.send(path, body, deadlineMs)).json;
+  }
+
+  /** As call, with how many times the request went out: more than once, an earlier one may have been applied. */
+  private async send(path: string, body: unknown, deadlineMs: number): Promise<{ json: any; sends: number }> {
     const deadline = Date.now() + deadlineMs;
+    let sends = 0;
     // With other members to go to, half the deadline at most per attempt: a proposal a
     // follower forwarded to a leader that just died is lost, not refused, and waits for etcd's
     // own 6 s timeout; abandoned at half time, it is sent again once the survivors have a
@@ -141,6 +149,7 @@ export class EtcdClient {
       if (left <= 0) break;
       try {
         this.requests++;
+        sends++;
         const res = await fetch(`${endpoint}${path}`, {
           method: "POST",
           body: JSON.stringify(body),
@@ -157,7 +166,7 @@ export class EtcdClient {
           continue;
         }
         this.current = (this.current + attempt) % this.endpoints.length;
-        return json;
+        return { json, sends };
       } catch (err) {
         if (err instanceof IpamError) throw err;
         lastError = `${endpoint}: ${(err as Error).message}`;
@@ -179,7 +188,9 @@ export class EtcdClient {
         const res = await fetch(`${endpoint}${path}`, {
           method: "POST",
           body: JSON.stringify(body),
-          headers: { "content-type": "application/json" },
+          // etcd's require-leader: a member cut off from its leader ends the stream, so the
+          // watch moves to a member that has one instead of going silent.
+          headers: { "content-type": "application/json", "grpc-metadata-hasleader": "true" },
           signal,
           ...(endpoint.startsWith("https:") ? { tls: { ...this.tls, rejectUnauthorized: true } } : {}),
         });
@@ -187,6 +198,7 @@ export class EtcdClient {
           this.current = (this.current + attempt) % this.endpoints.length;
           return res;
         }
+        await res.body?.cancel();
         lastError = `${endpoint}: HTTP ${res.status}`;
       } catch (err) {
         if (signal.aborted) throw err;
@@ -234,7 +246,8 @@ export class EtcdClient {
    * multi-key read: `ranges[i]` answers `success[i]`.
    */
   async txn(compare: Compare[], success: Op[], failure: Op[] = []): Promise<TxnResult> {
-    const json = parseResponse(txnResponse, await this.call("/v3/kv/txn", { compare: compare.map(wireCompare), success: success.map(wireOp), failure: failure.map(wireOp) }), "txn response");
+    const { json: answer, sends } = await this.send("/v3/kv/txn", { compare: compare.map(wireCompare), success: success.map(wireOp), failure: failure.map(wireOp) }, this.timeoutMs);
+    const json = parseResponse(txnResponse, answer, "txn response");
     const succeeded = json.succeeded === true;
     const responses = json.responses ?? [];
     // Callers hand each op's answer to whoever asked for it: a short answer must not shift them.
@@ -244,6 +257,7 @@ export class EtcdClient {
     for (const kvs of ranges) this.keysRead += kvs.length;
     return {
       succeeded,
+      sends,
       ranges,
       revision: Number(json.header?.revision ?? 0),
     };

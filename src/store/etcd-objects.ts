@@ -65,6 +65,8 @@ function labelTerms(selector: string | undefined): [string, string][] {
 
 /** How long etcd keeps the revisions a watch may resume from (the API server's default). */
 export const COMPACT_AFTER_MS = 5 * 60_000;
+/** Over twice etcd's interval of progress notices (ten minutes) with nothing heard: a dead connection. */
+export const WATCH_SILENCE_MS = 25 * 60_000;
 
 export class EtcdObjects {
   /** A revision written and when: compacted away once it is compactAfterMs old. */
@@ -77,20 +79,27 @@ export class EtcdObjects {
     /** The endpoints, as faults name the store. */
     readonly server: string,
     private readonly compactAfterMs = COMPACT_AFTER_MS,
+    /** A watch that hears nothing for this long (not even a progress notice) is ended. */
+    private readonly silenceMs = WATCH_SILENCE_MS,
   ) {}
 
   /**
-   * After a write at `revision`: every compactAfterMs, the revisions before the one marked last
-   * time go. Every daemon does so (a second compaction to the same revision is refused, which
-   * changes nothing); a failure is left for the next mark.
+   * After a write at `revision`: every compactAfterMs, the revisions before the one this daemon
+   * marked last time go. One daemon of a cluster does it per period, as kube-apiserver's
+   * replicas do: the one whose transaction finds the `compacted` key unwritten since its mark
+   * (the others find it written and leave it). A failure is left for the next period.
    */
   private written(revision: number): void {
-    const now = Date.now();
+    const now = performance.now();
     if (!this.mark) this.mark = { revision, at: now };
     if (now - this.mark.at < this.compactAfterMs) return;
     const before = this.mark.revision;
     this.mark = { revision, at: now };
-    this.etcd.call("/v3/kv/compaction", { revision: String(before) }).catch(() => undefined);
+    const key = `${this.prefix}compacted`;
+    this.etcd
+      .txn([{ key, target: "MOD", result: "LESS", mod_revision: before }], [{ put: { key, value: String(before) } }])
+      .then(({ succeeded }) => (succeeded ? this.etcd.call("/v3/kv/compaction", { revision: String(before) }) : undefined))
+      .catch(() => undefined);
   }
 
   private folder(type: ResourceType, namespace: string | null | undefined): string {
@@ -133,16 +142,29 @@ export class EtcdObjects {
     return new NotFoundError(404, "NotFound", `${type.plural} "${name}" not found`, { reason: "NotFound", code: 404, details: { name, kind: type.plural } });
   }
 
-  /** A transaction; a failure to get its answer is a write that may have applied. */
+  /**
+   * A write's transaction. Failing to get its answer, it may have applied (an attempt before
+   * the one that failed may have): UnconfirmedWrite, so the store reads the object again.
+   */
   private async txn(compare: Compare[], success: Op[], failure: Op[]) {
     try {
       const result = await this.etcd.txn(compare, success, failure);
       if (result.succeeded) this.written(result.revision);
       return result;
     } catch (err) {
-      if (err instanceof StorageFault) throw new UnconfirmedWrite(err.store, err.reason, err.code, err.detail);
-      throw this.fault(err);
+      const fault = this.fault(err);
+      if (fault instanceof StorageFault) throw new UnconfirmedWrite(fault.store, fault.reason, fault.code, fault.detail);
+      throw fault;
     }
+  }
+
+  /**
+   * A write whose compare failed after it went out more than once: the object changed, maybe
+   * by its own first attempt and another writer since. Not a lost race the store may act on,
+   * but an unconfirmed write (it reads the object again).
+   */
+  private unconfirmed(type: ResourceType, name: string): UnconfirmedWrite {
+    return new UnconfirmedWrite(this.server, "etcd did not confirm a write it was sent twice", ErrorCode.TryAgainLater, `${type.plural} "${name}"`);
   }
 
   /** etcd refusing a request (too large, malformed) is a storage fault someone has to look at. */
@@ -162,7 +184,13 @@ export class EtcdObjects {
   async get<R extends ResourceType>(type: R, name: string, options: { namespace?: string } = {}): Promise<ObjectOf<R>> {
     const [kv] = await this.read(() => this.etcd.range(this.key(type, options.namespace, name)));
     if (!kv) throw this.notFound(type, name);
-    return this.valid(type, this.object(kv.value, kv.createRevision, kv.modRevision));
+    let json: unknown;
+    try {
+      json = this.object(kv.value, kv.createRevision, kv.modRevision);
+    } catch {
+      throw new StorageFault(this.server, "etcd holds an object ipamd cannot read", ErrorCode.IoFailure, `${type.kind} ${name}: not JSON`);
+    }
+    return this.valid(type, json);
   }
 
   /** Every object of the kind (in the namespace): one read at one revision; `limit` is honoured, `continue` never needed. */
@@ -203,6 +231,7 @@ export class EtcdObjects {
     if (result.succeeded) return this.answer(type, value, result.revision, result.revision, options);
     const mine = ownWrite(result.ranges[0], value);
     if (mine) return this.answer(type, value, mine.createRevision, mine.modRevision, options);
+    if (result.sends > 1) throw this.unconfirmed(type, object.metadata.name!);
     throw new AlreadyExistsError(409, "AlreadyExists", `${type.plural} "${object.metadata.name}" already exists`);
   }
 
@@ -220,7 +249,7 @@ export class EtcdObjects {
     const result = await this.txn(compare, [{ put: { key, value } }], [{ range: { key } }]);
     const mine = result.succeeded ? undefined : ownWrite(result.ranges[0], value);
     if (mine) return this.answer(type, value, mine.createRevision, mine.modRevision, options);
-    if (!result.succeeded) throw this.lost(type, name!, result.ranges[0]);
+    if (!result.succeeded) throw result.sends > 1 ? this.unconfirmed(type, name!) : this.lost(type, name!, result.ranges[0]);
     // A txn answers its revision, not the key's create revision: the uid is the caller's copy's, if any.
     const uid = object.metadata.uid?.startsWith("etcd-") ? Number(object.metadata.uid.slice(5)) : 0;
     return this.answer(type, value, uid, result.revision, options);
@@ -235,7 +264,10 @@ export class EtcdObjects {
     if (uid) compare.push({ key, target: "CREATE", result: "EQUAL", create_revision: uid.startsWith("etcd-") ? Number(uid.slice(5)) : -1 });
     if (resourceVersion) compare.push({ key, target: "MOD", result: "EQUAL", mod_revision: Number(resourceVersion) });
     const result = await this.txn(compare, [{ delete: { key } }], [{ range: { key } }]);
-    if (!result.succeeded) throw this.lost(type, name, result.ranges[0]);
+    if (result.succeeded) return;
+    // Sent twice and now gone: the first attempt deleted it.
+    if (result.sends > 1 && !result.ranges[0]?.length) return;
+    throw result.sends > 1 ? this.unconfirmed(type, name) : this.lost(type, name, result.ranges[0]);
   }
 
   private lost(type: ResourceType, name: string, found: KeyValue[] | undefined): Error {
@@ -250,29 +282,44 @@ export class EtcdObjects {
 
   /**
    * Every change after options.resourceVersion (none: after now), until the watch is stopped,
-   * times out (returns) or breaks (throws; GoneError when that version is compacted away).
+   * falls silent (returns) or breaks (throws; GoneError when that version is compacted away).
+   * timeoutSeconds is not etcd's: an API server ends watches to spread them over its replicas,
+   * while a watch etcd keeps open stays at the head of its revisions, so compaction never
+   * overtakes it and no list is needed after an idle spell. etcd sends a progress notice every
+   * ten minutes to a watch with nothing else to send, so one silent for much longer is taken
+   * for a dead connection and ended; the caller watches again from where it was.
    */
   async *watch<R extends ResourceType>(type: R, options: WatchOptions<ObjectOf<R>> = {}): AsyncGenerator<WatchEvent<ObjectOf<R>>> {
+    if (options.labelSelector || options.fieldSelector) throw new IpamError(ErrorCode.Internal, "etcd objects: a watch takes no selector");
     const folder = this.folder(type, options.namespace);
     const stop = new AbortController();
-    const signals = [stop.signal, ...(options.signal ? [options.signal] : []), ...(options.timeoutSeconds ? [AbortSignal.timeout(options.timeoutSeconds * 1000)] : [])];
-    const signal = AbortSignal.any(signals);
+    const signal = AbortSignal.any([stop.signal, ...(options.signal ? [options.signal] : [])]);
+    let silence: Timer | undefined;
+    const heard = () => {
+      clearTimeout(silence);
+      silence = setTimeout(() => stop.abort(), this.silenceMs);
+    };
     const from = options.resourceVersion ? Number(options.resourceVersion) + 1 : undefined;
     // Without prev_kv: it would send each change's previous copy too (a block, twice over, to
     // every daemon); a deletion is known by its key.
-    const request = { create_request: { key: enc(folder), range_end: enc(prefixEnd(folder)), ...(from ? { start_revision: String(from) } : {}), progress_notify: options.allowWatchBookmarks !== false } };
+    const request = { create_request: { key: enc(folder), range_end: enc(prefixEnd(folder)), ...(from ? { start_revision: String(from) } : {}), progress_notify: true } };
     try {
+      heard();
       const res = await this.read(() => this.etcd.stream("/v3/watch", request, signal));
       for await (const line of lines(res.body!, signal, this.server)) {
+        heard();
         const message = safeParse(WatchMessageSchema, jsonOf(line));
-        if (!message.success || !message.output.result) throw new StorageFault(this.server, "etcd's watch answered what ipamd cannot read", ErrorCode.IoFailure, message.success ? (message.output.error?.message ?? line.slice(0, 200)) : describeIssues(message.issues));
+        if (!message.success) throw new StorageFault(this.server, "etcd's watch answered what ipamd cannot read", ErrorCode.IoFailure, describeIssues(message.issues));
+        // An error in the stream: the member ended it (it lost its leader, say).
+        if (!message.output.result) throw new StorageFault(this.server, "etcd ended the watch", ErrorCode.TryAgainLater, message.output.error?.message ?? line.slice(0, 200));
         yield* this.events(type, message.output.result, options);
       }
     } catch (err) {
-      // Stopped or timed out: the watch simply ends.
+      // Stopped, or silent for too long: the watch simply ends.
       if (signal.aborted) return;
       throw err;
     } finally {
+      clearTimeout(silence);
       stop.abort();
     }
   }

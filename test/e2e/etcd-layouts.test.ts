@@ -42,6 +42,15 @@ describe("the etcd layout of a prefix", () => {
     expect((await client.range(`${unmarked}layout`)).length).toBe(0);
   });
 
+  test("a prefix of blocks whose layout key an earlier version rewrote is refused, saying what to do", async () => {
+    const prefix = fresh();
+    expect(await etcdLayout(client, prefix)).toBe("blocks");
+    await client.put(`${prefix}ipamblocks/ipamd/net1-10.0.0.0-26`, "{}");
+    // An earlier version, knowing only the per-address layout, marks the prefix as its own.
+    await client.put(`${prefix}layout`, "5");
+    await expect(etcdLayout(client, prefix)).rejects.toThrow(`holds blocks, but its layout key says "5": a daemon of an earlier version`);
+  });
+
   test("a daemon on a prefix an earlier version filled serves its allocations as they are", async () => {
     const prefix = fresh();
     const earlier = new EtcdStore(new EtcdClient(etcd.endpoints), prefix, "node-a");

@@ -148,7 +148,8 @@ describe("objects on etcd", () => {
   });
 
   test("a watch from a version etcd has compacted away is GoneError, and an informer lists again and goes on", async () => {
-    const objects = fresh();
+    // A watch that hears nothing for a second ends (etcd's own notices come every ten minutes).
+    const objects = new EtcdObjects(client, `/objects-${process.pid}-${n++}/`, etcd.endpoints.join(","), undefined, 1000);
     const first = await objects.create(IPAMBlocks, block("b1"));
     const later = await objects.update(IPAMBlocks, { ...first, spec: { ...first.spec, node: "node-b" } });
     await client.call("/v3/kv/compaction", { revision: later.metadata.resourceVersion, physical: true });
@@ -163,14 +164,14 @@ describe("objects on etcd", () => {
         yield* objects.watch(type, options);
       })(),
     };
-    const informer = new Informer(paused, IPAMBlocks, { namespace: NS, watchTimeoutSeconds: 1 });
+    const informer = new Informer(paused, IPAMBlocks, { namespace: NS });
     informer.start();
     try {
       await informer.synced;
       expect(informer.get("b1", NS)?.spec.node).toBe("node-b");
       let resume = () => {};
       gate = new Promise((resolve) => (resume = resolve));
-      await Bun.sleep(1500); // its watch ends; the next waits at the gate
+      await Bun.sleep(1500); // its watch falls silent and ends; the next waits at the gate
       await objects.create(IPAMBlocks, block("b2"));
       const b3 = await objects.create(IPAMBlocks, block("b3"));
       await client.call("/v3/kv/compaction", { revision: b3.metadata.resourceVersion, physical: true });
@@ -194,6 +195,37 @@ describe("objects on etcd", () => {
     // Each write after the first compacted up to the one before it.
     await waitFor(async () => take(objects.watch(IPAMBlocks, { namespace: NS, resourceVersion: first.metadata.resourceVersion! }), 1).then(() => false, (err) => err instanceof GoneError), 5000, "the first writes' revisions to be compacted");
     expect((await objects.get(IPAMBlocks, "b1", { namespace: NS })).spec.node).toBe("node-2");
+  });
+
+  test("a write sent twice (its first answer lost): found done if it stands, unconfirmed if another write came after it", async () => {
+    /** A client whose transactions go out twice, the first answer lost, as when a member dies before answering. */
+    class Resending extends EtcdClient {
+      between: (() => Promise<unknown>) | undefined;
+      override async txn(...args: Parameters<EtcdClient["txn"]>): ReturnType<EtcdClient["txn"]> {
+        await super.txn(...args);
+        await this.between?.();
+        return { ...(await super.txn(...args)), sends: 2 };
+      }
+    }
+    const resending = new Resending(etcd.endpoints, {}, 3000);
+    const prefix = `/objects-${process.pid}-${n++}/`;
+    const objects = new EtcdObjects(resending, prefix, etcd.endpoints.join(","));
+    const direct = new EtcdObjects(client, prefix, etcd.endpoints.join(","));
+    const v1 = await objects.create(IPAMBlocks, block("b1"));
+    expect(v1.spec.node).toBe("node-a");
+    const v2 = await objects.update(IPAMBlocks, { ...v1, spec: { ...v1.spec, node: "node-b" } });
+    expect((await direct.get(IPAMBlocks, "b1", { namespace: NS })).metadata.resourceVersion).toBe(v2.metadata.resourceVersion!);
+    // Another daemon writes between the two attempts: the write did land, but is not the block's last.
+    resending.between = async () => {
+      const now = await direct.get(IPAMBlocks, "b1", { namespace: NS });
+      await direct.update(IPAMBlocks, { ...now, spec: { ...now.spec, node: "node-z" } });
+    };
+    const doubt = await objects.update(IPAMBlocks, { ...v2, spec: { ...v2.spec, node: "node-c" } }).catch((err) => err);
+    expect(doubt).toBeInstanceOf(StorageFault);
+    expect(mayHaveApplied(doubt)).toBe(true);
+    resending.between = undefined;
+    await objects.delete(IPAMBlocks, "b1", { namespace: NS });
+    await expect(direct.get(IPAMBlocks, "b1", { namespace: NS })).rejects.toBeInstanceOf(NotFoundError);
   });
 
   test("etcd that cannot be reached: reads and writes fail as storage faults (11); a write's may have applied", async () => {
