@@ -32,7 +32,7 @@ import { BASELINE_REF, buildBaseline } from "./bench-suite/baseline-build.ts";
 import { addressOf } from "../src/store/etcd/layout.ts";
 import { sweepReads } from "./bench-suite/sweep-reads.ts";
 import { durableSlice, Load, p } from "./bench-suite/cluster-load.ts";
-import { BLOCKS_LAYOUT } from "../src/daemon/open-store.ts";
+import { BLOCKS_LAYOUT } from "../src/store/etcd-layouts.ts";
 import { blockAllocations, ETCD_NAMESPACE, etcdObjects } from "../test/e2e/shared-stores.ts";
 
 const SECONDS = Number(process.env.BENCH_CLUSTER_SECONDS ?? 10);

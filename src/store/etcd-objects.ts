@@ -9,8 +9,9 @@
  * away is GoneError, as a 410 is, so an informer lists again.
  *
  * etcd keeps every revision until it is compacted, and each write of a block is a new copy of
- * it: writes here compact what is older than a few minutes (compactAfterMs), as kube-apiserver
- * does for its own etcd, so the database stops growing with every ADD.
+ * it: one daemon per few minutes (compactAfterMs) compacts what is older, as kube-apiserver
+ * does for its own etcd, so the database stops growing with every ADD. A watch stays open for
+ * as long as etcd keeps it, so it never falls behind a compaction.
  */
 import { array, boolean, type InferOutput, looseObject, object, optional, safeParse, string } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";

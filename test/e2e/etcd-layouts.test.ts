@@ -4,7 +4,7 @@
  * version filled (a key per address) keeps its layout and its data.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { etcdLayout } from "../../src/daemon/open-store.ts";
+import { etcdLayout } from "../../src/store/etcd-layouts.ts";
 import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { record } from "../store/contract.ts";
