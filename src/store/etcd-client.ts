@@ -208,12 +208,26 @@ export class EtcdClient {
     throw new StorageFault(this.endpoints.join(","), "etcd is not available", ErrorCode.TryAgainLater, lastError);
   }
 
-  /** Every key with this prefix (the first `limit`), and the revision they are of (a watch from the next one sees every later change). */
-  async rangePrefixAt(prefix: string, limit?: number): Promise<{ kvs: KeyValue[]; revision: number }> {
-    const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(prefix), range_end: enc(prefixEnd(prefix)), ...(limit ? { limit: String(limit) } : {}) }), "range response");
-    const kvs = (json.kvs ?? []).map(toKv);
-    this.keysRead += kvs.length;
-    return { kvs, revision: Number(json.header?.revision ?? 0) };
+  /**
+   * Every key with this prefix (the first `limit`), and the revision they are of (a watch from
+   * the next one sees every later change). Read a page of `pageSize` keys per request, every
+   * page at the first one's revision, so each request stays small and inside its deadline
+   * however many keys there are; the pages are one consistent read.
+   */
+  async rangePrefixAt(prefix: string, limit?: number, pageSize = 500): Promise<{ kvs: KeyValue[]; revision: number }> {
+    const end = enc(prefixEnd(prefix));
+    const kvs: KeyValue[] = [];
+    let revision = 0;
+    for (let from = prefix; ; ) {
+      const size = limit ? Math.min(pageSize, limit - kvs.length) : pageSize;
+      const json = parseResponse(rangeResponse, await this.call("/v3/kv/range", { key: enc(from), range_end: end, limit: String(size), ...(revision ? { revision: String(revision) } : {}) }), "range response");
+      revision ||= Number(json.header?.revision ?? 0);
+      const page = (json.kvs ?? []).map(toKv);
+      kvs.push(...page);
+      this.keysRead += page.length;
+      if (page.length < size || (limit && kvs.length >= limit)) return { kvs, revision };
+      from = `${page[page.length - 1]!.key}\0`;
+    }
   }
 
   /** descending: newest key first (with limit, the last keys of the range). */

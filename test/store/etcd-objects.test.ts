@@ -109,6 +109,26 @@ describe("objects on etcd", () => {
     expect(again.invalid.map((i) => i.name)).toEqual(["bad"]);
   });
 
+  test("a list is read a page at a time, every page at the first one's revision: one consistent read", async () => {
+    const prefix = `/pages-${process.pid}-${n++}/`;
+    for (let i = 0; i < 10; i++) await client.put(`${prefix}k${i}`, String(i));
+    /** A client that writes a key the list has not reached yet, right after its first page. */
+    class Interleaving extends EtcdClient {
+      pages = 0;
+      override async call(...args: Parameters<EtcdClient["call"]>) {
+        const answer = await super.call(...args);
+        if (args[0] === "/v3/kv/range" && ++this.pages === 1) await client.put(`${prefix}k99`, "late");
+        return answer;
+      }
+    }
+    const paging = new Interleaving(etcd.endpoints, {}, 3000);
+    const { kvs, revision } = await paging.rangePrefixAt(prefix, undefined, 3);
+    expect(kvs.map((kv) => kv.value)).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    expect(paging.pages).toBe(4);
+    expect((await client.rangePrefixAt(prefix)).revision).toBeGreaterThan(revision);
+    expect((await paging.rangePrefixAt(prefix, 4, 3)).kvs.map((kv) => kv.value)).toEqual(["0", "1", "2", "3"]);
+  });
+
   test("a watch from a list's version sees every later change in order, with the versions the objects then had", async () => {
     const objects = fresh();
     await objects.create(IPAMBlocks, block("b0"));
