@@ -9,7 +9,7 @@ import { EtcdClient } from "../../src/store/etcd-client.ts";
 import { EtcdStore } from "../../src/store/etcd.ts";
 import { record } from "../store/contract.ts";
 import { type EtcdCluster, startEtcd } from "../store/etcd-cluster.ts";
-import { attachmentEnv, cleanup, netconf, runPlugin, startDaemon } from "./harness.ts";
+import { attachmentEnv, cleanup, netconf, runPlugin, startDaemon, waitFor } from "./harness.ts";
 
 let etcd: EtcdCluster;
 let client: EtcdClient;
@@ -57,6 +57,8 @@ describe("the etcd layout of a prefix", () => {
     await earlier.prepare();
     await earlier.commit([{ op: "allocate", record: record("10.0.0.5", "before-upgrade", { network: "testnet", node: "node-a", rangeSet: "10.0.0.0/24[10.0.0.1-10.0.0.254 gw 10.0.0.1]" }) }]);
     const daemon = await startDaemon({ args: ["--store", "etcd", "--etcd-endpoints", etcd.endpoints.join(","), "--etcd-prefix", prefix, "--node", "node-a"] });
+    // Its start line (read from its stderr as it comes) names the layout.
+    await waitFor(() => daemon.stderr().includes('"ipamd serving"'), 5000, "the daemon's start line");
     expect(daemon.stderr()).toContain('"layout":"per-address"');
     const conf = netconf(daemon.socket, { ranges: [[{ subnet: "10.0.0.0/24", gateway: "10.0.0.1" }]] });
     // The attachment's address is the one stored before; a new one gets another.
