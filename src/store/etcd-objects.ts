@@ -4,65 +4,31 @@
  * either. Each object is one key, `PREFIX + plural/namespace/name`, its value the object's
  * JSON; its resourceVersion is the key's mod revision and every write is a transaction that
  * compares it, which is the compare-and-swap the Kubernetes API does with resourceVersion.
- * A list is one range read at one revision, and a watch from the next revision (etcd's
- * watch, through the gateway) sees every change after it; a revision etcd has compacted
- * away is GoneError, as a 410 is, so an informer lists again.
+ * A list is read at one revision (a page at a time), and a watch from the next revision
+ * (etcd's watch, through the gateway; etcd-objects/watch-stream.ts) sees every change after
+ * it; a revision etcd has compacted away is GoneError, as a 410 is, so an informer lists
+ * again. How a value holds its object is etcd-objects/stored.ts.
  *
  * etcd keeps every revision until it is compacted, and each write of a block is a new copy of
  * it: one daemon per few minutes (compactAfterMs) compacts what is older, as kube-apiserver
  * does for its own etcd, so the database stops growing with every ADD. A watch stays open for
  * as long as etcd keeps it, so it never falls behind a compaction.
  */
-import { array, boolean, type InferOutput, looseObject, object, optional, safeParse, string } from "valibot";
 import { ErrorCode, IpamError } from "../errors.ts";
 import type { DeleteOptions, Writable, WriteOptions } from "../kube/client.ts";
-import { AlreadyExistsError, ConflictError, describeIssues, GoneError, NotFoundError } from "../kube/errors.ts";
+import { AlreadyExistsError, ConflictError, NotFoundError } from "../kube/errors.ts";
 import type { InvalidObject, ListOptions, ListPage } from "../kube/list.ts";
-import { apiVersionOf, type ObjectOf, type ResourceType } from "../kube/resources.ts";
+import type { ObjectOf, ResourceType } from "../kube/resources.ts";
 import type { WatchEvent, WatchOptions } from "../kube/watch.ts";
-import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd, toKv, WireKvSchema } from "./etcd-client.ts";
+import { type Compare, type EtcdClient, type KeyValue, type Op, prefixEnd } from "./etcd-client.ts";
+import { checked, labelTerms, type Meta, objectAt, ownWrite, storedValue } from "./etcd-objects/stored.ts";
+import { watchEvents } from "./etcd-objects/watch-stream.ts";
 import { StorageFault, UnconfirmedWrite } from "./storage-fault.ts";
 
 /** The namespace the block store names its objects in on etcd: the prefix is what sets stores apart there. */
 export const ETCD_NAMESPACE = "ipamd";
 
 const enc = (s: string) => Buffer.from(s, "utf8").toString("base64");
-
-/** One message of a watch stream (the gateway's JSON: int64 as strings, default values left out). */
-const WatchMessageSchema = object({
-  result: optional(
-    looseObject({
-      header: optional(looseObject({ revision: optional(string()) })),
-      created: optional(boolean()),
-      canceled: optional(boolean()),
-      cancel_reason: optional(string()),
-      compact_revision: optional(string()),
-      // type is absent for a PUT: proto3 leaves out an enum's first value.
-      events: optional(array(looseObject({ type: optional(string()), kv: WireKvSchema }))),
-    }),
-  ),
-  error: optional(looseObject({ message: optional(string()) })),
-});
-type WatchResult = NonNullable<InferOutput<typeof WatchMessageSchema>["result"]>;
-
-/**
- * Metadata that is the key's, never stored from a writer's copy: resourceVersion (a write's
- * compare) and uid are its revisions. Neither managedFields nor creationTimestamp is kept (the
- * store reads neither, and keeping the first write's would cost each write a read).
- */
-const SERVER_FIELDS = ["resourceVersion", "uid", "managedFields", "creationTimestamp"] as const;
-
-type Meta = { name?: string | null; namespace?: string | null; resourceVersion?: string | null; uid?: string | null; labels?: Record<string, string> | null };
-
-/** `a=b,c==d`: the label selectors the store asks with (equality only; anything else is refused, not ignored). */
-function labelTerms(selector: string | undefined): [string, string][] {
-  if (!selector) return [];
-  return selector.split(",").map((term) => {
-    const match = /^\s*([^=!\s]+)\s*==?\s*([^=!\s]*)\s*$/.exec(term);
-    if (!match) throw new IpamError(ErrorCode.Internal, `etcd objects: label selector ${JSON.stringify(selector)}: only key=value terms are supported`);
-    return [match[1]!, match[2]!];
-  });
-}
 
 /** How long etcd keeps the revisions a watch may resume from (the API server's default). */
 export const COMPACT_AFTER_MS = 5 * 60_000;
@@ -112,29 +78,8 @@ export class EtcdObjects {
     return this.folder(type, namespace) + name;
   }
 
-  /** What is stored: the object without what is the key's, with an id of this write (see ownWrite). */
-  private stored(type: ResourceType, object: { metadata: Meta }): string {
-    const metadata: Record<string, unknown> = { ...object.metadata };
-    for (const field of SERVER_FIELDS) delete metadata[field];
-    return JSON.stringify({ ...object, apiVersion: apiVersionOf(type), kind: type.kind, metadata, [WRITE_ID]: crypto.randomUUID() });
-  }
-
-  /** A stored value as the object at its revisions (uid: the create revision, when known). */
-  private object(value: string, createRevision: number, modRevision: number): { metadata: Meta } {
-    const object = JSON.parse(value) as { metadata: Meta; [WRITE_ID]?: string };
-    delete object[WRITE_ID];
-    object.metadata.resourceVersion = String(modRevision);
-    if (createRevision > 0) object.metadata.uid = `etcd-${createRevision}`;
-    return object;
-  }
-
-  private parse<R extends ResourceType>(type: R, json: unknown): { object: ObjectOf<R> } | { invalid: string } {
-    const parsed = safeParse(type.schema, json);
-    return parsed.success ? { object: parsed.output as ObjectOf<R> } : { invalid: `${type.kind}: ${describeIssues(parsed.issues)}` };
-  }
-
   private valid<R extends ResourceType>(type: R, json: unknown): ObjectOf<R> {
-    const parsed = this.parse(type, json);
+    const parsed = checked(type, json);
     if ("invalid" in parsed) throw new StorageFault(this.server, "etcd holds an object ipamd cannot read", ErrorCode.IoFailure, parsed.invalid);
     return parsed.object;
   }
@@ -187,14 +132,14 @@ export class EtcdObjects {
     if (!kv) throw this.notFound(type, name);
     let json: unknown;
     try {
-      json = this.object(kv.value, kv.createRevision, kv.modRevision);
+      json = objectAt(kv.value, kv.createRevision, kv.modRevision);
     } catch {
       throw new StorageFault(this.server, "etcd holds an object ipamd cannot read", ErrorCode.IoFailure, `${type.kind} ${name}: not JSON`);
     }
     return this.valid(type, json);
   }
 
-  /** Every object of the kind (in the namespace): one read at one revision; `limit` is honoured, `continue` never needed. */
+  /** Every object of the kind (in the namespace), read at one revision; `limit` is honoured, `continue` never needed. */
   async list<R extends ResourceType>(type: R, options: ListOptions = {}): Promise<ListPage<ObjectOf<R>>> {
     const terms = labelTerms(options.labelSelector);
     if (options.fieldSelector) throw new IpamError(ErrorCode.Internal, "etcd objects: field selectors are not supported");
@@ -206,13 +151,13 @@ export class EtcdObjects {
       if (options.limit && items.length >= options.limit) break;
       let json: { metadata: Meta };
       try {
-        json = this.object(kv.value, kv.createRevision, kv.modRevision);
+        json = objectAt(kv.value, kv.createRevision, kv.modRevision);
       } catch {
         invalid.push({ namespace: options.namespace, name: kv.key.slice(kv.key.lastIndexOf("/") + 1), resourceVersion: String(kv.modRevision), message: `${type.kind}: not JSON` });
         continue;
       }
       if (terms.some(([k, v]) => json.metadata.labels?.[k] !== v)) continue;
-      const parsed = this.parse(type, json);
+      const parsed = checked(type, json);
       if ("object" in parsed) items.push(parsed.object);
       else invalid.push({ namespace: json.metadata.namespace ?? undefined, name: json.metadata.name ?? undefined, resourceVersion: String(kv.modRevision), message: parsed.invalid });
     }
@@ -226,7 +171,7 @@ export class EtcdObjects {
   /** Creates the object if no object has its name: else AlreadyExistsError. */
   async create<R extends ResourceType>(type: R, object: Writable<R>, options: WriteOptions<ObjectOf<R>> = {}): Promise<ObjectOf<R>> {
     const key = this.key(type, options.namespace ?? object.metadata.namespace, object.metadata.name);
-    const value = this.stored(type, object);
+    const value = storedValue(type, object);
     if (options.dryRun) return this.answer(type, value, 0, 0, options);
     const result = await this.txn([{ key, target: "CREATE", result: "EQUAL", create_revision: 0 }], [{ put: { key, value } }], [{ range: { key } }]);
     if (result.succeeded) return this.answer(type, value, result.revision, result.revision, options);
@@ -245,7 +190,7 @@ export class EtcdObjects {
     const key = this.key(type, options.namespace ?? object.metadata.namespace, name);
     const version = object.metadata.resourceVersion;
     const compare: Compare[] = version ? [{ key, target: "MOD", result: "EQUAL", mod_revision: Number(version) }] : [{ key, target: "CREATE", result: "GREATER", create_revision: 0 }];
-    const value = this.stored(type, object);
+    const value = storedValue(type, object);
     if (options.dryRun) return this.answer(type, value, 0, 0, options);
     const result = await this.txn(compare, [{ put: { key, value } }], [{ range: { key } }]);
     const mine = result.succeeded ? undefined : ownWrite(result.ranges[0], value);
@@ -277,7 +222,7 @@ export class EtcdObjects {
   }
 
   private answer<R extends ResourceType>(type: R, value: string, createRevision: number, modRevision: number, options: WriteOptions<ObjectOf<R>>): ObjectOf<R> {
-    const json = this.object(value, createRevision, modRevision);
+    const json = objectAt(value, createRevision, modRevision);
     return options.known?.(json) ?? this.valid(type, json);
   }
 
@@ -307,14 +252,7 @@ export class EtcdObjects {
     try {
       heard();
       const res = await this.read(() => this.etcd.stream("/v3/watch", request, signal));
-      for await (const line of lines(res.body!, signal, this.server)) {
-        heard();
-        const message = safeParse(WatchMessageSchema, jsonOf(line));
-        if (!message.success) throw new StorageFault(this.server, "etcd's watch answered what ipamd cannot read", ErrorCode.IoFailure, describeIssues(message.issues));
-        // An error in the stream: the member ended it (it lost its leader, say).
-        if (!message.output.result) throw new StorageFault(this.server, "etcd ended the watch", ErrorCode.TryAgainLater, message.output.error?.message ?? line.slice(0, 200));
-        yield* this.events(type, message.output.result, options);
-      }
+      yield* watchEvents(type, res.body!, signal, this.server, options, heard);
     } catch (err) {
       // Stopped, or silent for too long: the watch simply ends.
       if (signal.aborted) return;
@@ -323,90 +261,5 @@ export class EtcdObjects {
       clearTimeout(silence);
       stop.abort();
     }
-  }
-
-  private *events<R extends ResourceType>(type: R, result: WatchResult, options: WatchOptions<ObjectOf<R>>): Generator<WatchEvent<ObjectOf<R>>> {
-    if (result.compact_revision && result.compact_revision !== "0") throw new GoneError(410, "Expired", `etcd has compacted the revisions up to ${result.compact_revision}`);
-    if (result.canceled) throw new StorageFault(this.server, "etcd ended the watch", ErrorCode.TryAgainLater, result.cancel_reason);
-    const events = result.events ?? [];
-    // A progress notice: nothing changed up to its revision.
-    if (events.length === 0 && !result.created && result.header?.revision) yield { type: "BOOKMARK", resourceVersion: result.header.revision, initialEventsEnd: false };
-    for (const event of events) {
-      const kv = toKv(event.kv);
-      const resourceVersion = String(kv.modRevision);
-      const name = kv.key.slice(kv.key.lastIndexOf("/") + 1);
-      const key = { namespace: options.namespace, name };
-      if (event.type === "DELETE") {
-        // Its name is all a watcher needs of a deleted object (an informer drops its copy by it).
-        yield { type: "DELETED", object: { metadata: { name, namespace: options.namespace, resourceVersion } } as ObjectOf<R>, resourceVersion };
-        continue;
-      }
-      const eventType = kv.createRevision === kv.modRevision ? "ADDED" : "MODIFIED";
-      let json: unknown;
-      try {
-        json = this.object(kv.value, kv.createRevision, kv.modRevision);
-      } catch {
-        yield { type: "INVALID", eventType, resourceVersion, ...key, message: `${type.kind}: not JSON` };
-        continue;
-      }
-      const held = options.known?.(key, resourceVersion, json);
-      if (held) {
-        yield { type: eventType, object: held, resourceVersion };
-        continue;
-      }
-      if (eventType === "MODIFIED" && options.take?.(key, resourceVersion, json)) {
-        yield { type: "TAKEN", resourceVersion, ...key };
-        continue;
-      }
-      const parsed = this.parse(type, json);
-      if ("object" in parsed) yield { type: eventType, object: parsed.object, resourceVersion };
-      else yield { type: "INVALID", eventType, resourceVersion, ...key, message: parsed.invalid };
-    }
-  }
-}
-
-/** A field of every stored value, unique to the write that stored it, dropped when read. */
-const WRITE_ID = "ipamdWrite";
-
-/**
- * The key as found, when it holds exactly what this write sends (its write id included): the
- * write was applied by an earlier attempt of the same request (the etcd client sends a
- * transaction again when a member fails to answer it, e.g. a killed leader), so it did not
- * lose its compare to anyone. Two writers' values are never equal: a write id is random.
- */
-const ownWrite = (found: KeyValue[] | undefined, value: string): KeyValue | undefined => (found?.[0]?.value === value ? found[0] : undefined);
-
-const jsonOf = (line: string): unknown => {
-  try {
-    return JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-};
-
-/** The stream's lines (the gateway writes one JSON message per line). */
-async function* lines(body: ReadableStream<Uint8Array>, signal: AbortSignal, server: string): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        if (signal.aborted) return;
-        throw new StorageFault(server, "etcd's watch broke", ErrorCode.TryAgainLater, (err as Error).message);
-      }
-      if (chunk.done) return;
-      buffer += decoder.decode(chunk.value, { stream: true });
-      for (let newline = buffer.indexOf("\n"); newline >= 0; newline = buffer.indexOf("\n")) {
-        const line = buffer.slice(0, newline).trim();
-        buffer = buffer.slice(newline + 1);
-        if (line) yield line;
-      }
-    }
-  } finally {
-    reader.releaseLock();
   }
 }

@@ -16,9 +16,9 @@ import { EtcdObjects } from "../../src/store/etcd-objects.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { kindMissing, mayHaveApplied } from "../../src/store/kube/faults.ts";
 import { StorageFault } from "../../src/store/storage-fault.ts";
-import type { Store } from "../../src/store/store.ts";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import { storeContract } from "./contract.ts";
+import { reopenableTarget } from "./contract/support.ts";
 import { type EtcdCluster, startEtcd } from "./etcd-cluster.ts";
 import { PREFIXES } from "./kube-env.ts";
 
@@ -261,23 +261,10 @@ describe("objects on etcd", () => {
   });
 });
 
-const reopening = new WeakMap<Store, () => Promise<KubeStore>>();
 const open = (prefix: string, db: string) => KubeStore.open({ client: new EtcdObjects(new EtcdClient(etcd.endpoints, {}, 3000), prefix, etcd.endpoints.join(",")), namespace: NS, node: "", db, blockPrefixes: PREFIXES });
 
-storeContract("blocks on etcd", {
-  async open() {
-    const prefix = `/contract-blocks-${process.pid}-${n++}/`;
-    const db = join(tempDir("ipamd-contract-"), "local.db");
-    const store = await open(prefix, db);
-    reopening.set(store, async () => {
-      const again = await open(prefix, db);
-      reopening.set(again, reopening.get(store)!);
-      return again;
-    });
-    return store;
-  },
-  async reopen(store) {
-    await store.close();
-    return reopening.get(store)!();
-  },
-});
+// Each store under a prefix of its own, its local database kept across a reopen.
+storeContract(
+  "blocks on etcd",
+  reopenableTarget(async () => `/contract-blocks-${process.pid}-${n++}/`, open, () => join(tempDir("ipamd-contract-"), "local.db")),
+);

@@ -15,13 +15,13 @@ import { blockSpecWire, type IPAMBlock } from "../../src/kube/schemas/store.ts";
 import { KubeStore } from "../../src/store/kube.ts";
 import { blockName } from "../../src/store/kube/names.ts";
 import { StorageFault } from "../../src/store/storage-fault.ts";
-import { type AllocationRecord, type Change, ConflictError, LimitError, type Store } from "../../src/store/store.ts";
+import { type AllocationRecord, type Change, ConflictError, LimitError } from "../../src/store/store.ts";
 import { cleanup, tempDir, waitFor } from "../e2e/harness.ts";
 import type { KubeApiserver } from "../kube/apiserver.ts";
 import { adminConnection, installCrds, STORE_CRDS, startWithAdmin } from "../kube/helpers.ts";
 import { startTcpProxy } from "../kube/tcp-proxy.ts";
 import { storeContract } from "./contract.ts";
-import { record } from "./contract/support.ts";
+import { record, reopenableTarget } from "./contract/support.ts";
 import { freshNamespace, HookedClient, openReportingStore, openStore, storedBlocks } from "./kube-env.ts";
 
 let kube: KubeApiserver;
@@ -33,26 +33,11 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(cleanup);
 
-const reopening = new WeakMap<Store, () => Promise<KubeStore>>();
-
-storeContract("kubernetes", {
-  async open() {
-    const namespace = await freshNamespace(client);
-    // The store's local database, kept across a reopen; removed with the temp dir at the end.
-    const db = join(tempDir("ipamd-contract-"), "local.db");
-    const store = await openStore(client, namespace, "", db);
-    reopening.set(store, async () => {
-      const again = await openStore(client, namespace, "", db);
-      reopening.set(again, reopening.get(store)!);
-      return again;
-    });
-    return store;
-  },
-  async reopen(store) {
-    await store.close();
-    return reopening.get(store)!();
-  },
-});
+// Each store in a namespace of its own, its local database kept across a reopen (removed with the temp dir at the end).
+storeContract(
+  "kubernetes",
+  reopenableTarget(() => freshNamespace(client), (namespace, db) => openStore(client, namespace, "", db), () => join(tempDir("ipamd-contract-"), "local.db")),
+);
 
 const hooked = () => new HookedClient(new KubeTransport(adminConnection(kube), { timeoutMs: 10_000 }));
 const dual = (i: number, containerID = `c${i}`) => [

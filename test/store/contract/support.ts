@@ -8,6 +8,29 @@ export interface ContractTarget {
   reopen(store: Store): Promise<Store>;
 }
 
+/**
+ * A target whose stores are opened on a fresh place by `place()`, each with its own local
+ * database kept across a reopen (the block store's history and cursors): `open(place, db)`
+ * opens one there, first and after a close alike.
+ */
+export function reopenableTarget<P>(place: () => Promise<P>, open: (place: P, db: string) => Promise<Store>, db: () => string): ContractTarget {
+  const reopening = new WeakMap<Store, () => Promise<Store>>();
+  const remember = (store: Store, again: () => Promise<Store>) => {
+    reopening.set(store, async () => remember(await again(), again));
+    return store;
+  };
+  return {
+    async open() {
+      const [where, file] = [await place(), db()];
+      return remember(await open(where, file), () => open(where, file));
+    },
+    async reopen(store) {
+      await store.close();
+      return reopening.get(store)!();
+    },
+  };
+}
+
 export const RANGE_SET = "10.0.0.0/24[10.0.0.1-10.0.0.254 gw 10.0.0.1]";
 
 export function record(ip: string, containerID: string, more: Partial<AllocationRecord> = {}): AllocationRecord {
