@@ -13,13 +13,13 @@
 import { callSafely, reportTo } from "./callbacks.ts";
 import { type Clock, backoffMs, systemClock } from "./clock.ts";
 import type { KubeClient } from "./client.ts";
-
-/** What an informer asks of a client: a list, then a watch from its version (KubeClient, or the store's objects on etcd). */
-export type Listing = Pick<KubeClient, "listAll" | "watch">;
 import { GoneError } from "./errors.ts";
 import type { InvalidObject } from "./list.ts";
 import type { ObjectOf, ResourceType } from "./resources.ts";
 import type { WatchEvent } from "./watch.ts";
+
+/** What an informer asks of a client: a list, then a watch from its version (KubeClient, or the store's objects on etcd). */
+export type Listing = Pick<KubeClient, "listAll" | "watch">;
 
 export type InformerEvent<T> =
   | { type: "added" | "modified"; object: T }
