@@ -11,6 +11,8 @@ import { type EtcdLayout, etcdLayout } from "../store/etcd-layouts.ts";
 import { ETCD_NAMESPACE, EtcdObjects } from "../store/etcd-objects.ts";
 import { EtcdStore } from "../store/etcd.ts";
 import { KubeStore } from "../store/kube.ts";
+import type { ObjectClient } from "../store/kube/api.ts";
+import type { BlockPrefixes } from "../store/kube/names.ts";
 import { SqliteStore } from "../store/sqlite.ts";
 import { StorageFault } from "../store/storage-fault.ts";
 import type { ServeSettings } from "./config.ts";
@@ -70,18 +72,33 @@ async function openKubeStore(settings: ServeSettings, log: ConsolaInstance | und
   const client = KubeClient.connect(connection, { timeoutMs: 2000, userAgent: `ipamd node ${settings.node}` });
   const namespace = settings.kubernetes.namespace ?? connection.namespace;
   const { blockPrefixV4: v4, blockPrefixV6: v6 } = settings.kubernetes;
+  return openBlockStore(client, namespace, settings, { v4, v6 }, log, (why) =>
+    new IpamError(ErrorCode.IoFailure, `cannot use the Kubernetes API at ${connection.server} (namespace ${namespace}): ${why} (check the credentials (${connection.source}), the ServiceAccount's RBAC, and that k8s/crds/ is applied)`),
+  );
+}
+
+/**
+ * The block store (store/kube.ts) on `client`'s objects, the node's history and cursors in --db.
+ * A store that cannot be opened is `cannot`'s error, saying what to check; a wrong setting is
+ * its own error.
+ */
+async function openBlockStore(client: ObjectClient, namespace: string, settings: ServeSettings, blockPrefixes: BlockPrefixes, log: ConsolaInstance | undefined, cannot: (why: string) => IpamError): Promise<KubeStore> {
   await makeDbDir(settings.db);
   try {
     return await KubeStore.open({
-      client, namespace, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 },
-      onWatchError: (err) => log?.warn("watching IPAMBlocks failed; retrying", err),
-      onInvalidBlock: ({ name, resourceVersion, message }) => log?.error("an IPAMBlock ipamd cannot read is left out; writes that meet it fail until it is mended", { block: name, resourceVersion, problem: message }),
+      client, namespace, node: settings.node, db: settings.db, blockPrefixes,
+      onWatchError: (err) => log?.warn("watching the blocks (IPAMBlock objects) failed; retrying", err),
+      onInvalidBlock: ({ name, resourceVersion, message }) => log?.error("a block ipamd cannot read is left out; writes that meet it fail until it is mended", { block: name, resourceVersion, problem: message }),
     });
   } catch (err) {
-    if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
-    const why = err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message;
-    throw new IpamError(ErrorCode.IoFailure, `cannot use the Kubernetes API at ${connection.server} (namespace ${namespace}): ${why} (check the credentials (${connection.source}), the ServiceAccount's RBAC, and that k8s/crds/ is applied)`);
+    throw openFailure(err, cannot);
   }
+}
+
+/** A failure to open a store: a wrong setting as it is, anything else (the store's fault, an unreadable answer) as `cannot` words it. */
+function openFailure(err: unknown, cannot: (why: string) => IpamError): unknown {
+  if (err instanceof IpamError && !(err instanceof StorageFault)) return err;
+  return cannot(err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message);
 }
 
 async function openEtcdStore(settings: ServeSettings, log: ConsolaInstance | undefined): Promise<EtcdStore | KubeStore> {
@@ -104,31 +121,19 @@ async function openEtcdStore(settings: ServeSettings, log: ConsolaInstance | und
   // meets a leader election (~1-2 s here after a leader is killed, more on a busy machine)
   // still gets through, and one whose etcd has lost quorum is answered 11 within the wait.
   const client = new EtcdClient(endpoints, tls, CALL_TIMEOUT_MS - ETCD_MARGIN_MS);
-  const cannot = (err: unknown) => new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${err instanceof StorageFault ? `${err.reason}: ${err.detail}` : (err as Error).message} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
+  const cannot = (why: string) => new IpamError(ErrorCode.IoFailure, `cannot use etcd at ${endpoints.join(",")}: ${why} (check the endpoints and --etcd-cacert/--etcd-cert/--etcd-key)`);
   let layout: EtcdLayout;
   try {
     layout = await etcdLayout(client, prefix);
   } catch (err) {
-    if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
-    throw cannot(err);
+    throw openFailure(err, cannot);
   }
   if (layout === "per-address") {
     const store = new EtcdStore(client, prefix, settings.node);
     await store.prepare();
     return store;
   }
-  const { v4, v6 } = blockPrefixes(settings.etcd);
-  await makeDbDir(settings.db);
-  try {
-    return await KubeStore.open({
-      client: new EtcdObjects(client, prefix, endpoints.join(",")), namespace: ETCD_NAMESPACE, node: settings.node, db: settings.db, blockPrefixes: { v4, v6 },
-      onWatchError: (err) => log?.warn("watching the blocks in etcd failed; retrying", err),
-      onInvalidBlock: ({ name, resourceVersion, message }) => log?.error("a block in etcd ipamd cannot read is left out; writes that meet it fail until it is mended", { block: name, resourceVersion, problem: message }),
-    });
-  } catch (err) {
-    if (err instanceof IpamError && !(err instanceof StorageFault)) throw err;
-    throw cannot(err);
-  }
+  return openBlockStore(new EtcdObjects(client, prefix, endpoints.join(",")), ETCD_NAMESPACE, settings, blockPrefixes(settings.etcd), log, cannot);
 }
 
 /** A block is one value, written whole with each batch of its changes: at most 256 addresses. */
